@@ -1,0 +1,110 @@
+/**
+ * Options accepted by every Dovetail error, as for `Error`.
+ */
+export interface DovetailErrorOptions {
+  /** The underlying reason, kept as `error.cause`. */
+  cause?: unknown;
+}
+
+/**
+ * Base class of every error Dovetail itself raises. User errors are never wrapped in it.
+ *
+ * @example
+ * ```ts
+ * import { DovetailError } from 'dovetail';
+ * try { await task; } catch (error) { if (error instanceof DovetailError) console.log(error.name); }
+ * ```
+ */
+export class DovetailError extends Error {
+  override readonly name: string = 'DovetailError';
+
+  /**
+   * @param message - What happened.
+   * @param options - `{ cause }`, kept as `error.cause`.
+   */
+  constructor(message?: string, options?: DovetailErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** Options of {@link TimeoutError}. */
+export interface TimeoutErrorOptions extends DovetailErrorOptions {
+  /** The limit that was exceeded, in milliseconds. */
+  timeout?: number;
+}
+
+/**
+ * An attempt ran longer than the `timeout` policy allows. The attempt's signal is aborted with it.
+ *
+ * @example
+ * ```ts
+ * import { Dovetail, TimeoutError } from 'dovetail';
+ * const dvt = new Dovetail({ timeout: 50 });
+ * await dvt.task.schedule(() => new Promise(() => {})).catch((error: unknown) => {
+ *   if (error instanceof TimeoutError) console.log(`gave up after ${error.timeout} ms`);
+ * });
+ * ```
+ */
+export class TimeoutError extends DovetailError {
+  override readonly name = 'TimeoutError';
+  /** The limit that was exceeded, in milliseconds (`NaN` when not given). */
+  readonly timeout: number;
+
+  /**
+   * @param message - What happened; defaults to `timed out after <timeout> ms`.
+   * @param options - `{ cause, timeout }`.
+   */
+  constructor(message?: string, options?: TimeoutErrorOptions) {
+    const timeout = options?.timeout ?? Number.NaN;
+    super(message ?? `timed out after ${timeout} ms`, options);
+    this.timeout = timeout;
+  }
+}
+
+/**
+ * A task was cancelled: by `task.cancel()`, by its `signal`, by a failing `map`, or by
+ * `shutdown({ wait: false })` while it was still queued. `cause` holds the reason given.
+ *
+ * @example
+ * ```ts
+ * import { CancelledError, Dovetail } from 'dovetail';
+ * const dvt = new Dovetail();
+ * const task = dvt.task.schedule(() => new Promise((resolve) => setTimeout(resolve, 1000)));
+ * task.cancel('not needed');
+ * await task.catch((error: unknown) => console.log(error instanceof CancelledError)); // true
+ * ```
+ */
+export class CancelledError extends DovetailError {
+  override readonly name = 'CancelledError';
+
+  /**
+   * @param message - What happened; defaults to `task cancelled`.
+   * @param options - `{ cause }`: the cancellation reason.
+   */
+  constructor(message?: string, options?: DovetailErrorOptions) {
+    super(message ?? 'task cancelled', options);
+  }
+}
+
+/**
+ * Work was submitted after `shutdown()` began.
+ *
+ * @example
+ * ```ts
+ * import { Dovetail, ShutdownError } from 'dovetail';
+ * const dvt = new Dovetail();
+ * await dvt.shutdown();
+ * await dvt.task.schedule(() => 1).catch((error: unknown) => console.log(error instanceof ShutdownError));
+ * ```
+ */
+export class ShutdownError extends DovetailError {
+  override readonly name = 'ShutdownError';
+
+  /**
+   * @param message - What happened; defaults to `instance is shut down`.
+   * @param options - `{ cause }`.
+   */
+  constructor(message?: string, options?: DovetailErrorOptions) {
+    super(message ?? 'instance is shut down', options);
+  }
+}

@@ -1,0 +1,48 @@
+// Public surface: named re-exports only.
+export { Dovetail } from './dovetail.js';
+export type { ShutdownOptions } from './dovetail.js';
+export { TaskApi } from './task.js';
+export type { NodeCallback } from './task.js';
+export type { Task } from './execution.js';
+export type { MapInput } from './map.js';
+export { currentTask } from './context.js';
+export type { TaskContext } from './context.js';
+export { Event, Events } from './events.js';
+export type {
+  AnyFunction,
+  CancelledPayload,
+  DonePayload,
+  ErrorPayload,
+  EventMap,
+  EventName,
+  Listener,
+  ListenerScope,
+  MethodName,
+  OnceScope,
+  QueuedPayload,
+  RateLimitedPayload,
+  Registrar,
+  RetryPayload,
+  StartedPayload,
+  Stats,
+  TaskPayload,
+} from './events.js';
+export { TASK_CHANNEL } from './trace.js';
+export type { TraceStruct } from './trace.js';
+export { CancelledError, DovetailError, ShutdownError, TimeoutError } from './errors.js';
+export type { DovetailErrorOptions, TimeoutErrorOptions } from './errors.js';
+export { DEFAULTS } from './options.js';
+export type {
+  DovetailOptions,
+  MapOptions,
+  RateLimitOptions,
+  ShouldRetry,
+  TaskOverrides,
+  TraceLogger,
+} from './options.js';
+export { LocalGate } from './policies/gate.js';
+export type { Gate, GateJob } from './policies/gate.js';
+export { TokenBucket } from './policies/rate-limit.js';
+export type { RateLimiter } from './policies/rate-limit.js';
+export type { Backend } from './policies/backend.js';
+export { listActive, register, shutdownAll, unregister } from './registry.js';

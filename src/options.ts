@@ -1,0 +1,288 @@
+import type { Backend } from './policies/backend.js';
+import {
+  assertBoolean,
+  assertCount,
+  assertFunction,
+  assertNonNegative,
+  assertObject,
+  assertPositive,
+  assertRetries,
+  assertSignal,
+  assertString,
+} from './internal/assert.js';
+
+/** A logger for trace lines: any object with a `debug(message)` method (`console`, pino, winston). */
+export interface TraceLogger {
+  debug(message: string): void;
+}
+
+/** Token bucket on task starts (every attempt takes a token). */
+export interface RateLimitOptions {
+  /** Tokens added per second; > 0. */
+  perSecond: number;
+  /**
+   * Most tokens saved up, so the most starts at once after a quiet spell; >= 1.
+   * @defaultValue `perSecond`
+   */
+  burst?: number | undefined;
+}
+
+/**
+ * Decides whether a failed attempt is retried. Called only while retries are left, with the
+ * value the function threw (unchanged) and the attempt that failed (1-based).
+ */
+export type ShouldRetry = (error: unknown, attempt: number) => boolean;
+
+/** Options of `new Dovetail(options)`. Every field may be left out or given as `undefined`. */
+export interface DovetailOptions {
+  /**
+   * Most tasks running at once through this instance: an integer >= 1, or `Infinity`.
+   * @defaultValue `Infinity`
+   */
+  concurrency?: number | undefined;
+  /**
+   * Limit of one attempt, in milliseconds (> 0; `Infinity` means none). An attempt that runs
+   * longer rejects with `TimeoutError` and its signal is aborted.
+   * @defaultValue none
+   */
+  timeout?: number | undefined;
+  /**
+   * Extra attempts after the first failure: an integer >= 0.
+   * @defaultValue `0`
+   */
+  retries?: number | undefined;
+  /**
+   * Base delay in milliseconds: retry n waits `retryBackoff * 2 ** (n - 1)`.
+   * @defaultValue `0`
+   */
+  retryBackoff?: number | undefined;
+  /**
+   * Token bucket on task starts; `burst` defaults to `perSecond`.
+   * @defaultValue none
+   * @example `{ perSecond: 100, burst: 10 }`
+   */
+  rateLimit?: RateLimitOptions | undefined;
+  /**
+   * Decides per failure whether to retry; `CancelledError` and `ShutdownError` are never retried.
+   * @defaultValue retry every failure
+   */
+  shouldRetry?: ShouldRetry | undefined;
+  /**
+   * Write a trace line per lifecycle step.
+   * @defaultValue `DOVETAIL_TRACE` is `1`, `true`, `yes` or `on` (any case)
+   */
+  trace?: boolean | undefined;
+  /**
+   * Where trace lines go.
+   * @defaultValue `console`
+   */
+  traceLogger?: TraceLogger | undefined;
+  /**
+   * Trace lines carry `DVT-<tracePrefix>`.
+   * @defaultValue `'Dovetail'`
+   */
+  tracePrefix?: string | undefined;
+  /**
+   * Shut down on SIGINT/SIGTERM (one process-level handler for all instances).
+   * @defaultValue `true`
+   */
+  shutdownOnExit?: boolean | undefined;
+  /**
+   * Appear in `listActive()` and `shutdownAll()`.
+   * @defaultValue `true`
+   */
+  autoRegister?: boolean | undefined;
+  /**
+   * Where the gate and the rate limiter live; in this process by default.
+   * @defaultValue in-process (`p-limit` and a token bucket)
+   */
+  backend?: Backend | undefined;
+}
+
+/** Per-call policy overrides, for `dvt.task.with(overrides)`. */
+export interface TaskOverrides {
+  /** Limit of one attempt in ms; see {@link DovetailOptions.timeout}. */
+  timeout?: number | undefined;
+  /** Extra attempts; see {@link DovetailOptions.retries}. */
+  retries?: number | undefined;
+  /** Base delay in ms; see {@link DovetailOptions.retryBackoff}. */
+  retryBackoff?: number | undefined;
+  /** Cancels the task when aborted: it rejects with `CancelledError` whose `cause` is `signal.reason`. */
+  signal?: AbortSignal | undefined;
+  /** Decides per failure whether to retry; see {@link DovetailOptions.shouldRetry}. */
+  shouldRetry?: ShouldRetry | undefined;
+}
+
+/** Options of `map` and `mapIterable`. */
+export interface MapOptions {
+  /**
+   * Most items running at once for this call; the instance gate still applies.
+   * @defaultValue the instance's `concurrency` (for `mapIterable`: that when finite, else 16)
+   */
+  concurrency?: number | undefined;
+  /**
+   * Keep each failure at its index as the thrown value, instead of failing fast.
+   * @defaultValue `false`
+   */
+  returnErrors?: boolean | undefined;
+  /** Aborting rejects the call with `signal.reason`, starts no new item and aborts the running ones. */
+  signal?: AbortSignal | undefined;
+}
+
+/** The policy one task runs under: instance options merged with `with()` overrides. */
+export interface ResolvedPolicy {
+  readonly timeout: number;
+  readonly retries: number;
+  readonly retryBackoff: number;
+  readonly shouldRetry: ShouldRetry | undefined;
+  readonly signal: AbortSignal | undefined;
+}
+
+/** Instance options after validation and defaults. */
+export interface ResolvedOptions {
+  readonly concurrency: number;
+  readonly rateLimit: { readonly perSecond: number; readonly burst: number } | undefined;
+  readonly policy: ResolvedPolicy;
+  readonly trace: boolean;
+  readonly traceLogger: TraceLogger;
+  readonly tracePrefix: string;
+  readonly shutdownOnExit: boolean;
+  readonly autoRegister: boolean;
+  readonly backend: Backend | undefined;
+}
+
+/** Defaults of every option, frozen. */
+export const DEFAULTS = Object.freeze({
+  concurrency: Infinity,
+  timeout: Infinity,
+  retries: 0,
+  retryBackoff: 0,
+  tracePrefix: 'Dovetail',
+  shutdownOnExit: true,
+  autoRegister: true,
+  mapIterableConcurrency: 16,
+} as const);
+
+const ON = new Set(['1', 'true', 'yes', 'on']);
+
+/** `DOVETAIL_TRACE` read as a switch: 1, true, yes, on (any case) mean on; anything else off. */
+export function traceFromEnv(): boolean {
+  const raw = process.env['DOVETAIL_TRACE'];
+  return raw !== undefined && ON.has(raw.trim().toLowerCase());
+}
+
+/** Validates the fields shared by the instance options and `with()` overrides. */
+function resolvePolicy(
+  base: ResolvedPolicy,
+  options: TaskOverrides & { shouldRetry?: ShouldRetry | undefined },
+  where: string,
+): ResolvedPolicy {
+  const { timeout, retries, retryBackoff, shouldRetry, signal } = options;
+  if (timeout !== undefined) assertPositive(`${where}timeout`, timeout);
+  if (retries !== undefined) assertRetries(`${where}retries`, retries);
+  if (retryBackoff !== undefined) assertNonNegative(`${where}retryBackoff`, retryBackoff);
+  if (shouldRetry !== undefined) assertFunction(`${where}shouldRetry`, shouldRetry);
+  if (signal !== undefined) assertSignal(`${where}signal`, signal);
+  return Object.freeze({
+    timeout: timeout ?? base.timeout,
+    retries: retries ?? base.retries,
+    retryBackoff: retryBackoff ?? base.retryBackoff,
+    shouldRetry: shouldRetry ?? base.shouldRetry,
+    signal: signal ?? base.signal,
+  });
+}
+
+const BASE_POLICY: ResolvedPolicy = Object.freeze({
+  timeout: DEFAULTS.timeout,
+  retries: DEFAULTS.retries,
+  retryBackoff: DEFAULTS.retryBackoff,
+  shouldRetry: undefined,
+  signal: undefined,
+});
+
+/**
+ * Validates `new Dovetail(options)` once, up front.
+ * @throws TypeError for a wrong type, RangeError for a value out of range; both name the option.
+ */
+export function resolveOptions(options: DovetailOptions | undefined): ResolvedOptions {
+  if (options === undefined) options = {};
+  assertObject('options', options);
+  const { concurrency, rateLimit, trace, traceLogger, tracePrefix, shutdownOnExit, autoRegister, backend } =
+    options;
+  if (concurrency !== undefined) assertCount('concurrency', concurrency);
+  let limit: ResolvedOptions['rateLimit'];
+  if (rateLimit !== undefined) {
+    assertObject('rateLimit', rateLimit);
+    assertPositive('rateLimit.perSecond', rateLimit.perSecond);
+    if (rateLimit.perSecond === Infinity) {
+      throw new RangeError('`rateLimit.perSecond` must be finite, received Infinity');
+    }
+    const burst = rateLimit.burst ?? rateLimit.perSecond;
+    if (rateLimit.burst !== undefined) {
+      assertPositive('rateLimit.burst', rateLimit.burst);
+      if (!(rateLimit.burst >= 1) || rateLimit.burst === Infinity) {
+        throw new RangeError(`\`rateLimit.burst\` must be a finite number >= 1, received ${rateLimit.burst}`);
+      }
+    }
+    limit = Object.freeze({ perSecond: rateLimit.perSecond, burst: Math.max(1, burst) });
+  }
+  if (trace !== undefined) assertBoolean('trace', trace);
+  if (traceLogger !== undefined) {
+    assertObject('traceLogger', traceLogger);
+    assertFunction('traceLogger.debug', traceLogger.debug);
+  }
+  if (tracePrefix !== undefined) assertString('tracePrefix', tracePrefix);
+  if (shutdownOnExit !== undefined) assertBoolean('shutdownOnExit', shutdownOnExit);
+  if (autoRegister !== undefined) assertBoolean('autoRegister', autoRegister);
+  if (backend !== undefined) {
+    assertObject('backend', backend);
+    assertFunction('backend.createGate', backend.createGate);
+    assertFunction('backend.createRateLimiter', backend.createRateLimiter);
+  }
+  if ('signal' in options && options.signal !== undefined) {
+    // Not an instance option: a signal belongs to a call (`with({ signal })`, `map(..., { signal })`).
+    throw new TypeError('`signal` is not an instance option; pass it to `with({ signal })` or to `map()`');
+  }
+  return Object.freeze({
+    concurrency: concurrency ?? DEFAULTS.concurrency,
+    rateLimit: limit,
+    policy: resolvePolicy(BASE_POLICY, options, ''),
+    trace: trace ?? traceFromEnv(),
+    traceLogger: traceLogger ?? console,
+    tracePrefix: tracePrefix ?? DEFAULTS.tracePrefix,
+    shutdownOnExit: shutdownOnExit ?? DEFAULTS.shutdownOnExit,
+    autoRegister: autoRegister ?? DEFAULTS.autoRegister,
+    backend,
+  });
+}
+
+/**
+ * Validates `with(overrides)` and merges them over `base`.
+ * @throws TypeError / RangeError naming the override.
+ */
+export function resolveOverrides(base: ResolvedPolicy, overrides: TaskOverrides | undefined): ResolvedPolicy {
+  if (overrides === undefined) return base;
+  assertObject('overrides', overrides);
+  return resolvePolicy(base, overrides, '');
+}
+
+/** `map` / `mapIterable` options after validation. */
+export interface ResolvedMapOptions {
+  readonly concurrency: number;
+  readonly returnErrors: boolean;
+  readonly signal: AbortSignal | undefined;
+}
+
+/**
+ * Validates `map(fn, items, options)` options.
+ * @throws TypeError / RangeError naming the option.
+ */
+export function resolveMapOptions(options: MapOptions | undefined, fallbackConcurrency: number): ResolvedMapOptions {
+  if (options === undefined) return { concurrency: fallbackConcurrency, returnErrors: false, signal: undefined };
+  assertObject('options', options);
+  const { concurrency, returnErrors, signal } = options;
+  if (concurrency !== undefined) assertCount('concurrency', concurrency);
+  if (returnErrors !== undefined) assertBoolean('returnErrors', returnErrors);
+  if (signal !== undefined) assertSignal('signal', signal);
+  return { concurrency: concurrency ?? fallbackConcurrency, returnErrors: returnErrors ?? false, signal };
+}

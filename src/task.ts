@@ -1,0 +1,271 @@
+import { currentTask, type TaskContext } from './context.js';
+import { ShutdownError } from './errors.js';
+import type { AnyFunction, MethodName } from './events.js';
+import { Execution, Kind, type Core, type Task } from './execution.js';
+import { assertFunction, describe } from './internal/assert.js';
+import { assertIterable, mapArray, mapStream, type MapHost, type MapInput } from './map.js';
+import {
+  DEFAULTS,
+  resolveMapOptions,
+  resolveOverrides,
+  type MapOptions,
+  type ResolvedPolicy,
+  type TaskOverrides,
+} from './options.js';
+
+/** A Node-style callback: `(error, value)`. */
+export type NodeCallback<R> = (error: unknown, value: R) => void;
+
+/** What the task API needs from its instance. @internal */
+export interface TaskHost extends MapHost {
+  readonly core: Core;
+  readonly isShutdown: boolean;
+  readonly concurrency: number;
+}
+
+const noop = (): void => {};
+let refusedSeq = 0;
+
+/** A task that was refused because the instance is shutting down. */
+function refused<R>(method: MethodName): Task<R> {
+  const task = Promise.reject(
+    new ShutdownError(`instance is shut down; ${method}() was not started`),
+  ) as Task<R> & { id: string; cancel: () => boolean };
+  // Refusal is the instance's doing, not the work's: a caller that drops the task must not crash.
+  task.catch(noop);
+  task.id = `refused-${++refusedSeq}`;
+  task.cancel = () => false;
+  return task;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as PromiseLike<unknown>).then === 'function'
+  );
+}
+
+/**
+ * The task API, `dvt.task`: every method starts executions under the instance's policy (or the
+ * overrides given to `with()`).
+ */
+export class TaskApi {
+  readonly #host: TaskHost;
+  readonly #policy: ResolvedPolicy;
+
+  /** @internal Made by `Dovetail` and by `with()`. */
+  constructor(host: TaskHost, policy: ResolvedPolicy) {
+    this.#host = host;
+    this.#policy = policy;
+  }
+
+  /**
+   * Runs `work` as a task: an async or sync function (called with `args`), or a promise that is
+   * already running (a promise cannot be re-run, so retries never apply to it; the timeout does).
+   * The function body never runs inside this call.
+   *
+   * @param work - An async function, a sync function, or a promise/thenable.
+   * @param args - Arguments for `work`.
+   * @returns A `Task`: a Promise with `id` and `cancel()`.
+   * @throws TypeError when `work` is neither a function nor a thenable.
+   * @example
+   * ```ts
+   * import { Dovetail } from 'dovetail';
+   * const dvt = new Dovetail({ concurrency: 4, retries: 2, timeout: 5000 });
+   * const task = dvt.task.schedule(async (url: string) => (await fetch(url)).status, 'http://127.0.0.1:9/');
+   * console.log(task.id);
+   * await task.catch(() => undefined);
+   * ```
+   */
+  schedule<A extends unknown[], R>(work: (...args: A) => R, ...args: A): Task<Awaited<R>>;
+  schedule<R>(work: PromiseLike<R>): Task<Awaited<R>>;
+  schedule(work: unknown, ...args: unknown[]): Task<unknown> {
+    if (typeof work === 'function') return this.#start('schedule', Kind.CALL, work, args, work as AnyFunction);
+    if (isThenable(work)) return this.#start('schedule', Kind.PROMISE, work, args, undefined);
+    throw new TypeError(`\`work\` must be a function or a promise, received ${describe(work)}`);
+  }
+
+  /**
+   * Runs a synchronous function as a task, in a later macrotask of the event loop. There are no
+   * threads: this keeps the caller's turn short and brings sync code under the same policies
+   * (gate, rate limit, retries, events), but gives no CPU parallelism, and a timeout cannot
+   * interrupt a function that never yields. For CPU parallelism use `node:worker_threads`.
+   *
+   * @throws TypeError when `fn` is not a function.
+   * @example
+   * ```ts
+   * import { Dovetail } from 'dovetail';
+   * const dvt = new Dovetail();
+   * const sum = await dvt.task.toThread((n: number) => n * (n + 1) / 2, 1000);
+   * ```
+   */
+  toThread<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): Task<Awaited<R>> {
+    assertFunction('fn', fn);
+    return this.#start('toThread', Kind.DEFERRED, fn, args, fn as AnyFunction);
+  }
+
+  /**
+   * Maps `fn(item, index)` over `items` (any Iterable or AsyncIterable), each item a task, with
+   * results in input order. `concurrency` bounds this call and the instance gate still applies.
+   * By default the first failure rejects with that same error, starts no new item and cancels the
+   * running ones; with `returnErrors: true` each failure is kept at its index.
+   *
+   * @throws TypeError / RangeError for a non-function, a non-iterable or a bad option.
+   * @example
+   * ```ts
+   * import { Dovetail } from 'dovetail';
+   * const dvt = new Dovetail();
+   * const lengths = await dvt.task.map(async (word: string) => word.length, ['a', 'bb'], { concurrency: 2 });
+   * ```
+   */
+  map<T, R>(
+    fn: (item: T, index: number) => R,
+    items: MapInput<T>,
+    options?: MapOptions,
+  ): Promise<Awaited<R>[]> {
+    assertFunction('fn', fn);
+    assertIterable(items);
+    const resolved = resolveMapOptions(options, this.#host.concurrency);
+    return mapArray<T, Awaited<R>>(this.#host, this.#policy, fn as AnyFunction, items, resolved);
+  }
+
+  /**
+   * The streaming form of `map`: yields results in input order while at most `concurrency` items
+   * are started and not yet consumed, so a source of any size runs in bounded memory. Nothing
+   * starts until the first `next()`. Breaking out of the loop closes the source and cancels
+   * what runs. By default the first failure is thrown from the loop.
+   *
+   * @throws TypeError / RangeError for a non-function, a non-iterable or a bad option.
+   * @example
+   * ```ts
+   * import { Dovetail } from 'dovetail';
+   * const dvt = new Dovetail();
+   * async function* ids() { for (let i = 0; i < 1000; i++) yield i; }
+   * for await (const doubled of dvt.task.mapIterable(async (n: number) => n * 2, ids(), { concurrency: 8 })) {
+   *   if (doubled > 10) break;
+   * }
+   * ```
+   */
+  mapIterable<T, R>(
+    fn: (item: T, index: number) => R,
+    items: MapInput<T>,
+    options?: MapOptions,
+  ): AsyncIterableIterator<Awaited<R>> {
+    assertFunction('fn', fn);
+    assertIterable(items);
+    const instance = this.#host.concurrency;
+    const fallback = instance === Infinity ? DEFAULTS.mapIterableConcurrency : instance;
+    const resolved = resolveMapOptions(options, fallback);
+    if (resolved.concurrency === Infinity) {
+      throw new RangeError('`concurrency` of mapIterable() must be finite, received Infinity');
+    }
+    return mapStream<T, Awaited<R>>(this.#host, this.#policy, fn as AnyFunction, items, resolved);
+  }
+
+  /**
+   * Calls a Node-style API `fn(...args, callback)` as a task. A second call of the callback is
+   * ignored; a synchronous throw rejects; a callback never called is ended by the timeout.
+   *
+   * @throws TypeError when `fn` is not a function.
+   * @example
+   * ```ts
+   * import { readFile } from 'node:fs';
+   * import { Dovetail } from 'dovetail';
+   * const dvt = new Dovetail({ timeout: 1000 });
+   * const text = await dvt.task.fromCallback<Buffer, [string]>(readFile, 'package.json');
+   * ```
+   */
+  fromCallback<R, A extends unknown[] = unknown[]>(
+    fn: (...args: [...A, NodeCallback<R>]) => unknown,
+    ...args: A
+  ): Task<R> {
+    assertFunction('fn', fn);
+    return this.#start('fromCallback', Kind.CALLBACK, fn, args, fn as AnyFunction);
+  }
+
+  /**
+   * Turns a Node-style API into an async function whose every call runs as a task through
+   * `fromCallback`.
+   *
+   * @throws TypeError when `fn` is not a function.
+   * @example
+   * ```ts
+   * import { stat } from 'node:fs';
+   * import { Dovetail } from 'dovetail';
+   * const dvt = new Dovetail({ retries: 2 });
+   * const statTask = dvt.task.promisify<import('node:fs').Stats, [string]>(stat);
+   * console.log((await statTask('package.json')).size);
+   * ```
+   */
+  promisify<R, A extends unknown[] = unknown[]>(
+    fn: (...args: [...A, NodeCallback<R>]) => unknown,
+  ): (...args: A) => Task<R> {
+    assertFunction('fn', fn);
+    return (...args: A): Task<R> => this.#start('promisify', Kind.CALLBACK, fn, args, fn as AnyFunction);
+  }
+
+  /**
+   * Returns a function with the same parameters that runs `fn` as a task on each call (the
+   * Python library's `managed` decorator). Scoped listeners keyed on `fn` hear its tasks.
+   *
+   * @throws TypeError when `fn` is not a function.
+   * @example
+   * ```ts
+   * import { Dovetail } from 'dovetail';
+   * const dvt = new Dovetail({ concurrency: 2 });
+   * const fetchUser = dvt.task.wrap(async (id: number) => ({ id }));
+   * const user = await fetchUser(7);
+   * ```
+   */
+  wrap<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => Task<Awaited<R>> {
+    assertFunction('fn', fn);
+    return (...args: A): Task<Awaited<R>> => this.#start('wrap', Kind.CALL, fn, args, fn as AnyFunction);
+  }
+
+  /**
+   * The same API with per-call policy overrides.
+   *
+   * @param overrides - `{ timeout, retries, retryBackoff, signal, shouldRetry }`.
+   * @throws TypeError / RangeError naming the override.
+   * @example
+   * ```ts
+   * import { Dovetail } from 'dovetail';
+   * const dvt = new Dovetail({ retries: 3 });
+   * const controller = new AbortController();
+   * const quick = dvt.task.with({ timeout: 200, retries: 0, signal: controller.signal });
+   * await quick.schedule(async () => 'ok');
+   * ```
+   */
+  with(overrides: TaskOverrides): TaskApi {
+    return new TaskApi(this.#host, resolveOverrides(this.#policy, overrides));
+  }
+
+  /**
+   * The task running now (across awaits), or `undefined` outside a task. See {@link currentTask}.
+   * @example
+   * ```ts
+   * import { Dovetail } from 'dovetail';
+   * const dvt = new Dovetail();
+   * await dvt.task.schedule(() => console.log(dvt.task.current()?.id));
+   * ```
+   */
+  current(): TaskContext | undefined {
+    return currentTask();
+  }
+
+  #start<R>(
+    method: MethodName,
+    kind: Kind,
+    work: unknown,
+    args: readonly unknown[],
+    fn: AnyFunction | undefined,
+  ): Task<R> {
+    const host = this.#host;
+    if (host.isShutdown) return refused<R>(method);
+    const execution = new Execution(host.core, this.#policy, method, kind, work, args, fn, undefined);
+    const task = execution.task<R>();
+    execution.start();
+    return task;
+  }
+}
