@@ -3,11 +3,18 @@ import { ShutdownError } from './errors.js';
 import { Events, watchTaskChannel } from './events.js';
 import { assertBoolean, assertObject } from './internal/assert.js';
 import { resolveOptions, type DovetailOptions, type ResolvedOptions } from './options.js';
+import type { BackendHooks, BackendProblem } from './policies/backend.js';
 import { LocalGate, type Gate } from './policies/gate.js';
 import { TokenBucket, type RateLimiter } from './policies/rate-limit.js';
 import { track, untrack } from './registry.js';
 import { TaskApi, type TaskHost } from './task.js';
 import { Tracer } from './trace.js';
+
+// A back end's report becomes a `backend_error` event: it concerns the instance, not one task.
+function reportBackend(events: Events, problem: BackendProblem): void {
+  events.traceStruct({ method: 'backend', status: 'backend_error', extra: { ...problem } });
+  events.emit('backend_error', { event: 'backend_error', method: 'backend', task: 0, executionId: '', ...problem });
+}
 
 /** Options of `shutdown()`. */
 export interface ShutdownOptions {
@@ -56,19 +63,20 @@ export class Dovetail implements AsyncDisposable {
     const events = new Events(tracer);
     this.events = events;
     const backend = resolved.backend;
+    const hooks: BackendHooks | undefined = backend === undefined ? undefined : { report: (p) => reportBackend(events, p) };
     let gate: Gate | undefined;
     if (resolved.concurrency !== Infinity) {
       gate =
         backend === undefined
           ? new LocalGate(resolved.concurrency)
-          : backend.createGate({ concurrency: resolved.concurrency });
+          : backend.createGate({ concurrency: resolved.concurrency }, hooks);
     }
     let limiter: RateLimiter | undefined;
     if (resolved.rateLimit !== undefined) {
       limiter =
         backend === undefined
           ? new TokenBucket(resolved.rateLimit.perSecond, resolved.rateLimit.burst)
-          : backend.createRateLimiter(resolved.rateLimit);
+          : backend.createRateLimiter(resolved.rateLimit, hooks);
     }
     this.#core = {
       events,

@@ -108,3 +108,39 @@ export class ShutdownError extends DovetailError {
     super(message ?? 'instance is shut down', options);
   }
 }
+
+/** Options of {@link BackendError}. */
+export interface BackendErrorOptions extends DovetailErrorOptions {
+  /** The shared limit's key (for `dovetail/redis`, the `key` option). */
+  key?: string | undefined;
+}
+
+/**
+ * A shared back end (for example `dovetail/redis`) could not grant a slot or a token within its
+ * bounded wait: the store is unreachable, too slow, or refused the command. `key` names the
+ * shared limit and `cause` holds the underlying error.
+ *
+ * @example
+ * ```ts
+ * import { BackendError, Dovetail } from 'dovetail';
+ * const dvt = new Dovetail();
+ * await dvt.task.schedule(async () => 1).catch((error: unknown) => {
+ *   if (error instanceof BackendError) console.error(`limit ${error.key} unavailable`, error.cause);
+ * });
+ * ```
+ */
+export class BackendError extends DovetailError {
+  override readonly name = 'BackendError';
+  /** The shared limit's key, when known. */
+  readonly key: string | undefined;
+
+  /**
+   * @param message - What happened; defaults to `shared back end failed` plus the key.
+   * @param options - `{ cause, key }`.
+   */
+  constructor(message?: string, options?: BackendErrorOptions) {
+    const key = options?.key;
+    super(message ?? `shared back end failed${key === undefined ? '' : ` for key "${key}"`}`, options);
+    this.key = key;
+  }
+}

@@ -22,6 +22,7 @@ export const Event = Object.freeze({
   ERROR: 'error',
   CANCELLED: 'cancelled',
   DONE: 'done',
+  BACKEND_ERROR: 'backend_error',
 } as const);
 
 /** One of the {@link Event} values. */
@@ -103,6 +104,23 @@ export interface CancelledPayload extends TaskPayload {
   error: unknown;
 }
 
+/**
+ * Payload of `backend_error`: a shared back end (`dovetail/redis`) failed, once per outage and
+ * per operation. It concerns the instance, not one task: `method` is `'backend'`, `task` is `0`
+ * and `executionId` is `''`.
+ */
+export interface BackendErrorPayload extends TaskPayload {
+  event: 'backend_error';
+  /** The `BackendError`; its `cause` is what the store's client threw. */
+  error: unknown;
+  /** The shared limit's key. */
+  key: string;
+  /** What failed: getting a slot, a token, or keeping a running task's lease. */
+  operation: 'gate' | 'rate_limit' | 'lease';
+  /** What the instance does meanwhile: fail the tasks, or use in-process limits. */
+  fallback: 'fail' | 'local';
+}
+
 /** Payload type per event name. */
 export interface EventMap {
   queued: QueuedPayload;
@@ -112,6 +130,7 @@ export interface EventMap {
   done: DonePayload;
   error: ErrorPayload;
   cancelled: CancelledPayload;
+  backend_error: BackendErrorPayload;
 }
 
 /** A listener; it may be async. What it returns is ignored; a throw or rejection is reported. */
@@ -231,6 +250,7 @@ export class Events {
     done: 0,
     error: 0,
     cancelled: 0,
+    backend_error: 0,
   };
   /** @internal Counted on every task, observed or not. */
   readonly counters: Stats = {

@@ -274,7 +274,7 @@ export class Execution implements GateJob, EventSource {
     try {
       waited = limiter.acquire(this.#signal());
     } catch (error) {
-      this.#fail(attempt, error);
+      this.#refused(error);
       return;
     }
     if (typeof waited === 'number') this.#launch(attempt, waited);
@@ -283,9 +283,20 @@ export class Execution implements GateJob, EventSource {
         (ms) => this.#launch(attempt, ms),
         (error: unknown) => {
           // Aborted because the task settled: nothing to do. Anything else is a back-end failure.
-          if (this.#state !== SETTLED) this.#fail(attempt, error);
+          if (this.#state !== SETTLED) this.#refused(error);
         },
       );
+  }
+
+  /**
+   * The limiter could not give a token (a shared back end failed): the task fails with that error,
+   * unretried. Not `#fail`: the attempt never launched, so `#fail` would not recognise it.
+   */
+  #refused(error: unknown): void {
+    if (this.#state !== RUNNING) return;
+    this.#settle(false, error, 'error');
+    // A retry loop waiting on this attempt ends too (it sees the task settled).
+    this.#attemptReject?.(error);
   }
 
   #launch(attempt: number, waited: number): void {

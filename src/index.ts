@@ -10,6 +10,7 @@ export type { TaskContext } from './context.js';
 export { Event, Events } from './events.js';
 export type {
   AnyFunction,
+  BackendErrorPayload,
   CancelledPayload,
   DonePayload,
   ErrorPayload,
@@ -29,8 +30,8 @@ export type {
 } from './events.js';
 export { TASK_CHANNEL } from './trace.js';
 export type { TraceStruct } from './trace.js';
-export { CancelledError, DovetailError, ShutdownError, TimeoutError } from './errors.js';
-export type { DovetailErrorOptions, TimeoutErrorOptions } from './errors.js';
+export { BackendError, CancelledError, DovetailError, ShutdownError, TimeoutError } from './errors.js';
+export type { BackendErrorOptions, DovetailErrorOptions, TimeoutErrorOptions } from './errors.js';
 export { DEFAULTS } from './options.js';
 export type {
   DovetailOptions,
@@ -44,5 +45,5 @@ export { LocalGate } from './policies/gate.js';
 export type { Gate, GateJob } from './policies/gate.js';
 export { TokenBucket } from './policies/rate-limit.js';
 export type { RateLimiter } from './policies/rate-limit.js';
-export type { Backend } from './policies/backend.js';
+export type { Backend, BackendHooks, BackendProblem } from './policies/backend.js';
 export { listActive, register, shutdownAll, unregister } from './registry.js';

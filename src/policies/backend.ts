@@ -17,10 +17,50 @@ import type { RateLimiter } from './rate-limit.js';
  * ```
  */
 export interface Backend {
-  /** Builds the gate for `concurrency` slots (called only when `concurrency` is finite). */
-  createGate(options: { concurrency: number }): Gate;
-  /** Builds the limiter (called only when `rateLimit` is set). */
-  createRateLimiter(options: { perSecond: number; burst: number }): RateLimiter;
+  /**
+   * Builds the gate for `concurrency` slots (called only when `concurrency` is finite).
+   * @param hooks - How to report trouble with the shared store (the instance emits `backend_error`).
+   */
+  createGate(options: { concurrency: number }, hooks?: BackendHooks): Gate;
+  /**
+   * Builds the limiter (called only when `rateLimit` is set).
+   * @param hooks - How to report trouble with the shared store (the instance emits `backend_error`).
+   */
+  createRateLimiter(options: { perSecond: number; burst: number }, hooks?: BackendHooks): RateLimiter;
   /** Releases what the back end holds; called once by `shutdown()`. */
   close?(): Promise<void> | void;
+}
+
+/** One failure of a shared store, as a back end reports it. */
+export interface BackendProblem {
+  /** The `BackendError` (its `cause` is what the store's client threw). */
+  error: unknown;
+  /** The shared limit's key. */
+  key: string;
+  /** What failed: getting a slot, a token, or keeping a running task's lease. */
+  operation: 'gate' | 'rate_limit' | 'lease';
+  /** What the back end does meanwhile: fail the tasks, or use in-process limits. */
+  fallback: 'fail' | 'local';
+}
+
+/**
+ * What an instance hands to its back end's `createGate` and `createRateLimiter`: the one way a
+ * back end, which knows nothing of the event bus, reports trouble. The instance turns each report
+ * into a `backend_error` event (and a trace line).
+ *
+ * @example
+ * ```ts
+ * import { LocalGate, type Backend, type BackendHooks } from 'dovetail';
+ * const backend: Backend = {
+ *   createGate: ({ concurrency }, hooks?: BackendHooks) => {
+ *     hooks?.report({ error: new Error('demo'), key: 'k', operation: 'gate', fallback: 'local' });
+ *     return new LocalGate(concurrency);
+ *   },
+ *   createRateLimiter: () => ({ acquire: () => 0 }),
+ * };
+ * ```
+ */
+export interface BackendHooks {
+  /** Reports one failure; never throws. */
+  report(problem: BackendProblem): void;
 }
