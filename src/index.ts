@@ -47,3 +47,5 @@ export { TokenBucket } from './policies/rate-limit.js';
 export type { RateLimiter } from './policies/rate-limit.js';
 export type { Backend, BackendHooks, BackendProblem } from './policies/backend.js';
 export { listActive, register, shutdownAll, unregister } from './registry.js';
+export { runMain, setAppShutdownHook } from './process.js';
+export type { AppShutdownHook, RunMainOptions, ShutdownSignal } from './process.js';

@@ -1,7 +1,12 @@
-// Lifecycle registry. Minimal first version: the lifecycle issue completes it (signals,
-// FinalizationRegistry warning, app hook). Contract with dovetail.ts: track() when an instance is
-// built, untrack() once its shutdown completed.
-import type { Dovetail } from './dovetail.js';
+// The lifecycle registry: which instances exist, which are registered, which want to be shut down
+// on SIGINT/SIGTERM, and which were collected without shutdown. Contract with dovetail.ts: track()
+// when an instance is built, untrack() once its shutdown completed.
+//
+// Instances are only ever held through WeakRef: registering an instance must not keep it alive,
+// or the DOVETAIL_NOT_SHUT_DOWN warning could never fire for a registered one.
+import type { Dovetail, ShutdownOptions } from './dovetail.js';
+import { assertBoolean, assertObject, describe } from './internal/assert.js';
+import { syncSignalHandler } from './process.js';
 
 /** How an instance takes part in the registry. @internal */
 export interface TrackOptions {
@@ -9,47 +14,172 @@ export interface TrackOptions {
   readonly shutdownOnExit: boolean;
 }
 
-const registered = new Set<WeakRef<Dovetail>>();
-
-/** Adds `dvt` to the registry (idempotent). */
-export function register(dvt: Dovetail): void {
-  for (const ref of registered) if (ref.deref() === dvt) return;
-  registered.add(new WeakRef(dvt));
+/**
+ * What the registry knows of one instance. It is also the FinalizationRegistry's held value, so it
+ * reaches the instance only through its WeakRef and never keeps it alive.
+ */
+interface Entry {
+  readonly ref: WeakRef<Dovetail>;
+  /** Creation order, to name the instance in the warning. */
+  readonly seq: number;
+  readonly exit: boolean;
+  /** Shut down, or collected: gone from every set. */
+  done: boolean;
 }
 
-/** Removes `dvt` from the registry. @returns whether it was there. */
-export function unregister(dvt: Dovetail): boolean {
-  for (const ref of registered) {
-    if (ref.deref() === dvt) {
-      registered.delete(ref);
-      return true;
-    }
+const entries = new WeakMap<Dovetail, Entry>();
+/** Registered instances, in registration order. */
+const registered = new Set<Entry>();
+/** Live instances with `shutdownOnExit`; the signal handler exists while this is not empty. */
+const exiting = new Set<Entry>();
+let sequence = 0;
+// Made on first use, so that importing the package does nothing.
+let finalizer: FinalizationRegistry<Entry> | undefined;
+
+function collected(entry: Entry): void {
+  if (entry.done) return;
+  entry.done = true;
+  registered.delete(entry);
+  if (entry.exit && exiting.delete(entry)) syncSignalHandler();
+  try {
+    process.emitWarning(
+      `Dovetail instance #${entry.seq} was garbage-collected without shutdown(); ` +
+        'call `await dvt.shutdown()` or declare it with `await using` so its tasks finish cleanly',
+      { code: 'DOVETAIL_NOT_SHUT_DOWN' },
+    );
+  } catch {
+    // emitWarning may throw under --throw-deprecation-style flags; a finalizer must never throw.
   }
-  return false;
 }
 
-/** Instances registered and not shut down. */
+function entryOf(dvt: unknown, name: string): Entry {
+  const entry = typeof dvt === 'object' && dvt !== null ? entries.get(dvt as Dovetail) : undefined;
+  if (entry === undefined) {
+    throw new TypeError(`\`${name}\` must be a Dovetail instance, received ${describe(dvt)}`);
+  }
+  return entry;
+}
+
+/**
+ * Adds an instance to the registry, so that it appears in {@link listActive} and is shut down by
+ * {@link shutdownAll}. Idempotent. Instances with `autoRegister` (the default) are registered when
+ * built; a shut-down instance is not registered again. The registry holds instances weakly.
+ *
+ * @param dvt - A `Dovetail` instance.
+ * @throws TypeError when `dvt` is not a `Dovetail` instance.
+ * @example
+ * ```ts
+ * import { Dovetail, listActive, register } from 'dovetail';
+ * const dvt = new Dovetail({ autoRegister: false });
+ * register(dvt);
+ * console.log(listActive().includes(dvt)); // true
+ * ```
+ */
+export function register(dvt: Dovetail): void {
+  const entry = entryOf(dvt, 'dvt');
+  if (entry.done || dvt.isShutdown) return;
+  registered.add(entry);
+}
+
+/**
+ * Removes an instance from the registry; it is then left out of {@link listActive} and
+ * {@link shutdownAll}. Its signal handling (`shutdownOnExit`) is unchanged.
+ *
+ * @param dvt - A `Dovetail` instance.
+ * @returns Whether it was registered.
+ * @throws TypeError when `dvt` is not a `Dovetail` instance.
+ * @example
+ * ```ts
+ * import { Dovetail, unregister } from 'dovetail';
+ * const dvt = new Dovetail();
+ * unregister(dvt); // true
+ * ```
+ */
+export function unregister(dvt: Dovetail): boolean {
+  return registered.delete(entryOf(dvt, 'dvt'));
+}
+
+/**
+ * The registered instances that are not shut down (`isShutdown` false), in registration order.
+ *
+ * @returns A new array; changing it changes nothing in the registry.
+ * @example
+ * ```ts
+ * import { listActive } from 'dovetail';
+ * for (const dvt of listActive()) console.log(dvt.active, dvt.pending);
+ * ```
+ */
 export function listActive(): Dovetail[] {
   const out: Dovetail[] = [];
-  for (const ref of registered) {
-    const dvt = ref.deref();
-    if (dvt === undefined) registered.delete(ref);
-    else if (!dvt.isShutdown) out.push(dvt);
+  for (const entry of registered) {
+    const dvt = entry.ref.deref();
+    if (dvt !== undefined && !dvt.isShutdown) out.push(dvt);
   }
   return out;
 }
 
-/** Shuts every registered instance down. */
-export async function shutdownAll(options?: { wait?: boolean | undefined }): Promise<void> {
-  await Promise.all(listActive().map((dvt) => dvt.shutdown(options)));
+/**
+ * Shuts every registered instance down, as `dvt.shutdown(options)` on each, and resolves when all
+ * have. An instance already shutting down is included, so `{ wait: false }` still cancels its
+ * queued tasks and aborts its running ones.
+ *
+ * @param options - `{ wait = true }`, as for `dvt.shutdown()`.
+ * @returns A promise that resolves once every instance's shutdown completed.
+ * @throws TypeError when `options` is not an object or `wait` is not a boolean.
+ * @example
+ * ```ts
+ * import { shutdownAll } from 'dovetail';
+ * process.once('SIGTERM', () => void shutdownAll({ wait: true }).then(() => server.close()));
+ * ```
+ */
+export async function shutdownAll(options?: ShutdownOptions): Promise<void> {
+  if (options !== undefined) {
+    assertObject('options', options);
+    if (options.wait !== undefined) assertBoolean('wait', options.wait);
+  }
+  await shutdownEntries(registered, options);
 }
 
-/** @internal */
+function shutdownEntries(set: Set<Entry>, options: ShutdownOptions | undefined): Promise<unknown> {
+  const running: Promise<void>[] = [];
+  for (const entry of [...set]) {
+    const dvt = entry.ref.deref();
+    if (dvt !== undefined) running.push(dvt.shutdown(options));
+  }
+  return Promise.all(running);
+}
+
+/**
+ * Shuts down every live instance with `shutdownOnExit` (registered or not). @internal
+ */
+export function shutdownForExit(options: ShutdownOptions): Promise<unknown> {
+  return shutdownEntries(exiting, options);
+}
+
+/** Whether some live instance has `shutdownOnExit`. @internal */
+export function hasExitInstances(): boolean {
+  return exiting.size > 0;
+}
+
+/** Called by the `Dovetail` constructor. @internal */
 export function track(dvt: Dovetail, options: TrackOptions): void {
-  if (options.autoRegister) register(dvt);
+  const entry: Entry = { ref: new WeakRef(dvt), seq: ++sequence, exit: options.shutdownOnExit, done: false };
+  entries.set(dvt, entry);
+  // Every instance, registered or not, warns when collected without shutdown.
+  (finalizer ??= new FinalizationRegistry(collected)).register(dvt, entry, entry);
+  if (options.autoRegister) registered.add(entry);
+  if (entry.exit) {
+    exiting.add(entry);
+    if (exiting.size === 1) syncSignalHandler();
+  }
 }
 
-/** @internal */
+/** Called once an instance's shutdown completed: it leaves the registry. @internal */
 export function untrack(dvt: Dovetail): void {
-  unregister(dvt);
+  const entry = entries.get(dvt);
+  if (entry === undefined || entry.done) return;
+  entry.done = true;
+  finalizer?.unregister(entry);
+  registered.delete(entry);
+  if (entry.exit && exiting.delete(entry) && exiting.size === 0) syncSignalHandler();
 }

@@ -1,0 +1,245 @@
+// Process lifecycle: the one SIGINT/SIGTERM listener shared by every instance, the application's
+// shutdown hook, and runMain(). Nothing here runs at import; the listener exists only while a live
+// instance has `shutdownOnExit` or a runMain() is running, and no timer of ours keeps the process
+// alive (each is unref'd).
+import { CancelledError } from './errors.js';
+import { assertFunction, assertNonNegative, assertObject, describe } from './internal/assert.js';
+import { hasExitInstances, shutdownForExit } from './registry.js';
+
+/** The signals Dovetail handles. */
+export type ShutdownSignal = 'SIGINT' | 'SIGTERM';
+
+/**
+ * Runs when the process receives SIGINT or SIGTERM, instead of the default (shutting down every
+ * instance that has `shutdownOnExit`). The process waits for its promise, within the grace period.
+ */
+export type AppShutdownHook = (signal: ShutdownSignal) => void | PromiseLike<void>;
+
+/** Options of {@link runMain}. */
+export interface RunMainOptions {
+  /**
+   * After SIGINT/SIGTERM, how long to wait for `main` and the instances' shutdown before the
+   * process exits anyway, in milliseconds. Also bounds the shutdown after `main` settles.
+   * @defaultValue `10_000`
+   */
+  grace?: number | undefined;
+}
+
+/** How long the signal handler waits for the instances' shutdown, in milliseconds. */
+const SIGNAL_GRACE = 10_000;
+const SIGNALS: readonly ShutdownSignal[] = ['SIGINT', 'SIGTERM'];
+/** The status a shell reports for a process ended by the signal: 128 + its number. */
+const EXIT_CODES: Readonly<Record<ShutdownSignal, number>> = { SIGINT: 130, SIGTERM: 143 };
+
+interface MainRun {
+  readonly controller: AbortController;
+  readonly grace: number;
+  /** Settles (never rejects) once `main` has settled. */
+  readonly settled: Promise<unknown>;
+}
+
+let appHook: AppShutdownHook | undefined;
+let installed = false;
+/** The signal being handled, from the first one until the handling ends. */
+let handling: ShutdownSignal | undefined;
+const mains = new Set<MainRun>();
+
+const listener = (signal: NodeJS.Signals): void => {
+  onSignal(signal === 'SIGTERM' ? 'SIGTERM' : 'SIGINT');
+};
+
+/**
+ * Installs or removes the process listener: present while a live instance has `shutdownOnExit`,
+ * a runMain() is running, or a signal is being handled. @internal
+ */
+export function syncSignalHandler(): void {
+  const wanted = hasExitInstances() || mains.size > 0 || handling !== undefined;
+  if (wanted === installed) return;
+  installed = wanted;
+  for (const signal of SIGNALS) {
+    // Prepended, so that it sees the application's listeners before a `once` listener of the
+    // application removes itself; it does its work asynchronously, so the application's listeners
+    // still run at once.
+    if (wanted) process.prependListener(signal, listener);
+    else process.removeListener(signal, listener);
+  }
+}
+
+/**
+ * Sets the function that runs on SIGINT/SIGTERM instead of the default, which shuts down every
+ * instance that has `shutdownOnExit` (with `wait: true`). Use it to close a server before the
+ * instances, or to shut them down in a particular order. The hook runs on these signals only: a
+ * normal exit has nothing left to run. Then, unless the application has its own listener for the
+ * signal, the process ends with code 130 (SIGINT) or 143 (SIGTERM) once the hook's promise settles
+ * or after a grace of 10 000 ms. A hook that throws or rejects is reported as a process warning
+ * (code `DOVETAIL_SHUTDOWN_HOOK_ERROR`).
+ *
+ * @param hook - The hook, or `null` to go back to the default.
+ * @throws TypeError when `hook` is neither a function nor `null`.
+ * @example
+ * ```ts
+ * import { setAppShutdownHook, shutdownAll } from 'dovetail';
+ * setAppShutdownHook(async (signal) => {
+ *   console.error(`${signal}: closing`);
+ *   server.close();
+ *   await shutdownAll();
+ * });
+ * ```
+ */
+export function setAppShutdownHook(hook: AppShutdownHook | null): void {
+  if (hook === null || hook === undefined) {
+    appHook = undefined;
+    return;
+  }
+  assertFunction('hook', hook);
+  appHook = hook;
+}
+
+function warn(message: string, code: string, error: unknown): void {
+  try {
+    process.emitWarning(`${message}: ${error instanceof Error ? error.message : String(error)}`, {
+      code,
+      detail: error instanceof Error ? error.stack : undefined,
+    });
+  } catch {
+    // A report must never throw.
+  }
+}
+
+/** The app hook, or the default: shut down every instance that has `shutdownOnExit`. */
+async function shutdownForSignal(signal: ShutdownSignal): Promise<void> {
+  const hook = appHook;
+  if (hook === undefined) {
+    await shutdownForExit({ wait: true });
+    return;
+  }
+  try {
+    await hook(signal);
+  } catch (error) {
+    warn('The Dovetail app shutdown hook failed', 'DOVETAIL_SHUTDOWN_HOOK_ERROR', error);
+  }
+}
+
+/** Resolves when `promise` settles or after `ms`, whichever comes first; never rejects. */
+function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    timer.unref();
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    promise.then(done, done);
+  });
+}
+
+function exitNow(signal: ShutdownSignal): never {
+  process.exit(EXIT_CODES[signal]);
+}
+
+function onSignal(signal: ShutdownSignal): void {
+  const withMain = mains.size > 0;
+  // Decided now, while every listener the application has for this signal is still attached.
+  const appListens = process.listeners(signal).some((other) => other !== listener);
+  if (handling !== undefined) {
+    // A second signal: the user insists. runMain and a process the library would end anyway
+    // exit at once; an application with its own listener decides for itself.
+    if (withMain || !appListens) exitNow(signal);
+    return;
+  }
+  handling = signal;
+  const grace = withMain ? Math.max(...[...mains].map((run) => run.grace)) : SIGNAL_GRACE;
+  const reason = new CancelledError(`received ${signal}`);
+  const waits: Promise<unknown>[] = [shutdownForSignal(signal)];
+  for (const run of mains) {
+    run.controller.abort(reason);
+    waits.push(run.settled);
+  }
+  void within(Promise.all(waits), grace).then((inTime) => {
+    if (withMain || !appListens) {
+      // Past the grace: abort what still runs, so that its cleanup gets a synchronous chance.
+      if (!inTime) void shutdownForExit({ wait: false }).catch(() => {});
+      exitNow(signal);
+    }
+    handling = undefined;
+    syncSignalHandler();
+  });
+}
+
+/**
+ * The entrypoint for a CLI script, the counterpart of Python's `asyncio.run`. It calls
+ * `main(signal)` and then shuts down every instance that has `shutdownOnExit` (waiting at most
+ * `grace` ms for their tasks), whatever the outcome:
+ *
+ * - `main` resolves: the exit code is 0 (unless `main` set `process.exitCode`), and the process
+ *   ends on its own once nothing is left to run: `process.exit()` is not called, so no pending
+ *   output is cut off.
+ * - `main` throws or rejects: the error's stack is printed to stderr and the exit code is 1.
+ * - SIGINT/SIGTERM: `signal` is aborted (its reason a `CancelledError`), the instances are shut
+ *   down (or the app hook runs), and once `main` and the shutdown have settled, or after `grace`
+ *   ms, the process exits with 130 (SIGINT) or 143 (SIGTERM). A second signal exits at once.
+ *
+ * @param main - The script's body; gets an `AbortSignal` that aborts on SIGINT/SIGTERM.
+ * @param options - `{ grace = 10_000 }` (ms).
+ * @returns A promise that resolves once `main` settled and the instances were shut down; it never
+ * rejects.
+ * @throws TypeError when `main` is not a function; RangeError when `grace` is negative or not finite.
+ * @example
+ * ```ts
+ * import { Dovetail, runMain } from 'dovetail';
+ * const dvt = new Dovetail({ concurrency: 4 });
+ * runMain(async (signal) => {
+ *   const sizes = await dvt.task.with({ signal }).map(async (url: string) => (await fetch(url, { signal })).status, urls);
+ *   console.log(sizes);
+ * });
+ * ```
+ */
+export function runMain(main: (signal: AbortSignal) => unknown, options?: RunMainOptions): Promise<void> {
+  assertFunction('main', main);
+  let grace = SIGNAL_GRACE;
+  if (options !== undefined) {
+    assertObject('options', options);
+    if (options.grace !== undefined) {
+      assertNonNegative('grace', options.grace);
+      grace = options.grace;
+    }
+  }
+  const controller = new AbortController();
+  let outcome: Promise<unknown>;
+  try {
+    outcome = Promise.resolve(main(controller.signal));
+  } catch (error) {
+    outcome = Promise.reject(error);
+  }
+  let failed = false;
+  let failure: unknown;
+  const settled = outcome.then(
+    () => undefined,
+    (error: unknown) => {
+      failed = true;
+      failure = error;
+    },
+  );
+  const run: MainRun = { controller, grace, settled };
+  mains.add(run);
+  syncSignalHandler();
+  return settled.then(async () => {
+    const signalled = controller.signal.aborted;
+    // After a signal, main failing with the abort reason is the expected way to stop.
+    if (failed && !(signalled && failure === controller.signal.reason)) report(failure);
+    if (!signalled) {
+      if (failed) process.exitCode = 1;
+      else process.exitCode ??= 0;
+    }
+    const inTime = await within(shutdownForExit({ wait: true }), grace);
+    if (!inTime) await shutdownForExit({ wait: false }).catch(() => {});
+    mains.delete(run);
+    syncSignalHandler();
+  });
+}
+
+function report(error: unknown): void {
+  // console.error prints an Error's stack, its cause and its own fields, as an uncaught error would.
+  if (error instanceof Error) console.error(error);
+  else console.error(`Uncaught ${describe(error)}`);
+}
