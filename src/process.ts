@@ -4,7 +4,8 @@
 // alive (each is unref'd).
 import { CancelledError } from './errors.js';
 import { assertFunction, assertNonNegative, assertObject, describe } from './internal/assert.js';
-import { hasExitInstances, shutdownForExit } from './registry.js';
+import type { Dovetail } from './dovetail.js';
+import { exitInstances, hasExitInstances } from './registry.js';
 
 /** The signals Dovetail handles. */
 export type ShutdownSignal = 'SIGINT' | 'SIGTERM';
@@ -106,11 +107,21 @@ function warn(message: string, code: string, error: unknown): void {
   }
 }
 
+/**
+ * Shuts `instances` down. The array is held until the caller is done with it: an instance must
+ * not be collected halfway through the shutdown it is waiting for.
+ */
+function shutdownEach(instances: readonly Dovetail[], wait: boolean): Promise<unknown> {
+  return Promise.all(instances.map((dvt) => dvt.shutdown({ wait }))).catch((error: unknown) => {
+    warn('A Dovetail instance failed to shut down', 'DOVETAIL_SHUTDOWN_ERROR', error);
+  });
+}
+
 /** The app hook, or the default: shut down every instance that has `shutdownOnExit`. */
-async function shutdownForSignal(signal: ShutdownSignal): Promise<void> {
+async function shutdownForSignal(signal: ShutdownSignal, instances: readonly Dovetail[]): Promise<void> {
   const hook = appHook;
   if (hook === undefined) {
-    await shutdownForExit({ wait: true });
+    await shutdownEach(instances, true);
     return;
   }
   try {
@@ -150,7 +161,8 @@ function onSignal(signal: ShutdownSignal): void {
   handling = signal;
   const grace = withMain ? Math.max(...[...mains].map((run) => run.grace)) : SIGNAL_GRACE;
   const reason = new CancelledError(`received ${signal}`);
-  const waits: Promise<unknown>[] = [shutdownForSignal(signal)];
+  const instances = exitInstances();
+  const waits: Promise<unknown>[] = [shutdownForSignal(signal, instances)];
   for (const run of mains) {
     run.controller.abort(reason);
     waits.push(run.settled);
@@ -158,7 +170,7 @@ function onSignal(signal: ShutdownSignal): void {
   void within(Promise.all(waits), grace).then((inTime) => {
     if (withMain || !appListens) {
       // Past the grace: abort what still runs, so that its cleanup gets a synchronous chance.
-      if (!inTime) void shutdownForExit({ wait: false }).catch(() => {});
+      if (!inTime) void shutdownEach(instances, false);
       exitNow(signal);
     }
     handling = undefined;
@@ -231,8 +243,10 @@ export function runMain(main: (signal: AbortSignal) => unknown, options?: RunMai
       if (failed) process.exitCode = 1;
       else process.exitCode ??= 0;
     }
-    const inTime = await within(shutdownForExit({ wait: true }), grace);
-    if (!inTime) await shutdownForExit({ wait: false }).catch(() => {});
+    const instances = exitInstances();
+    const inTime = await within(shutdownEach(instances, true), grace);
+    // Past the grace: abort what still runs, without waiting any longer for it.
+    if (!inTime) void shutdownEach(instances, false);
     mains.delete(run);
     syncSignalHandler();
   });

@@ -137,23 +137,22 @@ export async function shutdownAll(options?: ShutdownOptions): Promise<void> {
     assertObject('options', options);
     if (options.wait !== undefined) assertBoolean('wait', options.wait);
   }
-  await shutdownEntries(registered, options);
-}
-
-function shutdownEntries(set: Set<Entry>, options: ShutdownOptions | undefined): Promise<unknown> {
   const running: Promise<void>[] = [];
-  for (const entry of [...set]) {
+  for (const entry of [...registered]) {
     const dvt = entry.ref.deref();
     if (dvt !== undefined) running.push(dvt.shutdown(options));
   }
-  return Promise.all(running);
+  await Promise.all(running);
 }
 
-/**
- * Shuts down every live instance with `shutdownOnExit` (registered or not). @internal
- */
-export function shutdownForExit(options: ShutdownOptions): Promise<unknown> {
-  return shutdownEntries(exiting, options);
+/** The live instances with `shutdownOnExit` (registered or not). @internal */
+export function exitInstances(): Dovetail[] {
+  const out: Dovetail[] = [];
+  for (const entry of exiting) {
+    const dvt = entry.ref.deref();
+    if (dvt !== undefined) out.push(dvt);
+  }
+  return out;
 }
 
 /** Whether some live instance has `shutdownOnExit`. @internal */
