@@ -1,0 +1,189 @@
+// One adapter per library: the workloads (bench/workloads.mjs) call only these methods, so every
+// library runs exactly the same workload code. Each adapter is written the way that library's
+// README shows it, with no tuning for Dovetail.
+//
+//   create(options) -> {
+//     schedule?(fn, x): Promise         one task, submitted now, bounded by `concurrency`
+//     map?(fn, items): Promise<array>    the whole array through the library's map form
+//     iterate?(fn, source): AsyncIterable  streaming map over an async iterable
+//     close?(): Promise<void>
+//   }
+//
+// options: { concurrency: number, rateLimit?: { perSecond, burst }, full?: boolean,
+//            scopedListeners?: number }
+//   full: retries 3 (backoff 10 ms) + timeout 5000 ms + a listener on every event.
+
+import Bottleneck from 'bottleneck';
+import mitt from 'mitt';
+import pLimit from 'p-limit';
+import pMap, { pMapIterable } from 'p-map';
+import PQueue from 'p-queue';
+import pRetry from 'p-retry';
+import pTimeout from 'p-timeout';
+import { Dovetail, Event } from 'dovetail';
+
+export const FULL = Object.freeze({ retries: 3, retryBackoff: 10, timeout: 5000 });
+
+/**
+ * The floor: the smallest correct semaphore one could write by hand (an array queue with a head
+ * index, so dequeue is O(1)), plus, for W5, a plain token bucket (one timer per waiting start).
+ */
+function floor({ concurrency, rateLimit }) {
+  let active = 0;
+  const queue = [];
+  let head = 0;
+  const release = () => {
+    active -= 1;
+    if (head < queue.length) {
+      const job = queue[head];
+      queue[head++] = undefined;
+      if (head === queue.length) {
+        queue.length = 0;
+        head = 0;
+      }
+      run(job);
+    }
+  };
+  const run = (job) => {
+    active += 1;
+    job.fn(job.x).then(
+      (value) => {
+        release();
+        job.resolve(value);
+      },
+      (error) => {
+        release();
+        job.reject(error);
+      },
+    );
+  };
+  const gate = (fn, x) =>
+    new Promise((resolve, reject) => {
+      const job = { fn, x, resolve, reject };
+      if (active < concurrency) run(job);
+      else queue.push(job);
+    });
+  if (rateLimit === undefined) return { schedule: gate };
+  // Token bucket: each caller reserves the next token; the wait is computed, not polled.
+  const interval = 1000 / rateLimit.perSecond;
+  let tokens = rateLimit.burst;
+  let updated = performance.now();
+  const acquire = () => {
+    const now = performance.now();
+    tokens = Math.min(rateLimit.burst, tokens + (now - updated) / interval);
+    updated = now;
+    tokens -= 1;
+    return tokens >= 0 ? 0 : -tokens * interval;
+  };
+  return {
+    schedule: (fn, x) => {
+      const wait = acquire();
+      if (wait === 0) return gate(fn, x);
+      return new Promise((resolve) => setTimeout(resolve, wait)).then(() => gate(fn, x));
+    },
+  };
+}
+
+function plimit({ concurrency }) {
+  const limit = pLimit(concurrency);
+  return { schedule: (fn, x) => limit(fn, x) };
+}
+
+function pmap({ concurrency }) {
+  return {
+    map: (fn, items) => pMap(items, fn, { concurrency }),
+    iterate: (fn, source) => pMapIterable(source, fn, { concurrency, backpressure: concurrency }),
+  };
+}
+
+function pqueue({ concurrency, rateLimit }) {
+  // p-queue has no token bucket: "100 per second" is written as a fixed window.
+  const queue = new PQueue(
+    rateLimit === undefined ? { concurrency } : { concurrency, intervalCap: rateLimit.perSecond, interval: 1000 },
+  );
+  return { schedule: (fn, x) => queue.add(() => fn(x)) };
+}
+
+function bottleneck({ concurrency, rateLimit }) {
+  // Bottleneck's README spaces starts with `minTime` (it has no burst); its reservoir refresh runs
+  // on a polling heartbeat that started only about 4 tasks a second here at a 10 ms interval.
+  const limiter = new Bottleneck(
+    rateLimit === undefined
+      ? { maxConcurrent: concurrency }
+      : { maxConcurrent: concurrency === Infinity ? null : concurrency, minTime: 1000 / rateLimit.perSecond },
+  );
+  return { schedule: (fn, x) => limiter.schedule(fn, x), close: () => limiter.disconnect() };
+}
+
+/**
+ * The "naive" path: what a user composes by hand from the same packages Dovetail builds on:
+ * p-limit for the gate, p-retry around p-timeout for each task, mitt for lifecycle events.
+ */
+function naive({ concurrency }) {
+  const limit = pLimit(concurrency);
+  const bus = mitt();
+  let heard = 0;
+  bus.on('*', () => {
+    heard += 1;
+  });
+  let sequence = 0;
+  const schedule = (fn, x) => {
+    const id = ++sequence;
+    bus.emit('queued', { id });
+    return limit(() =>
+      pRetry(
+        (attempt) => {
+          bus.emit('started', { id, attempt });
+          return pTimeout(fn(x), { milliseconds: FULL.timeout });
+        },
+        {
+          retries: FULL.retries,
+          minTimeout: FULL.retryBackoff,
+          factor: 2,
+          onFailedAttempt: ({ error, attemptNumber }) => bus.emit('retry', { id, attempt: attemptNumber, error }),
+        },
+      ),
+    ).then(
+      (value) => {
+        bus.emit('done', { id });
+        return value;
+      },
+      (error) => {
+        bus.emit('error', { id, error });
+        throw error;
+      },
+    );
+  };
+  return { schedule, close: async () => heard };
+}
+
+/** Dovetail through its public API, from the built package. */
+function dovetail({ concurrency, rateLimit, full, scopedListeners }) {
+  const options = { concurrency };
+  if (full) Object.assign(options, FULL);
+  if (rateLimit !== undefined) options.rateLimit = rateLimit;
+  const dvt = new Dovetail(options);
+  if (full) {
+    let heard = 0;
+    const listener = () => {
+      heard += 1;
+    };
+    for (const event of Object.values(Event)) dvt.events.on(event, listener);
+  }
+  if (scopedListeners > 0) {
+    // W6: listeners scoped to functions that never run here, spread over every event.
+    const events = Object.values(Event);
+    for (let i = 0; i < scopedListeners; i++) {
+      const unrelated = async () => i;
+      dvt.events.on(events[i % events.length], () => {}, { function: unrelated });
+    }
+  }
+  return {
+    schedule: (fn, x) => dvt.task.schedule(fn, x),
+    map: (fn, items) => dvt.task.map(fn, items),
+    iterate: (fn, source) => dvt.task.mapIterable(fn, source),
+    close: () => dvt.shutdown(),
+  };
+}
+
+export const adapters = { floor, 'p-limit': plimit, 'p-map': pmap, 'p-queue': pqueue, bottleneck, naive, dovetail };
