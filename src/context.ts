@@ -17,13 +17,19 @@ export interface TaskContext {
   readonly function: string;
 }
 
+/** Where the context of the attempt now running comes from. @internal */
+export interface ContextSource {
+  /** The context of the attempt now running (made on first request). */
+  context(): TaskContext;
+}
+
 // Two ways to find the running task. `slot` is set around the synchronous part of every attempt:
 // free, and enough for code that reads the context before its first `await`. The
 // AsyncLocalStorage store follows the task across awaits, but on Node < 24 entering one turns on
 // promise hooks for the whole process, which costs every promise, the user's included, more than
 // the rest of a task's overhead together. So on those versions it is switched on by the first
 // `current()` call; on Node >= 24 (AsyncContextFrame, no promise hooks) it is on from the start.
-let slot: TaskContext | undefined;
+let slot: ContextSource | undefined;
 let store: AsyncLocalStorage<TaskContext> | undefined;
 
 const eager = Number(process.versions.node.split('.')[0]) >= 24;
@@ -33,20 +39,20 @@ function enableStore(): AsyncLocalStorage<TaskContext> {
 }
 
 /**
- * Calls `call(a, b)` with `context` as the current task. @internal
+ * Calls `call(a, b)` with `source` as the current task. @internal
  */
-export function runInContext<A, B, R>(context: TaskContext, call: (a: A, b: B) => R, a: A, b: B): R {
+export function runInContext<A, B, R>(source: ContextSource, call: (a: A, b: B) => R, a: A, b: B): R {
   if (eager) store ??= new AsyncLocalStorage<TaskContext>();
   const previous = slot;
   const entered = store;
-  slot = context;
+  slot = source;
   try {
-    return entered === undefined ? call(a, b) : entered.run(context, call, a, b);
+    return entered === undefined ? call(a, b) : entered.run(source.context(), call, a, b);
   } finally {
     slot = previous;
     // `current()` switched the store on inside the call and entered it for this synchronous
     // stretch: leave it, so that only the task's own continuations keep the context.
-    if (entered === undefined && store !== undefined) store.enterWith(previous as TaskContext);
+    if (entered === undefined && store !== undefined) store.enterWith(previous?.context() as TaskContext);
   }
 }
 
@@ -72,12 +78,13 @@ export function runInContext<A, B, R>(context: TaskContext, call: (a: A, b: B) =
  */
 export function currentTask(): TaskContext | undefined {
   if (slot !== undefined) {
+    const context = slot.context();
     if (store === undefined) {
       // Asked before the first await: answer from the slot, and carry the context into this
       // task's continuations so that it still answers after its awaits.
-      enableStore().enterWith(slot);
+      enableStore().enterWith(context);
     }
-    return slot;
+    return context;
   }
   if (store === undefined) {
     enableStore();

@@ -1,4 +1,4 @@
-import type { Core, Execution } from './execution.js';
+import { Execution, type Core } from './execution.js';
 import { ShutdownError } from './errors.js';
 import { Events, watchTaskChannel } from './events.js';
 import { assertBoolean, assertObject } from './internal/assert.js';
@@ -82,7 +82,8 @@ export class Dovetail implements AsyncDisposable {
       events,
       gate,
       limiter,
-      live: new Set<Execution>(),
+      liveHead: undefined,
+      liveCount: 0,
       pending: 0,
       active: 0,
       stopping: false,
@@ -133,7 +134,7 @@ export class Dovetail implements AsyncDisposable {
    * ```
    */
   onIdle(): Promise<void> {
-    if (this.#core.live.size === 0) return Promise.resolve();
+    if (this.#core.liveCount === 0) return Promise.resolve();
     if (this.#idle === undefined) {
       let resolve!: () => void;
       const promise = new Promise<void>((done) => {
@@ -186,7 +187,7 @@ export class Dovetail implements AsyncDisposable {
     core.stopping = true;
     this.#shuttingDown = true;
     const reason = new ShutdownError('instance shut down without waiting');
-    for (const execution of [...core.live]) execution.stop(reason);
+    for (const execution of Execution.live(core)) execution.stop(reason);
     // What the gate still holds was cancelled above; let it go.
     core.gate?.clear();
   }
@@ -197,7 +198,7 @@ export class Dovetail implements AsyncDisposable {
     } finally {
       this.events.close();
       untrack(this);
-      this.events.traceStruct({ method: 'shutdown', status: 'end', extra: { live: this.#core.live.size } });
+      this.events.traceStruct({ method: 'shutdown', status: 'end', extra: { live: this.#core.liveCount } });
     }
   }
 

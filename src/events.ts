@@ -528,9 +528,9 @@ export class Events {
   }
 
   /** Drops the listeners scoped to an execution that has ended. @internal */
-  releaseExecution(id: string): void {
+  releaseExecution(source: EventSource): void {
     if (this.#byExecution.size === 0) return;
-    const emitter = this.#byExecution.get(id);
+    const emitter = this.#byExecution.get(source.id);
     if (emitter === undefined) return;
     for (const subscription of [...this.#subscriptions.values()]) {
       if (subscription.emitter === emitter) this.#remove(subscription.id);

@@ -1,5 +1,5 @@
 import type { ClearablePromise } from 'p-timeout';
-import { runInContext, type TaskContext } from './context.js';
+import { runInContext, type ContextSource, type TaskContext } from './context.js';
 import { CancelledError, ShutdownError, TimeoutError } from './errors.js';
 import type { AnyFunction, EventName, EventSource, Events, MethodName, TaskPayload } from './events.js';
 import type { ResolvedPolicy } from './options.js';
@@ -15,6 +15,14 @@ export type Kind = (typeof Kind)[keyof typeof Kind];
 /**
  * A task handed to the caller: a real `Promise` (it works with `await`, `Promise.all` and
  * `instanceof Promise`) that also carries its execution id and can be cancelled.
+ *
+ * @example
+ * ```ts
+ * import { Dovetail, type Task } from 'dovetail';
+ * const dvt = new Dovetail();
+ * const task: Task<number> = dvt.task.schedule(async () => 42);
+ * console.log(task.id, task instanceof Promise, await task);
+ * ```
  */
 export interface Task<R> extends Promise<R> {
   /** The execution id; the same string as the payloads' `executionId` and `current().id`. */
@@ -38,15 +46,17 @@ export interface Core {
   readonly events: Events;
   readonly gate: Gate | undefined;
   readonly limiter: RateLimiter | undefined;
-  /** Executions not yet settled. */
-  readonly live: Set<Execution>;
+  /** First of the executions not yet settled (an intrusive list: no per-task set entry). */
+  liveHead: Execution | undefined;
+  /** How many executions are not yet settled. */
+  liveCount: number;
   /** Waiting for the gate or the rate limiter. */
   pending: number;
   /** Running (between the first start and settling). */
   active: number;
   /** `shutdown({ wait: false })` began: no further attempt starts. */
   stopping: boolean;
-  /** Called when `live` becomes empty. */
+  /** Called when `liveCount` drops to 0. */
   drained(): void;
 }
 
@@ -88,6 +98,23 @@ class AttemptContext implements TaskContext {
   }
 }
 
+/** What only some executions need; made on first use so that a plain task stays small. */
+interface Rare {
+  /** The execution's own signal, for waits between attempts (token, retry sleep). */
+  controller: AbortController | undefined;
+  /** The running attempt's timeout. */
+  timer: ClearablePromise<unknown> | undefined;
+  /** Why the running attempt was aborted, before anyone asked for its context. */
+  abortReason: { reason: unknown } | undefined;
+  retrying: boolean;
+  sleeping: boolean;
+  attemptResolve: ((value: unknown) => void) | undefined;
+  attemptReject: ((error: unknown) => void) | undefined;
+  onSignal: (() => void) | undefined;
+  channelContext: Record<string, unknown> | undefined;
+  release: (() => void) | undefined;
+}
+
 const call = (work: AnyFunction, args: readonly unknown[]): unknown => {
   const fn = work as (...a: readonly unknown[]) => unknown;
   switch (args.length) {
@@ -124,13 +151,11 @@ const isThenable = (value: unknown): value is PromiseLike<unknown> =>
  * One execution of one task: gate → rate limit → retry(timeout(attempt)) → events. Written as a
  * small state machine rather than an async function, so that `cancel()` can settle it at once
  * whatever the attempt is doing, and so that a task that succeeds at once allocates no retry
- * loop, no timer and no limiter wait.
+ * loop, no timer, no limiter wait, no AbortController and no context object.
  */
-export class Execution implements GateJob, EventSource {
-  readonly id: string;
+export class Execution implements GateJob, EventSource, ContextSource {
   readonly seq: number;
   readonly fn: AnyFunction | undefined;
-  channelContext: Record<string, unknown> | undefined;
   /** The `map` slot this execution fills. */
   index = 0;
 
@@ -144,19 +169,13 @@ export class Execution implements GateJob, EventSource {
   #resolve: ((value: unknown) => void) | undefined;
   #reject: ((error: unknown) => void) | undefined;
   #task: Task<unknown> | undefined;
-
   #state: 0 | 1 | 2 = QUEUED;
   #attempt = 0;
-  #context: AttemptContext | undefined;
   #startedAt = -1;
-  #controller: AbortController | undefined;
-  #release: (() => void) | undefined;
-  #timer: ClearablePromise<unknown> | undefined;
-  #retrying = false;
-  #sleeping = false;
-  #attemptResolve: ((value: unknown) => void) | undefined;
-  #attemptReject: ((error: unknown) => void) | undefined;
-  #onSignal: (() => void) | undefined;
+  #context: AttemptContext | undefined;
+  #rare: Rare | undefined;
+  #prev: Execution | undefined;
+  #next: Execution | undefined;
 
   constructor(
     core: Core,
@@ -169,7 +188,6 @@ export class Execution implements GateJob, EventSource {
     sink: Sink | undefined,
   ) {
     this.seq = ++sequence;
-    this.id = String(this.seq);
     this.#core = core;
     this.#policy = policy;
     this.#method = method;
@@ -180,6 +198,18 @@ export class Execution implements GateJob, EventSource {
     this.#sink = sink;
   }
 
+  /** Every execution of `core` not yet settled, oldest first. */
+  static live(core: Core): Execution[] {
+    const all: Execution[] = [];
+    for (let at = core.liveHead; at !== undefined; at = at.#next) all.push(at);
+    return all;
+  }
+
+  /** The execution id: the same string as `Task.id` and the payloads' `executionId`. */
+  get id(): string {
+    return this.#task?.id ?? String(this.seq);
+  }
+
   /** The `Task` promise for this execution (made once, for `schedule` and friends). */
   task<R>(): Task<R> {
     if (this.#task === undefined) {
@@ -187,7 +217,7 @@ export class Execution implements GateJob, EventSource {
         this.#resolve = resolve;
         this.#reject = reject;
       }) as Task<unknown> & { id: string; cancel: (reason?: unknown) => boolean };
-      task.id = this.id;
+      task.id = String(this.seq);
       task.cancel = (reason?: unknown): boolean => this.cancel(reason);
       this.#task = task;
     }
@@ -199,10 +229,34 @@ export class Execution implements GateJob, EventSource {
     return this.#state === SETTLED;
   }
 
+  get channelContext(): Record<string, unknown> | undefined {
+    return this.#rare?.channelContext;
+  }
+
+  set channelContext(value: Record<string, unknown> | undefined) {
+    this.#more().channelContext = value;
+  }
+
+  /** The context of the attempt now running (made on first request). */
+  context(): TaskContext {
+    let context = this.#context;
+    if (context === undefined || context.attempt !== this.#attempt) {
+      context = new AttemptContext(this.id, this.#attempt, this.fn?.name || '<anonymous>');
+      const aborted = this.#rare?.abortReason;
+      if (aborted !== undefined) context.abort(aborted.reason);
+      this.#context = context;
+    }
+    return context;
+  }
+
   /** Enters the instance: counts, announces, and queues for the gate. */
   start(): void {
     const core = this.#core;
-    core.live.add(this);
+    const head = core.liveHead;
+    if (head !== undefined) head.#prev = this;
+    this.#next = head;
+    core.liveHead = this;
+    core.liveCount += 1;
     core.pending += 1;
     const events = core.events;
     events.counters.queued += 1;
@@ -213,21 +267,27 @@ export class Execution implements GateJob, EventSource {
         this.cancel(signal.reason);
         return;
       }
-      this.#onSignal = () => this.cancel(signal.reason);
-      signal.addEventListener('abort', this.#onSignal, { once: true });
+      const onSignal = (): void => void this.cancel(signal.reason);
+      this.#more().onSignal = onSignal;
+      signal.addEventListener('abort', onSignal, { once: true });
     }
     if (core.gate !== undefined) core.gate.run(this);
     else queueMicrotask(() => void this.run());
   }
 
-  /** Called by the gate once a slot is free; holds the slot until the returned promise settles. */
-  run(): Promise<void> | void {
+  /**
+   * Called by the gate once a slot is free. The slot is held until the returned promise settles:
+   * the task itself when there is one (so a cancelled task frees its slot at once), otherwise a
+   * promise settled with the execution.
+   */
+  run(): Promise<unknown> | void {
     if (this.#state !== QUEUED) return; // Cancelled while it waited for the slot.
     this.#state = RUNNING;
     this.#attemptNext(1);
     if (this.#core.gate === undefined || (this.#state as number) === SETTLED) return;
+    if (this.#task !== undefined) return this.#task;
     return new Promise<void>((resolve) => {
-      this.#release = resolve;
+      this.#more().release = resolve;
     });
   }
 
@@ -254,27 +314,30 @@ export class Execution implements GateJob, EventSource {
    */
   stop(reason: ShutdownError): void {
     if (this.#state === SETTLED) return;
-    if (this.#attempt === 0 || this.#sleeping) {
+    if (this.#attempt === 0 || this.#rare?.sleeping === true) {
       this.cancel(reason);
       return;
     }
-    this.#context?.abort(reason);
+    this.#abortAttempt(reason);
   }
 
   // ---- attempts ------------------------------------------------------------------------------
 
   #attemptNext(attempt: number): void {
-    this.#sleeping = false;
+    const rare = this.#rare;
+    if (rare !== undefined) rare.sleeping = false;
     const limiter = this.#core.limiter;
     if (limiter === undefined) {
-      this.#launch(attempt, -1);
+      this.#launch(attempt, 0);
       return;
     }
     let waited: number | Promise<number>;
     try {
       waited = limiter.acquire(this.#signal());
     } catch (error) {
-      this.#refused(error);
+      // The limiter could not give a token (a shared back end failed): the task fails with that
+      // error, unretried.
+      this.#settleFailure(error);
       return;
     }
     if (typeof waited === 'number') this.#launch(attempt, waited);
@@ -283,20 +346,9 @@ export class Execution implements GateJob, EventSource {
         (ms) => this.#launch(attempt, ms),
         (error: unknown) => {
           // Aborted because the task settled: nothing to do. Anything else is a back-end failure.
-          if (this.#state !== SETTLED) this.#refused(error);
+          if (this.#state !== SETTLED) this.#settleFailure(error);
         },
       );
-  }
-
-  /**
-   * The limiter could not give a token (a shared back end failed): the task fails with that error,
-   * unretried. Not `#fail`: the attempt never launched, so `#fail` would not recognise it.
-   */
-  #refused(error: unknown): void {
-    if (this.#state !== RUNNING) return;
-    this.#settle(false, error, 'error');
-    // A retry loop waiting on this attempt ends too (it sees the task settled).
-    this.#attemptReject?.(error);
   }
 
   #launch(attempt: number, waited: number): void {
@@ -321,8 +373,8 @@ export class Execution implements GateJob, EventSource {
       core.active += 1;
     }
     this.#attempt = attempt;
-    const context = new AttemptContext(this.id, attempt, this.#name());
-    this.#context = context;
+    const rare = this.#rare;
+    if (rare !== undefined) rare.abortReason = undefined;
     events.counters.started += 1;
     if (events.wants('started', this)) {
       if (this.#startedAt < 0) this.#startedAt = performance.now();
@@ -334,7 +386,7 @@ export class Execution implements GateJob, EventSource {
     }
     let out: unknown;
     try {
-      out = this.#invoke(context);
+      out = this.#invoke();
     } catch (error) {
       this.#fail(attempt, error);
       return;
@@ -345,8 +397,10 @@ export class Execution implements GateJob, EventSource {
     }
     const timeout = this.#policy.timeout;
     if (timeout !== Infinity) {
-      const timed = withTimeout(out, timeout, (error) => context.abort(error));
-      this.#timer = timed;
+      // A foreign thenable is adopted first: its then() must not run inside withTimeout().
+      const attemptPromise = out instanceof Promise ? out : Promise.resolve(out);
+      const timed = withTimeout(attemptPromise, timeout, (error) => this.#abortAttempt(error));
+      this.#more().timer = timed;
       out = timed;
     }
     (out as PromiseLike<unknown>).then(
@@ -355,50 +409,60 @@ export class Execution implements GateJob, EventSource {
     );
   }
 
-  #invoke(context: AttemptContext): unknown {
+  #invoke(): unknown {
     const work = this.#work;
     switch (this.#kind) {
       case Kind.CALL:
-        return runInContext(context, call, work as AnyFunction, this.#args);
+        return runInContext(this, call, work as AnyFunction, this.#args);
       case Kind.PROMISE:
         return work;
       case Kind.CALLBACK:
-        return runInContext(context, callWithCallback, work as AnyFunction, this.#args);
-      default:
+        return runInContext(this, callWithCallback, work as AnyFunction, this.#args);
+      default: {
         // toThread: a later macrotask, so the caller's turn of the event loop finishes first.
+        const attempt = this.#attempt;
         return new Promise((resolve, reject) => {
           setImmediate(() => {
-            if (this.#state === SETTLED) {
+            if (this.#state === SETTLED || this.#attempt !== attempt) {
               resolve(undefined);
               return;
             }
             try {
-              resolve(runInContext(context, call, work as AnyFunction, this.#args));
+              resolve(runInContext(this, call, work as AnyFunction, this.#args));
             } catch (error) {
               reject(error);
             }
           });
         });
+      }
     }
   }
 
   #succeed(attempt: number, value: unknown): void {
     if (this.#state !== RUNNING || attempt !== this.#attempt) return;
-    this.#clearTimer();
-    if (this.#retrying) this.#attemptResolve?.(value);
+    const rare = this.#rare;
+    if (rare === undefined) {
+      this.#settle(true, value, 'done');
+      return;
+    }
+    this.#clearTimer(rare);
+    if (rare.retrying) rare.attemptResolve?.(value);
     else this.#settle(true, value, 'done');
   }
 
   #fail(attempt: number, error: unknown): void {
     if (this.#state !== RUNNING || attempt !== this.#attempt) return;
-    this.#clearTimer();
-    if (this.#retrying) {
-      this.#attemptReject?.(wrapFailure(error));
-      return;
+    const rare = this.#rare;
+    if (rare !== undefined) {
+      this.#clearTimer(rare);
+      if (rare.retrying) {
+        rare.attemptReject?.(wrapFailure(error));
+        return;
+      }
     }
     const policy = this.#policy;
     if (policy.retries > 0 && this.#kind !== Kind.PROMISE) {
-      this.#retrying = true;
+      this.#more().retrying = true;
       retry(error, policy.retries, policy.retryBackoff, this.#signal(), {
         attempt: (next) => this.#retryAttempt(next),
         shouldRetry: (value, failed, sleep) => this.#shouldRetry(value, failed, sleep),
@@ -407,18 +471,19 @@ export class Execution implements GateJob, EventSource {
           if (this.#state === RUNNING) this.#settle(true, value, 'done');
         },
         (final: unknown) => {
-          if (this.#state === RUNNING) this.#settle(false, final, 'error');
+          if (this.#state === RUNNING) this.#settleFailure(final);
         },
       );
       return;
     }
-    this.#settle(false, error, 'error');
+    this.#settleFailure(error);
   }
 
   #retryAttempt(attempt: number): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      this.#attemptResolve = resolve;
-      this.#attemptReject = reject;
+      const rare = this.#more();
+      rare.attemptResolve = resolve;
+      rare.attemptReject = reject;
       this.#attemptNext(attempt);
     });
   }
@@ -428,7 +493,7 @@ export class Execution implements GateJob, EventSource {
     if (error instanceof CancelledError || error instanceof ShutdownError) return false;
     const decide = this.#policy.shouldRetry;
     if (decide !== undefined && !decide(error, attempt)) return false;
-    this.#sleeping = true;
+    this.#more().sleeping = true;
     const events = this.#core.events;
     events.counters.retries += 1;
     if (events.wants('retry', this)) {
@@ -441,7 +506,17 @@ export class Execution implements GateJob, EventSource {
     return true;
   }
 
+  #abortAttempt(reason: unknown): void {
+    const context = this.#context;
+    if (context !== undefined && context.attempt === this.#attempt) context.abort(reason);
+    else this.#more().abortReason ??= { reason };
+  }
+
   // ---- settling ------------------------------------------------------------------------------
+
+  #settleFailure(error: unknown): void {
+    this.#settle(false, error, error instanceof CancelledError ? 'cancelled' : 'error');
+  }
 
   #settle(ok: boolean, value: unknown, event: 'done' | 'error' | 'cancelled'): void {
     const core = this.#core;
@@ -451,16 +526,26 @@ export class Execution implements GateJob, EventSource {
     else core.pending -= 1;
     const events = core.events;
     events.counters[event] += 1;
-    this.#clearTimer();
-    if (event === 'cancelled') {
-      this.#context?.abort(value);
-      this.#controller?.abort(value);
-      this.#attemptReject?.(value);
+    const rare = this.#rare;
+    if (rare !== undefined) {
+      this.#clearTimer(rare);
+      if (event === 'cancelled') rare.controller?.abort(value);
+      // A retry loop waiting on an attempt that will never run ends too (it sees the task settled).
+      if (!ok) rare.attemptReject?.(value);
+      const signal = this.#policy.signal;
+      if (rare.onSignal !== undefined && signal !== undefined) signal.removeEventListener('abort', rare.onSignal);
+      rare.release?.();
     }
-    const signal = this.#policy.signal;
-    if (this.#onSignal !== undefined && signal !== undefined) signal.removeEventListener('abort', this.#onSignal);
-    this.#release?.();
-    core.live.delete(this);
+    if (event === 'cancelled' && wasRunning) this.#abortAttempt(value);
+    // Unlink from the live list.
+    const prev = this.#prev;
+    const next = this.#next;
+    if (prev === undefined) core.liveHead = next;
+    else prev.#next = next;
+    if (next !== undefined) next.#prev = prev;
+    this.#prev = undefined;
+    this.#next = undefined;
+    core.liveCount -= 1;
     if (events.wants(event, this)) {
       const payload = this.#payload(event);
       if (wasRunning) payload.attempt = this.#attempt;
@@ -471,7 +556,7 @@ export class Execution implements GateJob, EventSource {
       }
       events.publish(payload, this);
     }
-    events.releaseExecution(this.id);
+    events.releaseExecution(this);
     if (this.#sink !== undefined) this.#sink.settled(this, ok, value);
     else if (ok) this.#resolve?.(value);
     else {
@@ -480,23 +565,34 @@ export class Execution implements GateJob, EventSource {
       if (event === 'cancelled') this.#task?.catch(noop);
       this.#reject?.(value);
     }
-    if (core.live.size === 0) core.drained();
+    if (core.liveCount === 0) core.drained();
   }
 
-  #clearTimer(): void {
-    if (this.#timer !== undefined) {
-      this.#timer.clear();
-      this.#timer = undefined;
+  #clearTimer(rare: Rare): void {
+    if (rare.timer !== undefined) {
+      rare.timer.clear();
+      rare.timer = undefined;
     }
   }
 
-  /** The execution's own signal, for waits between attempts (token, retry sleep). */
-  #signal(): AbortSignal {
-    return (this.#controller ??= new AbortController()).signal;
+  #more(): Rare {
+    return (this.#rare ??= {
+      controller: undefined,
+      timer: undefined,
+      abortReason: undefined,
+      retrying: false,
+      sleeping: false,
+      attemptResolve: undefined,
+      attemptReject: undefined,
+      onSignal: undefined,
+      channelContext: undefined,
+      release: undefined,
+    });
   }
 
-  #name(): string {
-    return this.fn === undefined ? '<promise>' : this.fn.name || '<anonymous>';
+  #signal(): AbortSignal {
+    const rare = this.#more();
+    return (rare.controller ??= new AbortController()).signal;
   }
 
   #payload(event: EventName): TaskPayload {

@@ -1,4 +1,5 @@
 import pLimit, { type LimitFunction } from 'p-limit';
+import Queue from 'yocto-queue';
 
 /**
  * One unit of work waiting for a slot. The gate calls `run()` once a slot is free and holds the
@@ -6,7 +7,7 @@ import pLimit, { type LimitFunction } from 'p-limit';
  * slot at all (a shared back end that is unreachable, say).
  */
 export interface GateJob {
-  run(): Promise<void> | void;
+  run(): Promise<unknown> | void;
   reject(error: unknown): void;
 }
 
@@ -25,16 +26,33 @@ export interface Gate {
   clear(): void;
 }
 
-// Module-level so that queueing a job allocates no closure.
-const runJob = (job: GateJob): Promise<void> | void => job.run();
+// Module-level so that admitting a job allocates no closure.
+const runJob = (job: GateJob): Promise<unknown> | void => job.run();
 
-/** The in-process gate, on `p-limit`. */
+/**
+ * The in-process gate. `p-limit` runs the admitted jobs, holds each slot until the job's promise
+ * settles and counts them; jobs beyond the limit wait in a queue of our own in front of it.
+ *
+ * Why not let them wait inside p-limit: a profile of 100 000 queued tasks showed 72% of the time
+ * in garbage collection, and p-limit keeps about 740 bytes of promises and closures per waiting
+ * job (its caller's promise, an internal promise, a bound function, a queue item) for as long as
+ * the job waits. Here a waiting job costs one queue node, so p-limit's machinery is paid only
+ * for the jobs that run; and a job cancelled while it waits is simply skipped when its turn comes.
+ */
 export class LocalGate implements Gate {
   readonly #limit: LimitFunction;
+  readonly #concurrency: number;
+  readonly #waiting = new Queue<GateJob>();
+  readonly #refill: () => void;
 
   /** @param concurrency - Slots, an integer >= 1 (already validated). */
   constructor(concurrency: number) {
+    this.#concurrency = concurrency;
     this.#limit = pLimit(concurrency);
+    this.#refill = () => {
+      const waiting = this.#waiting;
+      while (waiting.size > 0 && this.#free()) this.#admit(waiting.dequeue() as GateJob);
+    };
   }
 
   get active(): number {
@@ -42,16 +60,27 @@ export class LocalGate implements Gate {
   }
 
   get pending(): number {
-    return this.#limit.pendingCount;
+    return this.#waiting.size + this.#limit.pendingCount;
   }
 
   run(job: GateJob): void {
-    // The promise p-limit hands back settles with `job.run()`, which never rejects: the job
-    // settles its own task. Nothing awaits it, so nothing is allocated for it.
-    void this.#limit(runJob, job);
+    if (this.#waiting.size === 0 && this.#free()) this.#admit(job);
+    else this.#waiting.enqueue(job);
   }
 
   clear(): void {
+    this.#waiting.clear();
     this.#limit.clearQueue();
+  }
+
+  #free(): boolean {
+    const limit = this.#limit;
+    return limit.activeCount + limit.pendingCount < this.#concurrency;
+  }
+
+  #admit(job: GateJob): void {
+    // The promise p-limit hands back settles once it has released the slot (with the job's own
+    // outcome, which its owner already handles): time to admit the next waiting job.
+    void this.#limit(runJob, job).then(this.#refill, this.#refill);
   }
 }
