@@ -64,6 +64,10 @@ const QUEUED = 0;
 const RUNNING = 1;
 const SETTLED = 2;
 
+const NOWHERE = 0;
+const PENDING = 1;
+const ACTIVE = 2;
+
 const noop = (): void => {};
 let sequence = 0;
 
@@ -170,6 +174,8 @@ export class Execution implements GateJob, EventSource, ContextSource {
   #reject: ((error: unknown) => void) | undefined;
   #task: Task<unknown> | undefined;
   #state: 0 | 1 | 2 = QUEUED;
+  /** Where the execution is counted: in `pending` until it holds its slot (and first token). */
+  #counted: 0 | 1 | 2 = NOWHERE;
   #attempt = 0;
   #startedAt = -1;
   #context: AttemptContext | undefined;
@@ -258,6 +264,7 @@ export class Execution implements GateJob, EventSource, ContextSource {
     core.liveHead = this;
     core.liveCount += 1;
     core.pending += 1;
+    this.#counted = PENDING;
     const events = core.events;
     events.counters.queued += 1;
     if (events.wants('queued', this)) events.publish(this.#payload('queued'), this);
@@ -272,7 +279,26 @@ export class Execution implements GateJob, EventSource, ContextSource {
       signal.addEventListener('abort', onSignal, { once: true });
     }
     if (core.gate !== undefined) core.gate.run(this);
-    else queueMicrotask(() => void this.run());
+    else {
+      this.admitted();
+      queueMicrotask(() => void this.run());
+    }
+  }
+
+  /**
+   * The gate reserved a slot: from now on the task counts as active, unless it still has to
+   * wait for its first rate-limit token.
+   */
+  admitted(): void {
+    if (this.#counted !== PENDING || this.#core.limiter !== undefined) return;
+    this.#activate();
+  }
+
+  #activate(): void {
+    const core = this.#core;
+    core.pending -= 1;
+    core.active += 1;
+    this.#counted = ACTIVE;
   }
 
   /**
@@ -368,10 +394,7 @@ export class Execution implements GateJob, EventSource, ContextSource {
         events.publish(payload, this);
       }
     }
-    if (attempt === 1) {
-      core.pending -= 1;
-      core.active += 1;
-    }
+    if (this.#counted === PENDING) this.#activate();
     this.#attempt = attempt;
     const rare = this.#rare;
     if (rare !== undefined) rare.abortReason = undefined;
@@ -522,8 +545,9 @@ export class Execution implements GateJob, EventSource, ContextSource {
     const core = this.#core;
     const wasRunning = this.#attempt > 0;
     this.#state = SETTLED;
-    if (wasRunning) core.active -= 1;
-    else core.pending -= 1;
+    if (this.#counted === ACTIVE) core.active -= 1;
+    else if (this.#counted === PENDING) core.pending -= 1;
+    this.#counted = NOWHERE;
     const events = core.events;
     events.counters[event] += 1;
     const rare = this.#rare;

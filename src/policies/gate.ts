@@ -9,6 +9,11 @@ import Queue from 'yocto-queue';
 export interface GateJob {
   run(): Promise<unknown> | void;
   reject(error: unknown): void;
+  /**
+   * Optional: told synchronously when a slot is reserved for the job, before `run()` (which a
+   * gate may call a tick later), so the job counts as active rather than pending from then on.
+   */
+  admitted?(): void;
 }
 
 /**
@@ -79,6 +84,7 @@ export class LocalGate implements Gate {
   }
 
   #admit(job: GateJob): void {
+    job.admitted?.();
     // The promise p-limit hands back settles once it has released the slot (with the job's own
     // outcome, which its owner already handles): time to admit the next waiting job.
     void this.#limit(runJob, job).then(this.#refill, this.#refill);
