@@ -1,0 +1,145 @@
+// Three processes on one key: the shared gate, the shared bucket, and a worker killed holding slots.
+import { afterAll, afterEach, beforeAll, expect, it } from '@jest/globals';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { closeAll, create } from '../helpers/instances.js';
+import { describeRedis, RedisServer } from '../helpers/redis-server.js';
+import { redisBackend } from '../../src/redis/index.js';
+
+const WORKER = fileURLToPath(new URL('./fixtures/worker.ts', import.meta.url));
+
+interface WorkerReport {
+  starts: number[];
+  peak: number;
+  failed: number;
+  waited: number;
+  stats: Record<string, number>;
+}
+
+const children = new Set<ChildProcess>();
+
+function startWorker(config: Record<string, unknown>): { child: ChildProcess; output: Promise<string> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, JSON.stringify(config)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  let out = '';
+  let err = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  const output = new Promise<string>((resolve, reject) => {
+    child.once('exit', (code, signal) => {
+      children.delete(child);
+      if (code === 0) resolve(out);
+      else reject(new Error(`worker exited with ${code ?? signal}: ${err}`));
+    });
+  });
+  return { child, output };
+}
+
+async function runWorkers(configs: Record<string, unknown>[]): Promise<WorkerReport[]> {
+  const outputs = await Promise.all(configs.map((config) => startWorker(config).output));
+  return outputs.map((text) => JSON.parse(text.trim().split('\n').pop() ?? '{}') as WorkerReport);
+}
+
+describeRedis('dovetail/redis across processes', () => {
+  let server: RedisServer;
+  let redis: Redis;
+
+  beforeAll(async () => {
+    server = await RedisServer.start();
+    redis = new Redis(server.url);
+  });
+
+  afterEach(async () => {
+    for (const child of children) child.kill('SIGKILL');
+    await closeAll();
+  });
+
+  afterAll(async () => {
+    await redis.quit();
+    await server.stop();
+  });
+
+  it('never runs more than the shared concurrency across three processes', async () => {
+    const config = { url: server.url, key: 'peak', mode: 'run', tasks: 30, taskMs: 15, concurrency: 4, counter: 'peak:running' };
+    const reports = await runWorkers([config, config, config]);
+    const peak = Math.max(...reports.map((r) => r.peak));
+    expect(reports.map((r) => r.failed)).toEqual([0, 0, 0]);
+    expect(reports.map((r) => r.stats['done'])).toEqual([30, 30, 30]);
+    // Recorded through Redis: INCR when a task starts, DECR when it ends.
+    expect(peak).toBeLessThanOrEqual(4);
+    expect(peak).toBeGreaterThanOrEqual(2);
+    expect(await redis.get('peak:running')).toBe('0');
+    expect(await redis.zcard('semaphore:dovetail:peak:gate')).toBe(0);
+  }, 40_000);
+
+  it('starts 1 000 tasks of three processes at the shared perSecond, burst honoured', async () => {
+    const perSecond = 200;
+    const burst = 20;
+    const base = { url: server.url, key: 'rate', mode: 'run', taskMs: 0, perSecond, burst };
+    const reports = await runWorkers([
+      { ...base, tasks: 334 },
+      { ...base, tasks: 333 },
+      { ...base, tasks: 333 },
+    ]);
+    const starts = reports.flatMap((r) => r.starts).sort((a, b) => a - b);
+    expect(starts).toHaveLength(1000);
+    const first = starts[0] ?? 0;
+    const span = (starts[999] ?? 0) - first;
+    // Tokens available over the span: the burst at once, then perSecond.
+    const rate = ((1000 - burst) / span) * 1000;
+    expect(Math.abs(rate - perSecond) / perSecond).toBeLessThan(0.03);
+    // The burst goes at once...
+    expect((starts[burst - 1] ?? 0) - first).toBeLessThan(250);
+    // ...and no start comes before its token: by time t at most burst + perSecond * t starts.
+    // The times are taken inside the tasks, where a busy event loop may record the first ones a
+    // little late (never early: a token's wait is a timer): 30 ms of slack, 6 tokens.
+    const interval = 1000 / perSecond;
+    let early = Infinity;
+    for (let i = burst; i < starts.length; i += 1) {
+      early = Math.min(early, (starts[i] ?? 0) - first - (i + 1 - burst) * interval);
+    }
+    expect(early).toBeGreaterThanOrEqual(-30);
+    // In the first second: the burst plus one second of tokens.
+    const firstSecond = starts.filter((t) => t - first < 1000).length;
+    expect(firstSecond).toBeLessThanOrEqual(burst + perSecond + 6);
+    expect(firstSecond).toBeGreaterThanOrEqual(burst + perSecond - 6);
+    process.stderr.write(`rate test: ${rate.toFixed(2)}/s over ${span.toFixed(0)} ms, earliest start vs its token ${early.toFixed(2)} ms, ${firstSecond} in the first second\n`);
+    const throttled = reports.reduce((sum, r) => sum + (r.stats['throttled'] ?? 0), 0);
+    expect(throttled).toBeGreaterThan(900);
+    expect(reports.every((r) => r.waited > 0)).toBe(true);
+  }, 40_000);
+
+  it('gives the slots of a worker killed with SIGKILL back within the lease time', async () => {
+    const leaseTime = 1000;
+    const key = 'killed';
+    const hog = startWorker({ url: server.url, key, mode: 'hold', tasks: 3, taskMs: 0, concurrency: 3, leaseTime });
+    hog.output.catch(() => {});
+    await new Promise<void>((resolve, reject) => {
+      hog.child.stdout?.on('data', (chunk: string) => {
+        if (chunk.includes('holding')) resolve();
+      });
+      hog.child.once('exit', () => reject(new Error('the holding worker exited')));
+    });
+    const client = new Redis(server.url);
+    try {
+      const dvt = create({ concurrency: 3, backend: redisBackend(client, { key, leaseTime }) });
+      const started: number[] = [];
+      const tasks = [1, 2, 3].map(() => dvt.task.schedule(() => void started.push(performance.now())));
+      // The hog's leases are refreshed while its tasks run: well past one lease time, still held.
+      await new Promise((resolve) => setTimeout(resolve, 2.5 * leaseTime));
+      expect(started).toEqual([]);
+      expect(dvt.pending).toBe(3);
+      const killedAt = performance.now();
+      hog.child.kill('SIGKILL');
+      await Promise.all(tasks);
+      const regained = Math.max(...started) - killedAt;
+      expect(regained).toBeLessThanOrEqual(leaseTime + 500);
+      await dvt.shutdown();
+    } finally {
+      await client.quit();
+    }
+  }, 30_000);
+});

@@ -1,0 +1,183 @@
+import { Semaphore, type LostLockError } from 'redis-semaphore';
+import Queue from 'yocto-queue';
+import { BackendError } from '../errors.js';
+import type { BackendHooks } from '../policies/backend.js';
+import type { Gate, GateJob } from '../policies/gate.js';
+import type { Store } from './store.js';
+
+/**
+ * One slot of the shared limit, held by one running task: a `redis-semaphore` lease (a member of a
+ * sorted set scored by its last refresh) that the package refreshes on a timer while the task
+ * runs, and that Redis forgets `leaseTime` ms after the last refresh, so a process killed while
+ * holding it gives it back by itself.
+ *
+ * The package lets a failed refresh escape its timer as an unhandled rejection (which ends a
+ * Node process); here a failed refresh is reported and the lease kept: if Redis stays away past
+ * the lease, the next refresh finds it gone and says so through `onLockLost`.
+ */
+class Lease extends Semaphore {
+  readonly #onRefreshError: (error: unknown) => void;
+
+  constructor(store: Store, key: string, limit: number, onLost: (error: LostLockError) => void, onRefreshError: (error: unknown) => void) {
+    super(store.client, key, limit, {
+      lockTimeout: store.settings.leaseTime,
+      refreshInterval: store.settings.refreshInterval,
+      acquireAttemptsLimit: 1,
+      acquireTimeout: store.settings.timeout,
+      retryInterval: store.settings.pollInterval,
+      onLockLost: onLost,
+    });
+    this.#onRefreshError = onRefreshError;
+  }
+
+  protected override async _refresh(): Promise<boolean> {
+    try {
+      return await super._refresh();
+    } catch (error) {
+      this.#onRefreshError(error);
+      return true;
+    }
+  }
+}
+
+/**
+ * The gate every process using the same key shares. Jobs wait in this process's queue; one loop
+ * per process asks Redis for a slot for the job at the head, hands each slot it gets to the next
+ * job without pause, and, when every slot is taken, asks again every `pollInterval` ms. A slot
+ * freed in this process is offered to the next local job at once (the release and the next
+ * request travel in order on the one connection). At most `concurrency` jobs run in this process
+ * whatever happens, so the in-process limit holds even while Redis is away. @internal
+ */
+export class RedisGate implements Gate {
+  readonly #store: Store;
+  readonly #hooks: BackendHooks | undefined;
+  readonly #key: string;
+  readonly #concurrency: number;
+  readonly #waiting = new Queue<GateJob>();
+  #active = 0;
+  #looping = false;
+
+  constructor(store: Store, concurrency: number, hooks: BackendHooks | undefined) {
+    this.#store = store;
+    this.#hooks = hooks;
+    this.#key = store.keyOf('gate');
+    this.#concurrency = concurrency;
+  }
+
+  get active(): number {
+    return this.#active;
+  }
+
+  get pending(): number {
+    return this.#waiting.size;
+  }
+
+  run(job: GateJob): void {
+    this.#waiting.enqueue(job);
+    this.#pump();
+  }
+
+  clear(): void {
+    this.#waiting.clear();
+  }
+
+  #pump(): void {
+    if (this.#looping || this.#waiting.size === 0 || this.#active >= this.#concurrency) return;
+    this.#looping = true;
+    void this.#loop().finally(() => {
+      this.#looping = false;
+      // A job may have come, or a slot gone, while the loop was finishing.
+      this.#pump();
+    });
+  }
+
+  async #loop(): Promise<void> {
+    const store = this.#store;
+    const waiting = this.#waiting;
+    while (waiting.size > 0 && this.#active < this.#concurrency) {
+      if (store.isLocal) {
+        this.#start(waiting.dequeue() as GateJob, undefined);
+        continue;
+      }
+      const lease = this.#lease();
+      let acquired: boolean;
+      try {
+        acquired = await store.call(
+          'gate',
+          () => lease.tryAcquire(),
+          // Granted after the wait was given up: nobody holds it, give it back now.
+          (late) => {
+            if (late) store.giveBack('gate', () => lease.release(), this.#hooks);
+          },
+        );
+      } catch (error) {
+        store.failed('gate', error, this.#hooks);
+        if (store.settings.onBackendError === 'local') continue;
+        // Every job waiting here would wait for the same unreachable store: fail them all now.
+        // Jobs queued later try Redis again.
+        while (waiting.size > 0) (waiting.dequeue() as GateJob).reject(error);
+        return;
+      }
+      store.recovered('gate');
+      if (!acquired) {
+        await sleep(store.settings.pollInterval);
+        continue;
+      }
+      const job = waiting.dequeue();
+      if (job === undefined) {
+        // The queue was cleared (shutdown) while the slot was on its way.
+        store.giveBack('gate', () => lease.release(), this.#hooks);
+        return;
+      }
+      this.#start(job, lease);
+    }
+  }
+
+  #start(job: GateJob, lease: Lease | undefined): void {
+    this.#active += 1;
+    const finish = (): void => {
+      this.#active -= 1;
+      if (lease !== undefined) this.#store.giveBack('gate', () => lease.release(), this.#hooks);
+      this.#pump();
+    };
+    let out: unknown;
+    try {
+      out = job.run();
+    } catch {
+      out = undefined;
+    }
+    if (out !== null && typeof out === 'object' && typeof (out as PromiseLike<unknown>).then === 'function') {
+      (out as PromiseLike<unknown>).then(finish, finish);
+    } else finish();
+  }
+
+  #lease(): Lease {
+    const store = this.#store;
+    return new Lease(
+      store,
+      this.#key,
+      this.#concurrency,
+      (lost) => {
+        // The task outlived its lease (Redis lost it, or this process stalled past it): another
+        // process may now hold that slot. Reported; the release at the end is then a no-op, so
+        // the slot is never counted twice.
+        const error = new BackendError(
+          `a running task's lease on key "${store.settings.key}" expired before the task ended`,
+          { key: store.settings.key, cause: lost },
+        );
+        store.report('lease', error, this.#hooks);
+      },
+      (error) => {
+        const wrapped = new BackendError(
+          `refreshing a lease on key "${store.settings.key}" failed: ${error instanceof Error ? error.message : String(error)}`,
+          { key: store.settings.key, cause: error },
+        );
+        store.failed('lease', wrapped, this.#hooks);
+      },
+    );
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,184 @@
+// `dovetail/redis`: one concurrency limit and one rate limit shared by every process, on Redis.
+// Only this entry point loads `redis-semaphore`; `ioredis` is the caller's (an optional peer).
+import type { Redis } from 'ioredis';
+import { assertFunction, assertObject, assertPositive, assertString, describe } from '../internal/assert.js';
+import type { Backend, BackendHooks } from '../policies/backend.js';
+import type { Gate } from '../policies/gate.js';
+import type { RateLimiter } from '../policies/rate-limit.js';
+import { RedisTokenBucket } from './bucket.js';
+import { RedisGate } from './gate.js';
+import { Store, type BackendErrorPolicy, type StoreSettings } from './store.js';
+
+export { BackendError } from '../errors.js';
+export type { BackendErrorOptions } from '../errors.js';
+export type { BackendErrorPolicy } from './store.js';
+
+/** Options of {@link redisBackend}. */
+export interface RedisBackendOptions {
+  /**
+   * Names the shared limits: every process whose back end has the same `key` (and `prefix`)
+   * shares one concurrency limit and one token bucket. Give every process the same
+   * `concurrency` and `rateLimit` for it.
+   */
+  key: string;
+  /**
+   * Put in front of every Redis key: the gate is the sorted set `semaphore:<prefix><key>:gate`,
+   * the bucket the string `<prefix><key>:bucket`.
+   * @defaultValue `'dovetail:'`
+   */
+  prefix?: string | undefined;
+  /**
+   * How long, in milliseconds, a slot stays held after its last refresh. A process that dies
+   * while running tasks gives their slots back after at most this long.
+   * @defaultValue `10_000`
+   */
+  leaseTime?: number | undefined;
+  /**
+   * How often, in milliseconds, a running task's lease is refreshed; below `leaseTime`.
+   * @defaultValue `leaseTime / 3`
+   */
+  refreshInterval?: number | undefined;
+  /**
+   * While every shared slot is taken, how often, in milliseconds, this process asks again (one
+   * request per process, not per waiting task). A slot freed in this process is reused at once.
+   * @defaultValue `10`
+   */
+  pollInterval?: number | undefined;
+  /**
+   * The bounded wait, in milliseconds, for each Redis command (a slot, a token, a release):
+   * past it the command counts as failed and `onBackendError` applies.
+   * @defaultValue `5_000`
+   */
+  timeout?: number | undefined;
+  /**
+   * What tasks do when Redis fails (unreachable, or no answer within `timeout`):
+   * `'fail'` rejects them with `BackendError` (naming the key, the client's error as `cause`);
+   * `'local'` runs them under this process's own limits (`concurrency` slots, a `rateLimit`
+   * bucket) and emits `backend_error`. Either way the shared limits resume once Redis answers.
+   * @defaultValue `'fail'`
+   */
+  onBackendError?: BackendErrorPolicy | undefined;
+  /**
+   * With `onBackendError: 'local'`, how long, in milliseconds, after a failure tasks stay local
+   * before Redis is tried again (tried at once when the client reconnects and this has passed).
+   * @defaultValue `1_000`
+   */
+  retryAfter?: number | undefined;
+}
+
+/** The defaults of {@link RedisBackendOptions}. */
+export const REDIS_DEFAULTS = Object.freeze({
+  prefix: 'dovetail:',
+  leaseTime: 10_000,
+  pollInterval: 10,
+  timeout: 5_000,
+  onBackendError: 'fail',
+  retryAfter: 1_000,
+} as const);
+
+/**
+ * A back end that keeps an instance's concurrency gate and rate limiter in Redis, so that every
+ * process using the same key shares them. Made by {@link redisBackend}; pass it as the
+ * `backend` option.
+ *
+ * @example
+ * ```ts
+ * import { Redis } from 'ioredis';
+ * import { Dovetail } from 'dovetail';
+ * import { RedisBackend } from 'dovetail/redis';
+ * const backend = new RedisBackend(new Redis(), { key: 'payments-api' });
+ * await using dvt = new Dovetail({ concurrency: 20, backend });
+ * ```
+ */
+export class RedisBackend implements Backend {
+  /** The shared limits' key. */
+  readonly key: string;
+  readonly #store: Store;
+
+  /**
+   * @param client - An `ioredis` client; it stays yours (never quit here).
+   * @param options - See {@link RedisBackendOptions}; `key` is required.
+   * @throws TypeError for a missing client or key, or an option of the wrong type; RangeError
+   * for a time out of range.
+   */
+  constructor(client: Redis, options: RedisBackendOptions) {
+    assertObject('client', client);
+    assertFunction('client.evalsha', (client as Partial<Redis>).evalsha);
+    assertObject('options', options);
+    this.#store = new Store(client, resolveRedisOptions(options));
+    this.key = options.key;
+  }
+
+  /** Builds the shared gate of `concurrency` slots (called by `Dovetail`). */
+  createGate(options: { concurrency: number }, hooks?: BackendHooks): Gate {
+    return new RedisGate(this.#store, options.concurrency, hooks);
+  }
+
+  /** Builds the shared bucket (called by `Dovetail`). */
+  createRateLimiter(options: { perSecond: number; burst: number }, hooks?: BackendHooks): RateLimiter {
+    return new RedisTokenBucket(this.#store, options.perSecond, options.burst, hooks);
+  }
+
+  /** Waits for the slots and tokens being given back (bounded by `timeout`); leaves the client open. */
+  close(): Promise<void> {
+    return this.#store.settle();
+  }
+}
+
+/**
+ * Makes a {@link RedisBackend}: the instance's `concurrency` and `rateLimit` then hold across
+ * every process that uses the same `key`.
+ *
+ * @param client - An `ioredis` client (`new Redis(url)`); it stays yours to `quit()`.
+ * @param options - `{ key, ... }`, see {@link RedisBackendOptions}.
+ * @returns The back end, for the `backend` option of `new Dovetail()`.
+ * @throws TypeError / RangeError for a bad option, naming it and the value received.
+ * @example
+ * ```ts
+ * import { Redis } from 'ioredis';
+ * import { Dovetail } from 'dovetail';
+ * import { redisBackend } from 'dovetail/redis';
+ * const redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379');
+ * const dvt = new Dovetail({
+ *   concurrency: 20,
+ *   rateLimit: { perSecond: 100, burst: 10 },
+ *   backend: redisBackend(redis, { key: 'payments-api', onBackendError: 'local' }),
+ * });
+ * dvt.events.on('backend_error', (p) => console.warn(`${p.key}: ${p.operation} failed, ${p.fallback}`));
+ * ```
+ */
+export function redisBackend(client: Redis, options: RedisBackendOptions): RedisBackend {
+  return new RedisBackend(client, options);
+}
+
+function resolveRedisOptions(options: RedisBackendOptions): StoreSettings {
+  const { key, prefix, leaseTime, refreshInterval, pollInterval, timeout, onBackendError, retryAfter } = options;
+  assertString('key', key);
+  if (key === '') throw new RangeError('`key` must not be empty, received ""');
+  if (prefix !== undefined) assertString('prefix', prefix);
+  const times: Record<string, number | undefined> = { leaseTime, refreshInterval, pollInterval, timeout, retryAfter };
+  for (const [name, value] of Object.entries(times)) {
+    if (value === undefined) continue;
+    assertPositive(name, value);
+    if (value === Infinity) throw new RangeError(`\`${name}\` must be finite, received Infinity`);
+  }
+  if (onBackendError !== undefined && onBackendError !== 'fail' && onBackendError !== 'local') {
+    const error = typeof onBackendError === 'string' ? RangeError : TypeError;
+    throw new error(`\`onBackendError\` must be 'fail' or 'local', received ${describe(onBackendError)}`);
+  }
+  const lease = leaseTime ?? REDIS_DEFAULTS.leaseTime;
+  const refresh = refreshInterval ?? Math.max(1, Math.floor(lease / 3));
+  if (refresh >= lease) {
+    throw new RangeError(`\`refreshInterval\` must be below \`leaseTime\` (${lease}), received ${refresh}`);
+  }
+  return {
+    key,
+    prefix: prefix ?? REDIS_DEFAULTS.prefix,
+    leaseTime: lease,
+    refreshInterval: refresh,
+    pollInterval: pollInterval ?? REDIS_DEFAULTS.pollInterval,
+    timeout: timeout ?? REDIS_DEFAULTS.timeout,
+    onBackendError: onBackendError ?? REDIS_DEFAULTS.onBackendError,
+    retryAfter: retryAfter ?? REDIS_DEFAULTS.retryAfter,
+  };
+}
