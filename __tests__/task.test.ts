@@ -280,7 +280,7 @@ describe('fromCallback and promisify', () => {
 
   it('ends a callback never called through the timeout', async () => {
     const dvt = create({ timeout: 30 });
-    const never = (_callback: () => void): void => {};
+    const never = (_callback: (error: Error | null) => void): void => {};
     await expect(dvt.task.fromCallback(never)).rejects.toBeInstanceOf(TimeoutError);
   });
 

@@ -14,7 +14,7 @@ import {
 } from './options.js';
 
 /** A Node-style callback: `(error, value)`. */
-export type NodeCallback<R> = (error: unknown, value: R) => void;
+export type NodeCallback<R> = (error: unknown, value?: R) => void;
 
 /** What the task API needs from its instance. @internal */
 export interface TaskHost extends MapHost {
