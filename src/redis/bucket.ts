@@ -56,7 +56,7 @@ export class RedisTokenBucket implements RateLimiter {
   }
 
   acquire(signal?: AbortSignal): number | Promise<number> {
-    if (this.#store.isLocal) return this.#fallback().acquire(signal);
+    if (this.#store.isLocal('rate_limit', this.#hooks)) return this.#fallback().acquire(signal);
     return this.#shared(signal);
   }
 

@@ -95,7 +95,7 @@ export class RedisGate implements Gate {
     const store = this.#store;
     const waiting = this.#waiting;
     while (waiting.size > 0 && this.#active < this.#concurrency) {
-      if (store.isLocal) {
+      if (store.isLocal('gate', this.#hooks)) {
         this.#start(waiting.dequeue() as GateJob, undefined);
         continue;
       }

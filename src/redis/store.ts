@@ -43,10 +43,21 @@ export class Store {
     this.settings = settings;
   }
 
-  /** `'local'` mode during an outage: use the in-process limits without asking Redis. */
-  get isLocal(): boolean {
+  /**
+   * `'local'` mode during an outage: use the in-process limits without asking Redis. A client
+   * that is not connected counts as an outage at once (reported like a failed command).
+   */
+  isLocal(operation: Operation, hooks: BackendHooks | undefined): boolean {
     if (this.settings.onBackendError !== 'local') return false;
-    if (this.client.status !== 'ready') return true;
+    const status = this.client.status;
+    if (status !== 'ready') {
+      if (!this.#reported.has(operation)) {
+        const { key } = this.settings;
+        const cause = new Error(`the Redis client is ${status}`);
+        this.failed(operation, new BackendError(`Redis unavailable for key "${key}" (${operation}): client ${status}`, { key, cause }), hooks);
+      }
+      return true;
+    }
     return performance.now() < this.#downUntil;
   }
 
