@@ -306,7 +306,7 @@ describe('fromCallback and promisify', () => {
 
   it('throws TypeError for a non-function', () => {
     const dvt = create();
-    expect(() => dvt.task.fromCallback(null as never)).toThrow(TypeError);
+    expect(() => dvt.task.fromCallback(null as unknown as (done: (error: unknown) => void) => void)).toThrow(TypeError);
     expect(() => dvt.task.promisify(1 as never)).toThrow(TypeError);
   });
 });

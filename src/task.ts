@@ -16,6 +16,24 @@ import {
 /** A Node-style callback: `(error, value)`. */
 export type NodeCallback<R> = (error: unknown, value?: R) => void;
 
+/** A Node-style API: its last parameter is a callback `(error, value) => void`. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type CallbackApi = (...args: any[]) => unknown;
+
+/** The parameters of a Node-style API before its callback. */
+export type CallbackParameters<F extends CallbackApi> = F extends (
+  ...args: [...infer A, (error: infer _E, ...values: infer _V) => unknown]
+) => unknown
+  ? A
+  : never;
+
+/** The value a Node-style API hands its callback. */
+export type CallbackResult<F extends CallbackApi> = F extends (
+  ...args: [...infer _A, (error: infer _E, value: infer R, ...more: infer _M) => unknown]
+) => unknown
+  ? R
+  : unknown;
+
 /** What the task API needs from its instance. @internal */
 export interface TaskHost extends MapHost {
   readonly core: Core;
@@ -166,6 +184,8 @@ export class TaskApi {
   /**
    * Calls a Node-style API `fn(...args, callback)` as a task. A second call of the callback is
    * ignored; a synchronous throw rejects; a callback never called is ended by the timeout.
+   * Parameters and result type come from `fn`'s last overload; for another overload, pass a
+   * small arrow function that calls the one you want.
    *
    * @throws TypeError when `fn` is not a function.
    * @example
@@ -173,13 +193,10 @@ export class TaskApi {
    * import { readFile } from 'node:fs';
    * import { Dovetail } from 'dovetail';
    * const dvt = new Dovetail({ timeout: 1000 });
-   * const text = await dvt.task.fromCallback<Buffer, [string]>(readFile, 'package.json');
+   * const text = await dvt.task.fromCallback(readFile, 'package.json'); // Task<Buffer>
    * ```
    */
-  fromCallback<R, A extends unknown[] = unknown[]>(
-    fn: (...args: [...A, NodeCallback<R>]) => unknown,
-    ...args: A
-  ): Task<R> {
+  fromCallback<F extends CallbackApi>(fn: F, ...args: CallbackParameters<F>): Task<CallbackResult<F>> {
     assertFunction('fn', fn);
     return this.#start('fromCallback', Kind.CALLBACK, fn, args, fn as AnyFunction);
   }
@@ -194,15 +211,14 @@ export class TaskApi {
    * import { stat } from 'node:fs';
    * import { Dovetail } from 'dovetail';
    * const dvt = new Dovetail({ retries: 2 });
-   * const statTask = dvt.task.promisify<import('node:fs').Stats, [string]>(stat);
+   * const statTask = dvt.task.promisify(stat);
    * console.log((await statTask('package.json')).size);
    * ```
    */
-  promisify<R, A extends unknown[] = unknown[]>(
-    fn: (...args: [...A, NodeCallback<R>]) => unknown,
-  ): (...args: A) => Task<R> {
+  promisify<F extends CallbackApi>(fn: F): (...args: CallbackParameters<F>) => Task<CallbackResult<F>> {
     assertFunction('fn', fn);
-    return (...args: A): Task<R> => this.#start('promisify', Kind.CALLBACK, fn, args, fn as AnyFunction);
+    return (...args: CallbackParameters<F>): Task<CallbackResult<F>> =>
+      this.#start('promisify', Kind.CALLBACK, fn, args, fn as AnyFunction);
   }
 
   /**

@@ -1,0 +1,54 @@
+// Compile-time checks of the public types (run by `npm run typecheck`; never executed).
+import { readFile, stat, type Stats } from 'node:fs';
+import { Dovetail, type Task } from '../../src/index.js';
+
+declare const dvt: Dovetail;
+
+// schedule infers the result and checks the arguments.
+const a: Task<number> = dvt.task.schedule(async (x: number) => x * 2, 1);
+const b: Task<string> = dvt.task.schedule((s: string) => s, 'x');
+const c: Task<boolean> = dvt.task.schedule(Promise.resolve(true));
+// @ts-expect-error wrong argument type
+dvt.task.schedule(async (x: number) => x, 'not a number');
+// @ts-expect-error missing argument
+dvt.task.schedule(async (x: number) => x);
+
+// A Task is a Promise with id and cancel.
+const p: Promise<number> = a;
+const id: string = a.id;
+const cancelled: boolean = a.cancel('reason');
+
+// map keeps the element type and resolves to an array of results.
+const lengths: Promise<number[]> = dvt.task.map(async (s: string) => s.length, ['a']);
+const iter: AsyncIterableIterator<string> = dvt.task.mapIterable((n: number) => String(n), [1]);
+// @ts-expect-error items of the wrong type
+dvt.task.map((s: string) => s.length, [1, 2]);
+
+// Callback APIs: parameters and result come from the function.
+const text: Task<Buffer> = dvt.task.fromCallback(readFile, 'package.json');
+const statTask: (path: string) => Task<Stats> = dvt.task.promisify(
+  stat as (path: string, callback: (error: NodeJS.ErrnoException | null, stats: Stats) => void) => void,
+);
+const legacy = (x: number, done: (error: Error | null, value?: string) => void): void => done(null, String(x));
+const legacyTask: Task<string | undefined> = dvt.task.fromCallback(legacy, 1);
+// @ts-expect-error wrong argument for the callback API
+dvt.task.fromCallback(legacy, 'one');
+
+// wrap keeps the parameters.
+const wrapped: (n: number) => Task<number> = dvt.task.wrap(async (n: number) => n);
+// @ts-expect-error wrong argument to the wrapped function
+wrapped('x');
+
+// with() validates override names.
+dvt.task.with({ timeout: 10, retries: 1, retryBackoff: 5, shouldRetry: () => true });
+// @ts-expect-error unknown override
+dvt.task.with({ timout: 10 });
+
+void [b, c, p, id, cancelled, lengths, iter, text, statTask, legacyTask];
+
+// Another overload of an overloaded API: through an arrow function that picks it.
+const utf8: Task<string | undefined> = dvt.task.fromCallback(
+  (path: string, done: (error: NodeJS.ErrnoException | null, text?: string) => void) => readFile(path, 'utf8', done),
+  'package.json',
+);
+void utf8;
