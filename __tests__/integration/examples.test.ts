@@ -1,0 +1,113 @@
+// Runs each example as a user would, as its own process against the built package, and checks its
+// output and exit code. `node --import tsx file.ts` is what `npx tsx file.ts` runs, minus npx's
+// start-up time and its wrapper process (signals here must reach the service itself).
+import { describe, expect, it } from '@jest/globals';
+import { request } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import ts from 'typescript';
+import { ROOT, ensureBuilt, lines, run, start } from '../fixtures/child.js';
+
+ensureBuilt();
+
+const EXAMPLES = join(ROOT, 'examples');
+const TSX = ['--import', 'tsx'];
+
+const SCRIPT_OUTPUT = [
+  'retrying after: /docs/page-3: 503 Service Unavailable',
+  ...Array.from({ length: 12 }, (_, i) =>
+    i === 4 || i === 8 ? `FAILED /docs/page-${i + 1}: 404 Not Found` : `/docs/page-${i + 1}: 200 OK`,
+  ),
+  'summary: 12 checked, 10 ok, 2 failed, 1 retried, peak 3 running (limit 3)',
+];
+
+/** GET over loopback on a fresh connection; resolves with the status and body. */
+function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('examples', () => {
+  it.concurrent('script.mts (tsx on Node 20/22) maps with bounded concurrency and prints a summary', async () => {
+    const result = await run(join(EXAMPLES, 'script.mts'), [], TSX);
+    expect(result.stderr).toBe('');
+    expect(lines(result.stdout)).toEqual(SCRIPT_OUTPUT);
+    expect(result.code).toBe(0);
+  });
+
+  it.concurrent('script.mjs, with its await using, gives the same output', async () => {
+    const file = join(EXAMPLES, 'script.mjs');
+    const source = readFileSync(file, 'utf8');
+    expect(source).toMatch(/^await using dvt = /m);
+    let result;
+    if (Number(process.versions.node.split('.')[0]) >= 24) {
+      result = await run(file);
+    } else {
+      // Node < 24 cannot parse `await using`: run the file lowered by TypeScript, as is.
+      const lowered = ts.transpileModule(source, {
+        fileName: 'script.mjs',
+        compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext },
+      }).outputText;
+      result = await run('--eval', [lowered], ['--input-type=module']);
+    }
+    expect(result.stderr).toBe('');
+    expect(lines(result.stdout)).toEqual(SCRIPT_OUTPUT);
+    expect(result.code).toBe(0);
+  });
+
+  it.concurrent('legacy-callbacks.ts brings a callback API under retries and timeouts', async () => {
+    const result = await run(join(EXAMPLES, 'legacy-callbacks.ts'), [], TSX);
+    expect(result.stderr).toBe('');
+    expect(lines(result.stdout)).toEqual([
+      'alpha: value of alpha',
+      'retry: attempt 1 failed (Error: ECONNRESET), next in 50 ms',
+      'flaky: value of flaky',
+      'retry: attempt 1 failed (TimeoutError: timed out after 250 ms), next in 50 ms',
+      'retry: attempt 2 failed (TimeoutError: timed out after 250 ms), next in 100 ms',
+      'stuck: gave up, timed out after 250 ms on each of 3 attempts',
+      'package name: dovetail',
+      expect.stringMatching(/^stats: \{"queued":4,"started":7,"done":3,"error":1,"retries":3,/),
+    ]);
+    expect(result.code).toBe(0);
+  });
+
+  it.concurrent(
+    'service.ts drains on SIGTERM: requests in flight finish, new ones get 503, then it exits 0',
+    async () => {
+      const child = start(join(EXAMPLES, 'service.ts'), [], TSX);
+      await child.waitFor(/^listening on /);
+      const port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(child.stdout())?.[1]);
+      expect(port).toBeGreaterThan(0);
+      const inFlight = ['1', '2', '3'].map((user) => get(port, `/?user=${user}`));
+      for (const user of ['1', '2', '3']) await child.waitFor(`request user=${user}`);
+      child.kill('SIGTERM');
+      await child.waitFor('SIGTERM: draining');
+      const late = await get(port, '/?user=late');
+      expect(late).toEqual({ status: 503, body: 'shutting down\n' });
+      const answers = await Promise.all(inFlight);
+      for (const [index, answer] of answers.entries()) {
+        const user = String(index + 1);
+        expect(answer.status).toBe(200);
+        expect(JSON.parse(answer.body)).toEqual({
+          user,
+          parts: [`profile of user ${user}`, `orders of user ${user}`, `settings of user ${user}`],
+        });
+      }
+      const result = await child.result;
+      expect(result.code).toBe(0);
+      expect(result.stderr).toBe('');
+      expect(lines(result.stdout).slice(-2)).toEqual([
+        expect.stringMatching(/^drained: \{"queued":9,"started":9,"done":9,"error":0,/),
+        'closed',
+      ]);
+    },
+    30_000,
+  );
+});
