@@ -69,7 +69,15 @@ describe('event order per task', () => {
     });
     await jest.advanceTimersByTimeAsync(300);
     await expect(task).resolves.toBe('ok');
-    expect(orderOf(seen, task.id)).toEqual(['queued', 'started', 'retry', 'started', 'retry', 'started', 'done']);
+    expect(orderOf(seen, task.id)).toEqual([
+      'queued',
+      'started',
+      'retry',
+      'started',
+      'retry',
+      'started',
+      'done',
+    ]);
     expect(seen.filter((p) => p.event === 'started').map((p) => p.attempt)).toEqual([1, 2, 3]);
     expect(seen.filter((p) => p.event === 'retry').map((p) => [p.attempt, p.sleep])).toEqual([
       [1, 100],
@@ -84,13 +92,24 @@ describe('event order per task', () => {
     const failures = [new Error('one'), new Error('two'), new Error('three')];
     let calls = 0;
     const task = dvt.task.schedule(async () => {
-      throw failures[calls++];
+      throw failures[calls++] ?? new Error('unexpected attempt');
     });
     const outcome = expect(task).rejects.toBe(failures[2]);
     await jest.advanceTimersByTimeAsync(30);
     await outcome;
-    expect(orderOf(seen, task.id)).toEqual(['queued', 'started', 'retry', 'started', 'retry', 'started', 'error']);
-    expect(seen.filter((p) => p.event === 'retry').map((p) => p.error)).toEqual([failures[0], failures[1]]);
+    expect(orderOf(seen, task.id)).toEqual([
+      'queued',
+      'started',
+      'retry',
+      'started',
+      'retry',
+      'started',
+      'error',
+    ]);
+    expect(seen.filter((p) => p.event === 'retry').map((p) => p.error)).toEqual([
+      failures[0],
+      failures[1],
+    ]);
     const error = seen.at(-1);
     expect(error).toMatchObject({ event: 'error', attempt: 3, elapsed: 30 });
     expect(error?.error).toBe(failures[2]);
@@ -122,7 +141,9 @@ describe('event order per task', () => {
     expect(orderOf(seen, first.id)).toEqual(['queued', 'started', 'done']);
     expect(orderOf(seen, second.id)).toEqual(['queued', 'rate_limited', 'started', 'done']);
     expect(orderOf(seen, third.id)).toEqual(['queued', 'rate_limited', 'started', 'done']);
-    const waits = seen.filter((p) => p.event === 'rate_limited').map((p) => [p.executionId, p.waited, p.attempt]);
+    const waits = seen
+      .filter((p) => p.event === 'rate_limited')
+      .map((p) => [p.executionId, p.waited, p.attempt]);
     expect(waits).toEqual([
       [second.id, 100, 1],
       [third.id, 200, 1],
@@ -141,7 +162,14 @@ describe('event order per task', () => {
     });
     await jest.advanceTimersByTimeAsync(100);
     await expect(task).resolves.toBe(2);
-    expect(orderOf(seen, task.id)).toEqual(['queued', 'started', 'retry', 'rate_limited', 'started', 'done']);
+    expect(orderOf(seen, task.id)).toEqual([
+      'queued',
+      'started',
+      'retry',
+      'rate_limited',
+      'started',
+      'done',
+    ]);
     expect(seen.find((p) => p.event === 'rate_limited')).toMatchObject({ attempt: 2, waited: 100 });
   });
 
@@ -196,7 +224,14 @@ describe('event order per task', () => {
     await jest.advanceTimersByTimeAsync(10_000);
     expect(calls).toBe(1);
     expect(orderOf(seen, task.id)).toEqual(['queued', 'started', 'retry', 'cancelled']);
-    expect(dvt.events.stats()).toMatchObject({ queued: 1, started: 1, retries: 1, cancelled: 1, error: 0, done: 0 });
+    expect(dvt.events.stats()).toMatchObject({
+      queued: 1,
+      started: 1,
+      retries: 1,
+      cancelled: 1,
+      error: 0,
+      done: 0,
+    });
   });
 
   it('ends every task of a mixed batch with exactly one terminal event', async () => {
@@ -271,7 +306,12 @@ describe('payload fields', () => {
     const outcome = expect(task).rejects.toBe(boom);
     await jest.advanceTimersByTimeAsync(60);
     await outcome;
-    const common = { method: 'schedule', function: 'work', executionId: task.id, task: seen[0]?.task };
+    const common = {
+      method: 'schedule',
+      function: 'work',
+      executionId: task.id,
+      task: seen[0]?.task,
+    };
     expect(seen.find((p) => p.event === 'retry')).toEqual({
       event: 'retry',
       attempt: 1,
@@ -293,14 +333,21 @@ describe('payload fields', () => {
     const seen = record(dvt);
     await dvt.task.schedule([async () => 1][0]!);
     await dvt.task.schedule(Promise.resolve(2));
-    expect(seen.filter((p) => p.event === 'queued').map((p) => p.function)).toEqual(['<anonymous>', undefined]);
+    expect(seen.filter((p) => p.event === 'queued').map((p) => p.function)).toEqual([
+      '<anonymous>',
+      undefined,
+    ]);
     expect('function' in (seen[3] as object)).toBe(false);
   });
 
   it('numbers tasks with increasing task numbers', async () => {
     const dvt = create();
     const seen = record(dvt);
-    await Promise.all([dvt.task.schedule(() => 1), dvt.task.schedule(() => 2), dvt.task.schedule(() => 3)]);
+    await Promise.all([
+      dvt.task.schedule(() => 1),
+      dvt.task.schedule(() => 2),
+      dvt.task.schedule(() => 3),
+    ]);
     const numbers = seen.filter((p) => p.event === 'queued').map((p) => p.task);
     expect(numbers).toEqual([...numbers].sort((a, b) => a - b));
     expect(new Set(numbers).size).toBe(3);
