@@ -7,14 +7,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** Whether `redis-server` can be run here. */
-export const hasRedisServer: boolean = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
+export const hasRedisServer: boolean =
+  spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
 
 /** The line printed when the Redis tests are skipped. */
 export const SKIP_LINE =
   'dovetail/redis tests skipped: redis-server not found (install it: apt-get install -y redis-server; with CI set they fail instead)';
 
 /** Whether the suite must fail rather than skip when the server is missing. */
-export const requireRedis: boolean = (process.env['CI'] ?? '') !== '' && process.env['CI'] !== 'false';
+export const requireRedis: boolean =
+  (process.env['CI'] ?? '') !== '' && process.env['CI'] !== 'false';
 
 /** A free TCP port on 127.0.0.1. */
 export function freePort(): Promise<number> {
@@ -58,7 +60,10 @@ export class RedisServer {
 
   /** Starts a server on a free port (or `port`) and waits until it accepts connections. */
   static async start(port?: number): Promise<RedisServer> {
-    const server = new RedisServer(port ?? (await freePort()), mkdtempSync(join(tmpdir(), 'dovetail-redis-')));
+    const server = new RedisServer(
+      port ?? (await freePort()),
+      mkdtempSync(join(tmpdir(), 'dovetail-redis-')),
+    );
     await server.resume();
     return server;
   }
@@ -73,7 +78,18 @@ export class RedisServer {
     if (this.#child !== undefined) return;
     const child = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir],
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        this.dir,
+      ],
       { stdio: 'ignore' },
     );
     this.#child = child;
@@ -82,8 +98,10 @@ export class RedisServer {
     });
     const deadline = Date.now() + 10_000;
     while (!(await canConnect(this.port))) {
-      if (this.#child !== child) throw new Error(`redis-server on port ${this.port} exited at start`);
-      if (Date.now() > deadline) throw new Error(`redis-server on port ${this.port} did not start within 10 s`);
+      if (this.#child !== child)
+        throw new Error(`redis-server on port ${this.port} exited at start`);
+      if (Date.now() > deadline)
+        throw new Error(`redis-server on port ${this.port} did not start within 10 s`);
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
   }

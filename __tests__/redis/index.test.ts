@@ -19,16 +19,22 @@ describe('redisBackend options', () => {
   });
 
   it('names the option and the value received', () => {
-    expect(() => redisBackend(client, { key: 'k', leaseTime: 0 })).toThrow('`leaseTime` must be a number > 0, received 0');
+    expect(() => redisBackend(client, { key: 'k', leaseTime: 0 })).toThrow(
+      '`leaseTime` must be a number > 0, received 0',
+    );
     expect(() => redisBackend(client, { key: 'k', timeout: '5' as never })).toThrow(TypeError);
     expect(() => redisBackend(client, { key: 'k', onBackendError: 'retry' as never })).toThrow(
       "`onBackendError` must be 'fail' or 'local', received \"retry\" (string)",
     );
-    expect(() => redisBackend(client, { key: 'k', leaseTime: 100, refreshInterval: 100 })).toThrow(RangeError);
+    expect(() => redisBackend(client, { key: 'k', leaseTime: 100, refreshInterval: 100 })).toThrow(
+      RangeError,
+    );
   });
 
   it('rejects something that is not a Redis client', () => {
-    expect(() => redisBackend({} as never, { key: 'k' })).toThrow('`client.evalsha` must be a function');
+    expect(() => redisBackend({} as never, { key: 'k' })).toThrow(
+      '`client.evalsha` must be a function',
+    );
   });
 
   it('has frozen defaults', () => {
@@ -66,7 +72,9 @@ describeRedis('dovetail/redis on a real redis-server', () => {
   afterEach(async () => {
     await closeAll();
     await server.resume();
-    await Promise.all(clients.splice(0).map((client) => client.quit().catch(() => client.disconnect())));
+    await Promise.all(
+      clients.splice(0).map((client) => client.quit().catch(() => client.disconnect())),
+    );
   });
 
   afterAll(async () => {
@@ -86,8 +94,14 @@ describeRedis('dovetail/redis on a real redis-server', () => {
       running -= 1;
     };
     await Promise.all([
-      a.task.map(work, Array.from({ length: 10 }, (_, i) => i)),
-      b.task.map(work, Array.from({ length: 10 }, (_, i) => i)),
+      a.task.map(
+        work,
+        Array.from({ length: 10 }, (_, i) => i),
+      ),
+      b.task.map(
+        work,
+        Array.from({ length: 10 }, (_, i) => i),
+      ),
     ]);
     expect(peak).toBe(2);
     expect(a.events.stats()).toMatchObject({ queued: 10, done: 10 });
@@ -109,7 +123,10 @@ describeRedis('dovetail/redis on a real redis-server', () => {
   it('gives a token back when a task waiting for it is cancelled', async () => {
     const client = connect();
     const key = nextKey();
-    const dvt = create({ rateLimit: { perSecond: 1, burst: 1 }, backend: redisBackend(client, { key }) });
+    const dvt = create({
+      rateLimit: { perSecond: 1, burst: 1 },
+      backend: redisBackend(client, { key }),
+    });
     await dvt.task.schedule(() => 1);
     const before = Number(await client.get(`dovetail:${key}:bucket`));
     const waiting = dvt.task.schedule(() => 2);
@@ -133,7 +150,9 @@ describeRedis('dovetail/redis on a real redis-server', () => {
     expect(await dvt.task.schedule(() => 'up')).toBe('up');
     await server.pause();
     const started = performance.now();
-    const outcomes = await Promise.allSettled([1, 2, 3].map(() => dvt.task.schedule(() => 'never')));
+    const outcomes = await Promise.allSettled(
+      [1, 2, 3].map(() => dvt.task.schedule(() => 'never')),
+    );
     expect(performance.now() - started).toBeLessThan(3_000);
     for (const outcome of outcomes) {
       expect(outcome.status).toBe('rejected');
@@ -197,7 +216,13 @@ describeRedis('dovetail/redis on a real redis-server', () => {
     const dvt = create({
       concurrency: 2,
       rateLimit: { perSecond: 200, burst: 5 },
-      backend: redisBackend(client, { key, timeout: 300, leaseTime: 1_000, onBackendError: 'local', retryAfter: 200 }),
+      backend: redisBackend(client, {
+        key,
+        timeout: 300,
+        leaseTime: 1_000,
+        onBackendError: 'local',
+        retryAfter: 200,
+      }),
     });
     const reports: BackendErrorPayload[] = [];
     dvt.events.on(Event.BACKEND_ERROR, (p) => void reports.push(p));
@@ -211,7 +236,10 @@ describeRedis('dovetail/redis on a real redis-server', () => {
     };
     await dvt.task.map(work, [1, 2, 3, 4]);
     await server.pause();
-    const results = await dvt.task.map(work, Array.from({ length: 12 }, (_, i) => i));
+    const results = await dvt.task.map(
+      work,
+      Array.from({ length: 12 }, (_, i) => i),
+    );
     expect(results).toHaveLength(12);
     expect(peak).toBeLessThanOrEqual(2);
     expect(reports.length).toBeGreaterThan(0);

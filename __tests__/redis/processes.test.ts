@@ -19,7 +19,10 @@ interface WorkerReport {
 
 const children = new Set<ChildProcess>();
 
-function startWorker(config: Record<string, unknown>): { child: ChildProcess; output: Promise<string> } {
+function startWorker(config: Record<string, unknown>): {
+  child: ChildProcess;
+  output: Promise<string>;
+} {
   const child = spawn(process.execPath, ['--import', 'tsx', WORKER, JSON.stringify(config)], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -63,7 +66,15 @@ describeRedis('dovetail/redis across processes', () => {
   });
 
   it('never runs more than the shared concurrency across three processes', async () => {
-    const config = { url: server.url, key: 'peak', mode: 'run', tasks: 30, taskMs: 15, concurrency: 4, counter: 'peak:running' };
+    const config = {
+      url: server.url,
+      key: 'peak',
+      mode: 'run',
+      tasks: 30,
+      taskMs: 15,
+      concurrency: 4,
+      counter: 'peak:running',
+    };
     const reports = await runWorkers([config, config, config]);
     const peak = Math.max(...reports.map((r) => r.peak));
     expect(reports.map((r) => r.failed)).toEqual([0, 0, 0]);
@@ -106,7 +117,9 @@ describeRedis('dovetail/redis across processes', () => {
     const firstSecond = starts.filter((t) => t - first < 1000).length;
     expect(firstSecond).toBeLessThanOrEqual(burst + perSecond + 6);
     expect(firstSecond).toBeGreaterThanOrEqual(burst + perSecond - 6);
-    process.stderr.write(`rate test: ${rate.toFixed(2)}/s over ${span.toFixed(0)} ms, earliest start vs its token ${early.toFixed(2)} ms, ${firstSecond} in the first second\n`);
+    process.stderr.write(
+      `rate test: ${rate.toFixed(2)}/s over ${span.toFixed(0)} ms, earliest start vs its token ${early.toFixed(2)} ms, ${firstSecond} in the first second\n`,
+    );
     const throttled = reports.reduce((sum, r) => sum + (r.stats['throttled'] ?? 0), 0);
     expect(throttled).toBeGreaterThan(900);
     expect(reports.every((r) => r.waited > 0)).toBe(true);
@@ -115,7 +128,15 @@ describeRedis('dovetail/redis across processes', () => {
   it('gives the slots of a worker killed with SIGKILL back within the lease time', async () => {
     const leaseTime = 1000;
     const key = 'killed';
-    const hog = startWorker({ url: server.url, key, mode: 'hold', tasks: 3, taskMs: 0, concurrency: 3, leaseTime });
+    const hog = startWorker({
+      url: server.url,
+      key,
+      mode: 'hold',
+      tasks: 3,
+      taskMs: 0,
+      concurrency: 3,
+      leaseTime,
+    });
     hog.output.catch(() => {});
     await new Promise<void>((resolve, reject) => {
       hog.child.stdout?.on('data', (chunk: string) => {
@@ -127,7 +148,9 @@ describeRedis('dovetail/redis across processes', () => {
     try {
       const dvt = create({ concurrency: 3, backend: redisBackend(client, { key, leaseTime }) });
       const started: number[] = [];
-      const tasks = [1, 2, 3].map(() => dvt.task.schedule(() => void started.push(performance.now())));
+      const tasks = [1, 2, 3].map(() =>
+        dvt.task.schedule(() => void started.push(performance.now())),
+      );
       // The hog's leases are refreshed while its tasks run: well past one lease time, still held.
       await new Promise((resolve) => setTimeout(resolve, 2.5 * leaseTime));
       expect(started).toEqual([]);

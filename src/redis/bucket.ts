@@ -67,7 +67,11 @@ export class RedisTokenBucket implements RateLimiter {
     let wait: number;
     try {
       wait = Number(
-        await store.call('rate_limit', () => this.#run('take'), () => this.#giveBack()),
+        await store.call(
+          'rate_limit',
+          () => this.#run('take'),
+          () => this.#giveBack(),
+        ),
       );
     } catch (error) {
       store.failed('rate_limit', error, this.#hooks);
@@ -86,10 +90,13 @@ export class RedisTokenBucket implements RateLimiter {
         this.#giveBack();
         reject(signal?.reason);
       };
-      const timer = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      }, Math.ceil(wait / 1000));
+      const timer = setTimeout(
+        () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        Math.ceil(wait / 1000),
+      );
       signal?.addEventListener('abort', onAbort, { once: true });
     });
     return performance.now() - start;

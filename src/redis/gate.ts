@@ -18,7 +18,13 @@ import type { Store } from './store.js';
 class Lease extends Semaphore {
   readonly #onRefreshError: (error: unknown) => void;
 
-  constructor(store: Store, key: string, limit: number, onLost: (error: LostLockError) => void, onRefreshError: (error: unknown) => void) {
+  constructor(
+    store: Store,
+    key: string,
+    limit: number,
+    onLost: (error: LostLockError) => void,
+    onRefreshError: (error: unknown) => void,
+  ) {
     super(store.client, key, limit, {
       lockTimeout: store.settings.leaseTime,
       refreshInterval: store.settings.refreshInterval,
@@ -146,7 +152,11 @@ export class RedisGate implements Gate {
     } catch {
       out = undefined;
     }
-    if (out !== null && typeof out === 'object' && typeof (out as PromiseLike<unknown>).then === 'function') {
+    if (
+      out !== null &&
+      typeof out === 'object' &&
+      typeof (out as PromiseLike<unknown>).then === 'function'
+    ) {
       (out as PromiseLike<unknown>).then(finish, finish);
     } else finish();
   }

@@ -1,7 +1,13 @@
 // `dovetail/redis`: one concurrency limit and one rate limit shared by every process, on Redis.
 // Only this entry point loads `redis-semaphore`; `ioredis` is the caller's (an optional peer).
 import type { Redis } from 'ioredis';
-import { assertFunction, assertObject, assertPositive, assertString, describe } from '../internal/assert.js';
+import {
+  assertFunction,
+  assertObject,
+  assertPositive,
+  assertString,
+  describe,
+} from '../internal/assert.js';
 import type { Backend, BackendHooks } from '../policies/backend.js';
 import type { Gate } from '../policies/gate.js';
 import type { RateLimiter } from '../policies/rate-limit.js';
@@ -115,7 +121,10 @@ export class RedisBackend implements Backend {
   }
 
   /** Builds the shared bucket (called by `Dovetail`). */
-  createRateLimiter(options: { perSecond: number; burst: number }, hooks?: BackendHooks): RateLimiter {
+  createRateLimiter(
+    options: { perSecond: number; burst: number },
+    hooks?: BackendHooks,
+  ): RateLimiter {
     return new RedisTokenBucket(this.#store, options.perSecond, options.burst, hooks);
   }
 
@@ -152,11 +161,26 @@ export function redisBackend(client: Redis, options: RedisBackendOptions): Redis
 }
 
 function resolveRedisOptions(options: RedisBackendOptions): StoreSettings {
-  const { key, prefix, leaseTime, refreshInterval, pollInterval, timeout, onBackendError, retryAfter } = options;
+  const {
+    key,
+    prefix,
+    leaseTime,
+    refreshInterval,
+    pollInterval,
+    timeout,
+    onBackendError,
+    retryAfter,
+  } = options;
   assertString('key', key);
   if (key === '') throw new RangeError('`key` must not be empty, received ""');
   if (prefix !== undefined) assertString('prefix', prefix);
-  const times: Record<string, number | undefined> = { leaseTime, refreshInterval, pollInterval, timeout, retryAfter };
+  const times: Record<string, number | undefined> = {
+    leaseTime,
+    refreshInterval,
+    pollInterval,
+    timeout,
+    retryAfter,
+  };
   for (const [name, value] of Object.entries(times)) {
     if (value === undefined) continue;
     assertPositive(name, value);
@@ -164,12 +188,16 @@ function resolveRedisOptions(options: RedisBackendOptions): StoreSettings {
   }
   if (onBackendError !== undefined && onBackendError !== 'fail' && onBackendError !== 'local') {
     const error = typeof onBackendError === 'string' ? RangeError : TypeError;
-    throw new error(`\`onBackendError\` must be 'fail' or 'local', received ${describe(onBackendError)}`);
+    throw new error(
+      `\`onBackendError\` must be 'fail' or 'local', received ${describe(onBackendError)}`,
+    );
   }
   const lease = leaseTime ?? REDIS_DEFAULTS.leaseTime;
   const refresh = refreshInterval ?? Math.max(1, Math.floor(lease / 3));
   if (refresh >= lease) {
-    throw new RangeError(`\`refreshInterval\` must be below \`leaseTime\` (${lease}), received ${refresh}`);
+    throw new RangeError(
+      `\`refreshInterval\` must be below \`leaseTime\` (${lease}), received ${refresh}`,
+    );
   }
   return {
     key,

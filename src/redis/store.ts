@@ -54,7 +54,14 @@ export class Store {
       if (!this.#reported.has(operation)) {
         const { key } = this.settings;
         const cause = new Error(`the Redis client is ${status}`);
-        this.failed(operation, new BackendError(`Redis unavailable for key "${key}" (${operation}): client ${status}`, { key, cause }), hooks);
+        this.failed(
+          operation,
+          new BackendError(`Redis unavailable for key "${key}" (${operation}): client ${status}`, {
+            key,
+            cause,
+          }),
+          hooks,
+        );
       }
       return true;
     }
@@ -78,10 +85,15 @@ export class Store {
       const timer = setTimeout(() => {
         done = true;
         reject(
-          new BackendError(`Redis did not answer within ${timeout} ms for key "${key}" (${operation})`, {
-            key,
-            cause: new Error(`no answer within ${timeout} ms (client status: ${this.client.status})`),
-          }),
+          new BackendError(
+            `Redis did not answer within ${timeout} ms for key "${key}" (${operation})`,
+            {
+              key,
+              cause: new Error(
+                `no answer within ${timeout} ms (client status: ${this.client.status})`,
+              ),
+            },
+          ),
         );
       }, timeout);
       let pending: Promise<T>;
@@ -105,14 +117,23 @@ export class Store {
           done = true;
           clearTimeout(timer);
           const text = error instanceof Error ? error.message : String(error);
-          reject(new BackendError(`Redis failed for key "${key}" (${operation}): ${text}`, { key, cause: error }));
+          reject(
+            new BackendError(`Redis failed for key "${key}" (${operation}): ${text}`, {
+              key,
+              cause: error,
+            }),
+          );
         },
       );
     });
   }
 
   /** Runs a command that gives something back; never rejects; `close()` waits for it. */
-  giveBack(operation: Operation, command: () => Promise<unknown>, hooks: BackendHooks | undefined): void {
+  giveBack(
+    operation: Operation,
+    command: () => Promise<unknown>,
+    hooks: BackendHooks | undefined,
+  ): void {
     const running = this.call(operation, command).then(
       () => this.recovered(operation),
       // The lease or the reservation expires on its own in Redis; say so once.
@@ -123,7 +144,11 @@ export class Store {
   }
 
   /** Runs `script` (cached on the server by its SHA-1, sent again after a restart). */
-  async script(source: Script, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+  async script(
+    source: Script,
+    keys: readonly string[],
+    args: readonly (string | number)[],
+  ): Promise<unknown> {
     try {
       return await this.client.evalsha(source.sha, keys.length, ...keys, ...args);
     } catch (error) {
@@ -149,7 +174,12 @@ export class Store {
   /** Reports a problem through the instance's hook (a `backend_error` event). */
   report(operation: Operation, error: unknown, hooks: BackendHooks | undefined): void {
     try {
-      hooks?.report({ error, key: this.settings.key, operation, fallback: this.settings.onBackendError });
+      hooks?.report({
+        error,
+        key: this.settings.key,
+        operation,
+        fallback: this.settings.onBackendError,
+      });
     } catch {
       // A report never throws into the back end.
     }
