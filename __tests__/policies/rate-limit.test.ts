@@ -1,0 +1,107 @@
+import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import { CancelledError, Event, TokenBucket } from '../../src/index.js';
+import { closeAll, create } from '../helpers/instances.js';
+
+beforeEach(() => {
+  jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask'] });
+});
+afterEach(async () => {
+  await closeAll();
+  jest.useRealTimers();
+});
+
+describe('TokenBucket', () => {
+  it('gives burst tokens at once without a promise, then one per interval', async () => {
+    const bucket = new TokenBucket(10, 2);
+    expect(bucket.acquire()).toBe(0);
+    expect(bucket.acquire()).toBe(0);
+    const third = bucket.acquire();
+    expect(third).toBeInstanceOf(Promise);
+    const fourth = bucket.acquire();
+    await jest.advanceTimersByTimeAsync(100);
+    await expect(third).resolves.toBe(100);
+    await jest.advanceTimersByTimeAsync(100);
+    await expect(fourth).resolves.toBe(200);
+  });
+
+  it('refills while idle, up to burst', async () => {
+    const bucket = new TokenBucket(10, 3);
+    for (let i = 0; i < 3; i++) bucket.acquire();
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect([bucket.acquire(), bucket.acquire(), bucket.acquire()]).toEqual([0, 0, 0]);
+    expect(bucket.acquire()).toBeInstanceOf(Promise);
+    await jest.advanceTimersByTimeAsync(100);
+  });
+
+  it('gives the token back when the waiter aborts, and clears its timer', async () => {
+    const bucket = new TokenBucket(10, 1);
+    bucket.acquire();
+    const controller = new AbortController();
+    const waiting = bucket.acquire(controller.signal);
+    controller.abort('gone');
+    await expect(waiting).rejects.toBe('gone');
+    expect(jest.getTimerCount()).toBe(0);
+    // The cancelled waiter's token is back: the next caller waits one interval, not two.
+    const next = bucket.acquire();
+    await jest.advanceTimersByTimeAsync(100);
+    await expect(next).resolves.toBe(100);
+  });
+
+  it('holds no timer while idle', () => {
+    new TokenBucket(5, 5).acquire();
+    expect(jest.getTimerCount()).toBe(0);
+  });
+});
+
+describe('rate limit on tasks', () => {
+  it('starts tasks on the token-bucket schedule and reports exact waits', async () => {
+    const dvt = create({ rateLimit: { perSecond: 10, burst: 2 } });
+    const waited: number[] = [];
+    const starts: number[] = [];
+    const t0 = Date.now();
+    dvt.events.on(Event.RATE_LIMITED, (p) => waited.push(p.waited));
+    dvt.events.on(Event.STARTED, () => starts.push(Date.now() - t0));
+    const tasks = Array.from({ length: 5 }, () => dvt.task.schedule(() => 1));
+    await jest.advanceTimersByTimeAsync(300);
+    await Promise.all(tasks);
+    expect(starts).toEqual([0, 0, 100, 200, 300]);
+    expect(waited).toEqual([100, 200, 300]);
+    expect(dvt.events.stats().throttled).toBe(3);
+  });
+
+  it('counts a waiting task as pending, then active', async () => {
+    const dvt = create({ rateLimit: { perSecond: 1, burst: 1 } });
+    void dvt.task.schedule(() => new Promise(() => {}));
+    const second = dvt.task.schedule(() => 2);
+    await jest.advanceTimersByTimeAsync(0);
+    expect([dvt.active, dvt.pending]).toEqual([1, 1]);
+    await jest.advanceTimersByTimeAsync(1000);
+    await expect(second).resolves.toBe(2);
+    expect(dvt.pending).toBe(0);
+  });
+
+  it('takes a token for every attempt', async () => {
+    const dvt = create({ rateLimit: { perSecond: 10, burst: 1 }, retries: 2 });
+    let calls = 0;
+    const task = dvt.task.schedule(() => {
+      calls += 1;
+      throw new Error('again');
+    });
+    const outcome = expect(task).rejects.toThrow('again');
+    await jest.advanceTimersByTimeAsync(250);
+    expect(calls).toBe(3);
+    await outcome;
+    expect(dvt.events.stats().throttled).toBe(2);
+  });
+
+  it('cancel while waiting for a token rejects at once and returns the token', async () => {
+    const dvt = create({ rateLimit: { perSecond: 1, burst: 1 } });
+    await dvt.task.schedule(() => 1);
+    const waiting = dvt.task.schedule(() => 2);
+    await jest.advanceTimersByTimeAsync(10);
+    expect(waiting.cancel()).toBe(true);
+    await expect(waiting).rejects.toBeInstanceOf(CancelledError);
+    expect(jest.getTimerCount()).toBe(0);
+    expect(dvt.pending).toBe(0);
+  });
+});
