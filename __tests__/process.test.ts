@@ -22,12 +22,15 @@ async function signalled(script: string, mode: string, ...signals: NodeJS.Signal
 }
 
 describe('signal handler', () => {
-  it.concurrent('on SIGINT without an app listener, waits for the running task and exits 130', async () => {
-    const result = await signalled(SIGNALS, 'drain', 'SIGINT');
-    expect(lines(result.stdout)).toEqual(['ready', 'task done', 'exit 130']);
-    expect(result.code).toBe(130);
-    expect(result.stderr).toBe('');
-  });
+  it.concurrent(
+    'on SIGINT without an app listener, waits for the running task and exits 130',
+    async () => {
+      const result = await signalled(SIGNALS, 'drain', 'SIGINT');
+      expect(lines(result.stdout)).toEqual(['ready', 'task done', 'exit 130']);
+      expect(result.code).toBe(130);
+      expect(result.stderr).toBe('');
+    },
+  );
 
   it.concurrent('on SIGTERM without an app listener, exits 143', async () => {
     const result = await signalled(SIGNALS, 'drain', 'SIGTERM');
@@ -46,6 +49,25 @@ describe('signal handler', () => {
     25_000,
   );
 
+  it.concurrent(
+    'reports a hook that throws as a DOVETAIL_SHUTDOWN_HOOK_ERROR warning and still exits 143',
+    async () => {
+      const result = await signalled(SIGNALS, 'hook-throws', 'SIGTERM');
+      expect(result.stderr).toMatch(/\[DOVETAIL_SHUTDOWN_HOOK_ERROR\] Warning: .*hook broke/);
+      expect(result.code).toBe(143);
+    },
+  );
+
+  it.concurrent(
+    'on process.exit() with a task running, aborts its signal synchronously',
+    async () => {
+      const result = await run(SIGNALS, ['exit']);
+      // The fixture's own 'exit' listener was added first, so it prints first.
+      expect(lines(result.stdout)).toEqual(['exit 3', 'aborted at exit: ShutdownError']);
+      expect(result.code).toBe(3);
+    },
+  );
+
   it.concurrent('exits at once on a second signal while the first is being handled', async () => {
     const result = await signalled(SIGNALS, 'second', 'SIGINT', 'SIGINT');
     expect(lines(result.stdout)).toEqual(['ready', 'exit 130']);
@@ -53,39 +75,63 @@ describe('signal handler', () => {
     expect(result.elapsed).toBeLessThan(8_000);
   });
 
-  it.concurrent('shuts instances down but does not end a process whose app listens for SIGINT', async () => {
-    const result = await signalled(SIGNALS, 'app-listener', 'SIGINT');
-    expect(lines(result.stdout)).toEqual([
-      'ready',
-      'app got SIGINT',
-      // The library's listener is still there while the app runs: the shut-down instance is
-      // untracked only after the poll saw isShutdown, and the count is read in the same turn.
-      expect.stringMatching(/^instances shut down; listeners [01]$/),
-      'app still alive',
-      'exit 7',
-    ]);
-    expect(result.code).toBe(7);
-  });
+  it.concurrent(
+    'shuts instances down but does not end a process whose app listens for SIGINT',
+    async () => {
+      const result = await signalled(SIGNALS, 'app-listener', 'SIGINT');
+      expect(lines(result.stdout)).toEqual([
+        'ready',
+        'app got SIGINT',
+        // The library's listener is still there while the app runs: the shut-down instance is
+        // untracked only after the poll saw isShutdown, and the count is read in the same turn.
+        expect.stringMatching(/^instances shut down; listeners [01]$/),
+        'app still alive',
+        'exit 7',
+      ]);
+      expect(result.code).toBe(7);
+    },
+  );
 
-  it.concurrent('counts an app `once` listener registered before the library as the app handling the signal', async () => {
-    const result = await signalled(SIGNALS, 'app-once', 'SIGINT');
-    expect(lines(result.stdout)).toEqual(['ready', 'app got SIGINT', 'app still alive', 'exit 7']);
-    expect(result.code).toBe(7);
-  });
+  it.concurrent(
+    'counts an app `once` listener registered before the library as the app handling the signal',
+    async () => {
+      const result = await signalled(SIGNALS, 'app-once', 'SIGINT');
+      expect(lines(result.stdout)).toEqual([
+        'ready',
+        'app got SIGINT',
+        'app still alive',
+        'exit 7',
+      ]);
+      expect(result.code).toBe(7);
+    },
+  );
 
   it.concurrent('runs the app hook instead of the default shutdown, then exits 130', async () => {
     const result = await signalled(SIGNALS, 'hook', 'SIGINT');
-    expect(lines(result.stdout)).toEqual(['ready', 'hook SIGINT isShutdown=false', 'hook done', 'exit 130']);
+    expect(lines(result.stdout)).toEqual([
+      'ready',
+      'hook SIGINT isShutdown=false',
+      'hook done',
+      'exit 130',
+    ]);
     expect(result.code).toBe(130);
   });
 
-  it.concurrent('keeps one listener per signal for 100 instances and removes it when none is left', async () => {
-    const result = await run(SIGNALS, ['many']);
-    expect(lines(result.stdout)).toEqual(['listeners 1 1', 'after shutdown 0 0', 'opted out 0', 'exit 0']);
-    expect(result.stderr).not.toMatch(/MaxListenersExceededWarning/);
-    expect(result.stderr).toBe('');
-    expect(result.code).toBe(0);
-  });
+  it.concurrent(
+    'keeps one listener per signal for 100 instances and removes it when none is left',
+    async () => {
+      const result = await run(SIGNALS, ['many']);
+      expect(lines(result.stdout)).toEqual([
+        'listeners 1 1',
+        'after shutdown 0 0',
+        'opted out 0',
+        'exit 0',
+      ]);
+      expect(result.stderr).not.toMatch(/MaxListenersExceededWarning/);
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+    },
+  );
 
   it.concurrent('never keeps the process alive: an idle instance lets it exit', async () => {
     const result = await run(SIGNALS, ['idle']);
@@ -95,15 +141,22 @@ describe('signal handler', () => {
 });
 
 describe('runMain', () => {
-  it.concurrent('exits 0 on success without cutting off pending output, and shuts instances down', async () => {
-    const result = await run(MAIN, ['ok']);
-    const out = lines(result.stdout);
-    expect(out[0]).toBe('result 2,4,6');
-    expect(out[1]).toHaveLength(1024 * 1024);
-    expect(out.slice(2)).toEqual(['end of output', 'after runMain exitCode=0', 'exit 0 isShutdown=true']);
-    expect(result.code).toBe(0);
-    expect(result.stderr).toBe('');
-  });
+  it.concurrent(
+    'exits 0 on success without cutting off pending output, and shuts instances down',
+    async () => {
+      const result = await run(MAIN, ['ok']);
+      const out = lines(result.stdout);
+      expect(out[0]).toBe('result 2,4,6');
+      expect(out[1]).toHaveLength(1024 * 1024);
+      expect(out.slice(2)).toEqual([
+        'end of output',
+        'after runMain exitCode=0',
+        'exit 0 isShutdown=true',
+      ]);
+      expect(result.code).toBe(0);
+      expect(result.stderr).toBe('');
+    },
+  );
 
   it.concurrent('prints the stack on stderr and exits 1 when main throws', async () => {
     const result = await run(MAIN, ['throw']);

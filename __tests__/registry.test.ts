@@ -1,6 +1,14 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { join } from 'node:path';
-import { Dovetail, ShutdownError, listActive, register, shutdownAll, unregister, type DovetailOptions } from '../src/index.js';
+import {
+  Dovetail,
+  ShutdownError,
+  listActive,
+  register,
+  shutdownAll,
+  unregister,
+  type DovetailOptions,
+} from '../src/index.js';
 import { defer } from './helpers/defer.js';
 import { FIXTURES, ensureBuilt, lines, run } from './fixtures/child.js';
 
@@ -69,7 +77,9 @@ describe('register / unregister / listActive', () => {
 
   it('rejects anything but a Dovetail instance with TypeError', () => {
     expect(() => register({} as Dovetail)).toThrow(TypeError);
-    expect(() => register(null as unknown as Dovetail)).toThrow('`dvt` must be a Dovetail instance');
+    expect(() => register(null as unknown as Dovetail)).toThrow(
+      '`dvt` must be a Dovetail instance',
+    );
     expect(() => unregister(42 as unknown as Dovetail)).toThrow(TypeError);
   });
 });
@@ -142,7 +152,10 @@ describe('shutdownOnExit', () => {
   it('adds one SIGINT/SIGTERM listener for any number of instances and removes it with the last', async () => {
     const before = [process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')];
     const many = Array.from({ length: 20 }, () => new Dovetail({ autoRegister: false }));
-    expect([process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')]).toEqual([before[0]! + 1, before[1]! + 1]);
+    expect([process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')]).toEqual([
+      before[0]! + 1,
+      before[1]! + 1,
+    ]);
     await Promise.all(many.slice(1).map((dvt) => dvt.shutdown()));
     expect(process.listenerCount('SIGINT')).toBe(before[0]! + 1);
     await many[0]!.shutdown();

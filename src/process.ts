@@ -7,16 +7,39 @@ import { assertFunction, assertNonNegative, assertObject, describe } from './int
 import type { Dovetail } from './dovetail.js';
 import { exitInstances, hasExitInstances } from './registry.js';
 
-/** The signals Dovetail handles. */
+/**
+ * The signals Dovetail handles.
+ * @example
+ * ```ts
+ * import type { ShutdownSignal } from 'dovetail';
+ * const code = (signal: ShutdownSignal): number => (signal === 'SIGINT' ? 130 : 143);
+ * ```
+ */
 export type ShutdownSignal = 'SIGINT' | 'SIGTERM';
 
 /**
  * Runs when the process receives SIGINT or SIGTERM, instead of the default (shutting down every
  * instance that has `shutdownOnExit`). The process waits for its promise, within the grace period.
+ * @example
+ * ```ts
+ * import { shutdownAll, type AppShutdownHook } from 'dovetail';
+ * const hook: AppShutdownHook = async (signal) => {
+ *   console.error(`${signal}: shutting down`);
+ *   await shutdownAll({ wait: true });
+ * };
+ * ```
  */
 export type AppShutdownHook = (signal: ShutdownSignal) => void | PromiseLike<void>;
 
-/** Options of {@link runMain}. */
+/**
+ * Options of {@link runMain}.
+ * @example
+ * ```ts
+ * import { runMain, type RunMainOptions } from 'dovetail';
+ * const options: RunMainOptions = { grace: 2_000 };
+ * runMain(async (signal) => { await work(signal); }, options);
+ * ```
+ */
 export interface RunMainOptions {
   /**
    * After SIGINT/SIGTERM, how long to wait for `main` and the instances' shutdown before the
@@ -63,6 +86,23 @@ export function syncSignalHandler(): void {
     // still run at once.
     if (wanted) process.prependListener(signal, listener);
     else process.removeListener(signal, listener);
+  }
+  if (wanted) process.on('exit', onExit);
+  else process.removeListener('exit', onExit);
+}
+
+/**
+ * The process is exiting (the event loop ran empty, or `process.exit()` was called): nothing
+ * asynchronous can run any more, but `shutdown({ wait: false })` still cancels what is queued and
+ * aborts running tasks' signals synchronously, so their abort listeners get a last word.
+ */
+function onExit(): void {
+  for (const dvt of exitInstances()) {
+    try {
+      dvt.shutdown({ wait: false }).catch(() => {});
+    } catch {
+      // Exiting: nothing may throw from here.
+    }
   }
 }
 
@@ -118,7 +158,10 @@ function shutdownEach(instances: readonly Dovetail[], wait: boolean): Promise<un
 }
 
 /** The app hook, or the default: shut down every instance that has `shutdownOnExit`. */
-async function shutdownForSignal(signal: ShutdownSignal, instances: readonly Dovetail[]): Promise<void> {
+async function shutdownForSignal(
+  signal: ShutdownSignal,
+  instances: readonly Dovetail[],
+): Promise<void> {
   const hook = appHook;
   if (hook === undefined) {
     await shutdownEach(instances, true);
@@ -206,7 +249,10 @@ function onSignal(signal: ShutdownSignal): void {
  * });
  * ```
  */
-export function runMain(main: (signal: AbortSignal) => unknown, options?: RunMainOptions): Promise<void> {
+export function runMain(
+  main: (signal: AbortSignal) => unknown,
+  options?: RunMainOptions,
+): Promise<void> {
   assertFunction('main', main);
   let grace = SIGNAL_GRACE;
   if (options !== undefined) {

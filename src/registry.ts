@@ -162,7 +162,12 @@ export function hasExitInstances(): boolean {
 
 /** Called by the `Dovetail` constructor. @internal */
 export function track(dvt: Dovetail, options: TrackOptions): void {
-  const entry: Entry = { ref: new WeakRef(dvt), seq: ++sequence, exit: options.shutdownOnExit, done: false };
+  const entry: Entry = {
+    ref: new WeakRef(dvt),
+    seq: ++sequence,
+    exit: options.shutdownOnExit,
+    done: false,
+  };
   entries.set(dvt, entry);
   // Every instance, registered or not, warns when collected without shutdown.
   (finalizer ??= new FinalizationRegistry(collected)).register(dvt, entry, entry);

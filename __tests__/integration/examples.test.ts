@@ -16,7 +16,9 @@ const TSX = ['--import', 'tsx'];
 const SCRIPT_OUTPUT = [
   'retrying after: /docs/page-3: 503 Service Unavailable',
   ...Array.from({ length: 12 }, (_, i) =>
-    i === 4 || i === 8 ? `FAILED /docs/page-${i + 1}: 404 Not Found` : `/docs/page-${i + 1}: 200 OK`,
+    i === 4 || i === 8
+      ? `FAILED /docs/page-${i + 1}: 404 Not Found`
+      : `/docs/page-${i + 1}: 200 OK`,
   ),
   'summary: 12 checked, 10 ok, 2 failed, 1 retried, peak 3 running (limit 3)',
 ];
@@ -35,12 +37,15 @@ function get(port: number, path: string): Promise<{ status: number; body: string
 }
 
 describe('examples', () => {
-  it.concurrent('script.mts (tsx on Node 20/22) maps with bounded concurrency and prints a summary', async () => {
-    const result = await run(join(EXAMPLES, 'script.mts'), [], TSX);
-    expect(result.stderr).toBe('');
-    expect(lines(result.stdout)).toEqual(SCRIPT_OUTPUT);
-    expect(result.code).toBe(0);
-  });
+  it.concurrent(
+    'script.mts (tsx on Node 20/22) maps with bounded concurrency and prints a summary',
+    async () => {
+      const result = await run(join(EXAMPLES, 'script.mts'), [], TSX);
+      expect(result.stderr).toBe('');
+      expect(lines(result.stdout)).toEqual(SCRIPT_OUTPUT);
+      expect(result.code).toBe(0);
+    },
+  );
 
   it.concurrent('script.mjs, with its await using, gives the same output', async () => {
     const file = join(EXAMPLES, 'script.mjs');
@@ -62,21 +67,24 @@ describe('examples', () => {
     expect(result.code).toBe(0);
   });
 
-  it.concurrent('legacy-callbacks.ts brings a callback API under retries and timeouts', async () => {
-    const result = await run(join(EXAMPLES, 'legacy-callbacks.ts'), [], TSX);
-    expect(result.stderr).toBe('');
-    expect(lines(result.stdout)).toEqual([
-      'alpha: value of alpha',
-      'retry: attempt 1 failed (Error: ECONNRESET), next in 50 ms',
-      'flaky: value of flaky',
-      'retry: attempt 1 failed (TimeoutError: timed out after 250 ms), next in 50 ms',
-      'retry: attempt 2 failed (TimeoutError: timed out after 250 ms), next in 100 ms',
-      'stuck: gave up, timed out after 250 ms on each of 3 attempts',
-      'package name: dovetail',
-      expect.stringMatching(/^stats: \{"queued":4,"started":7,"done":3,"error":1,"retries":3,/),
-    ]);
-    expect(result.code).toBe(0);
-  });
+  it.concurrent(
+    'legacy-callbacks.ts brings a callback API under retries and timeouts',
+    async () => {
+      const result = await run(join(EXAMPLES, 'legacy-callbacks.ts'), [], TSX);
+      expect(result.stderr).toBe('');
+      expect(lines(result.stdout)).toEqual([
+        'alpha: value of alpha',
+        'retry: attempt 1 failed (Error: ECONNRESET), next in 50 ms',
+        'flaky: value of flaky',
+        'retry: attempt 1 failed (TimeoutError: timed out after 250 ms), next in 50 ms',
+        'retry: attempt 2 failed (TimeoutError: timed out after 250 ms), next in 100 ms',
+        'stuck: gave up, timed out after 250 ms on each of 3 attempts',
+        'package name: dovetail',
+        expect.stringMatching(/^stats: \{"queued":4,"started":7,"done":3,"error":1,"retries":3,/),
+      ]);
+      expect(result.code).toBe(0);
+    },
+  );
 
   it.concurrent(
     'service.ts drains on SIGTERM: requests in flight finish, new ones get 503, then it exits 0',
