@@ -1,6 +1,13 @@
 import mittImport, { type Emitter } from 'mitt';
 import { ShutdownError } from './errors.js';
-import { assertBoolean, assertCount, assertFunction, assertObject, assertString, describe } from './internal/assert.js';
+import {
+  assertBoolean,
+  assertCount,
+  assertFunction,
+  assertObject,
+  assertString,
+  describe,
+} from './internal/assert.js';
 import { taskChannel, Tracer, type TraceStruct } from './trace.js';
 
 /**
@@ -36,7 +43,8 @@ const mitt = mittImport as unknown as () => Bus;
 const EVENT_NAMES: ReadonlySet<string> = new Set(Object.values(Event));
 
 /** The API method that started a task. */
-export type MethodName = 'schedule' | 'toThread' | 'map' | 'mapIterable' | 'fromCallback' | 'promisify' | 'wrap';
+export type MethodName =
+  'schedule' | 'toThread' | 'map' | 'mapIterable' | 'fromCallback' | 'promisify' | 'wrap';
 
 /** Fields every event payload carries. */
 export interface TaskPayload {
@@ -214,7 +222,9 @@ const noop = (): void => {};
 
 function assertEvent(name: string, value: unknown): asserts value is EventName {
   if (typeof value !== 'string' || !EVENT_NAMES.has(value)) {
-    throw new TypeError(`\`${name}\` must be one of ${[...EVENT_NAMES].join(', ')}, received ${describe(value)}`);
+    throw new TypeError(
+      `\`${name}\` must be one of ${[...EVENT_NAMES].join(', ')}, received ${describe(value)}`,
+    );
   }
 }
 
@@ -296,7 +306,10 @@ export class Events {
   ): string | Registrar<K> {
     assertEvent('event', event);
     if (typeof listenerOrScope === 'function') return this.#add(event, listenerOrScope, scope);
-    if (listenerOrScope !== undefined && (listenerOrScope === null || typeof listenerOrScope !== 'object')) {
+    if (
+      listenerOrScope !== undefined &&
+      (listenerOrScope === null || typeof listenerOrScope !== 'object')
+    ) {
       throw new TypeError(`\`listener\` must be a function, received ${describe(listenerOrScope)}`);
     }
     const registrarScope = listenerOrScope;
@@ -310,14 +323,20 @@ export class Events {
   /** Same as `on(Event.QUEUED, ...)`. */
   onQueued(listener: Listener<'queued'>, scope?: ListenerScope): string;
   onQueued(scope?: ListenerScope): Registrar<'queued'>;
-  onQueued(a?: Listener<'queued'> | ListenerScope, b?: ListenerScope): string | Registrar<'queued'> {
+  onQueued(
+    a?: Listener<'queued'> | ListenerScope,
+    b?: ListenerScope,
+  ): string | Registrar<'queued'> {
     return this.#short(Event.QUEUED, a, b);
   }
 
   /** Same as `on(Event.STARTED, ...)`. */
   onStart(listener: Listener<'started'>, scope?: ListenerScope): string;
   onStart(scope?: ListenerScope): Registrar<'started'>;
-  onStart(a?: Listener<'started'> | ListenerScope, b?: ListenerScope): string | Registrar<'started'> {
+  onStart(
+    a?: Listener<'started'> | ListenerScope,
+    b?: ListenerScope,
+  ): string | Registrar<'started'> {
     return this.#short(Event.STARTED, a, b);
   }
 
@@ -345,7 +364,10 @@ export class Events {
   /** Same as `on(Event.CANCELLED, ...)`. */
   onCancel(listener: Listener<'cancelled'>, scope?: ListenerScope): string;
   onCancel(scope?: ListenerScope): Registrar<'cancelled'>;
-  onCancel(a?: Listener<'cancelled'> | ListenerScope, b?: ListenerScope): string | Registrar<'cancelled'> {
+  onCancel(
+    a?: Listener<'cancelled'> | ListenerScope,
+    b?: ListenerScope,
+  ): string | Registrar<'cancelled'> {
     return this.#short(Event.CANCELLED, a, b);
   }
 
@@ -378,7 +400,9 @@ export class Events {
       assertObject('scope', scope);
       assertScopeTarget(scope);
       if (scope.signal !== undefined && !(scope.signal instanceof AbortSignal)) {
-        throw new TypeError(`\`scope.signal\` must be an AbortSignal, received ${describe(scope.signal)}`);
+        throw new TypeError(
+          `\`scope.signal\` must be an AbortSignal, received ${describe(scope.signal)}`,
+        );
       }
     }
     return new Promise<EventMap[K]>((resolve, reject) => {
@@ -427,11 +451,14 @@ export class Events {
   off(idOrListener: string | AnyFunction): boolean {
     if (typeof idOrListener === 'string') return this.#remove(idOrListener);
     if (typeof idOrListener !== 'function') {
-      throw new TypeError(`\`idOrListener\` must be a subscription id or a function, received ${describe(idOrListener)}`);
+      throw new TypeError(
+        `\`idOrListener\` must be a subscription id or a function, received ${describe(idOrListener)}`,
+      );
     }
     let removed = false;
     for (const subscription of [...this.#subscriptions.values()]) {
-      if (subscription.listener === idOrListener) removed = this.#remove(subscription.id) || removed;
+      if (subscription.listener === idOrListener)
+        removed = this.#remove(subscription.id) || removed;
     }
     return removed;
   }
@@ -465,20 +492,44 @@ export class Events {
    */
   incStat(key: string, count = 1): void {
     assertString('key', key);
-    if (typeof count !== 'number') throw new TypeError(`\`count\` must be a number, received ${describe(count)}`);
-    if (!Number.isFinite(count)) throw new RangeError(`\`count\` must be a finite number, received ${count}`);
+    if (typeof count !== 'number')
+      throw new TypeError(`\`count\` must be a number, received ${describe(count)}`);
+    if (!Number.isFinite(count))
+      throw new RangeError(`\`count\` must be a finite number, received ${count}`);
     this.counters[key] = (this.counters[key] ?? 0) + count;
   }
 
-  /** Writes `message` through the trace logger, only when tracing is on. */
+  /**
+   * Writes `message` through the trace logger as `DVT-<prefix> <message>`, only when tracing is
+   * on; otherwise nothing is converted or built.
+   *
+   * @example
+   * ```ts
+   * import { Dovetail } from 'dovetail';
+   * const dvt = new Dovetail({ trace: true, tracePrefix: 'import' });
+   * dvt.events.trace('batch 3 loaded'); // console.debug('DVT-import batch 3 loaded')
+   * ```
+   */
   trace(message: string): void {
+    if (!this.#tracer.enabled) return;
     this.#tracer.line(String(message));
   }
 
-  /** Writes a structured trace line, only when tracing is on; no string is built otherwise. */
+  /**
+   * Writes a structured trace line (`method status task=… function=… elapsed=…ms key=value…`),
+   * only when tracing is on; otherwise no field is read and no string is built.
+   *
+   * @throws TypeError when `fields` is not an object (tracing on or off).
+   * @example
+   * ```ts
+   * import { Dovetail } from 'dovetail';
+   * const dvt = new Dovetail({ trace: true });
+   * dvt.events.traceStruct({ method: 'import', status: 'batch', elapsed: 12, extra: { rows: 500 } });
+   * ```
+   */
   traceStruct(fields: TraceStruct): void {
-    if (!this.#tracer.enabled) return;
     assertObject('fields', fields);
+    if (!this.#tracer.enabled) return;
     this.#tracer.struct(fields);
   }
 
@@ -539,13 +590,18 @@ export class Events {
 
   /** Rejects pending `once()` promises: the instance has shut down. @internal */
   close(): void {
-    for (const fail of [...this.#waiters]) fail(new ShutdownError('instance shut down before the event'));
+    for (const fail of [...this.#waiters])
+      fail(new ShutdownError('instance shut down before the event'));
   }
 
   /** Reports a listener failure without letting it reach the task. @internal */
   reportListenerError(event: string, error: unknown): void {
     const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-    this.#tracer.struct({ method: 'events', status: 'listener_error', extra: { event, error: text } });
+    this.#tracer.struct({
+      method: 'events',
+      status: 'listener_error',
+      extra: { event, error: text },
+    });
     try {
       process.emitWarning(`A Dovetail listener for '${event}' failed: ${text}`, {
         code: 'DOVETAIL_LISTENER_ERROR',
@@ -574,7 +630,11 @@ export class Events {
     if (scope.maxChainDepth !== undefined) assertCount('scope.maxChainDepth', scope.maxChainDepth);
   }
 
-  #add<K extends EventName>(event: K, listener: Listener<K>, scope: ListenerScope | undefined): string {
+  #add<K extends EventName>(
+    event: K,
+    listener: Listener<K>,
+    scope: ListenerScope | undefined,
+  ): string {
     assertFunction('listener', listener);
     this.#checkScope(scope);
     const key = scope?.function ?? scope?.execution;
@@ -627,19 +687,27 @@ export class Events {
 
   #dispatch(event: EventName, payload: TaskPayload, fn: AnyFunction | undefined, id: string): void {
     if (this.#counts[event] > 0) this.#global.emit(event, payload);
-    if (fn !== undefined && this.#byFunction.size > 0) this.#byFunction.get(fn)?.emit(event, payload);
+    if (fn !== undefined && this.#byFunction.size > 0)
+      this.#byFunction.get(fn)?.emit(event, payload);
     if (this.#byExecution.size > 0) this.#byExecution.get(id)?.emit(event, payload);
   }
 
   #call(subscription: Subscription, payload: TaskPayload): void {
     // Reentry: the listener's own synchronous work emitted this event again.
-    if (subscription.depth > 0 && (!subscription.allowReentry || subscription.depth >= subscription.maxChainDepth)) {
+    if (
+      subscription.depth > 0 &&
+      (!subscription.allowReentry || subscription.depth >= subscription.maxChainDepth)
+    ) {
       return;
     }
     subscription.depth += 1;
     try {
       const result: unknown = subscription.listener(payload as never);
-      if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+      if (
+        result !== null &&
+        typeof result === 'object' &&
+        typeof (result as PromiseLike<unknown>).then === 'function'
+      ) {
         (result as PromiseLike<unknown>).then(noop, (error: unknown) =>
           this.reportListenerError(subscription.event, error),
         );
@@ -664,7 +732,15 @@ export class Events {
       case 'done':
       case 'error':
       case 'cancelled': {
-        const context = source.channelContext ?? { ...payload };
+        let context = source.channelContext;
+        if (context === undefined) {
+          // Settled before its first start (cancelled while queued, refused by a back end) or
+          // subscribed to mid-task: open the span here, so subscribers always see a whole
+          // start → end → (error) → asyncStart → asyncEnd sequence.
+          context = { ...payload };
+          tc.start.publish(context);
+          tc.end.publish(context);
+        }
         Object.assign(context, payload);
         if (payload.event !== 'done') {
           context['error'] = payload.error;

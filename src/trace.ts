@@ -33,11 +33,15 @@ export function taskChannel(): TracingChannel<object, object> {
 const formatValue = (value: unknown): string => {
   if (typeof value === 'string') return /[\s="]/.test(value) ? JSON.stringify(value) : value;
   if (value instanceof Error) return JSON.stringify(`${value.name}: ${value.message}`);
+  // A function's source would flood the line: its name says enough.
+  if (typeof value === 'function') return `[function ${value.name || '<anonymous>'}]`;
   if (typeof value === 'object' && value !== null) {
     try {
-      return JSON.stringify(value);
+      // JSON.stringify gives undefined for an object whose toJSON returns undefined.
+      return JSON.stringify(value) ?? Object.prototype.toString.call(value);
     } catch {
-      return String(value);
+      // Circular or holding a BigInt.
+      return Object.prototype.toString.call(value);
     }
   }
   return String(value);
@@ -71,7 +75,8 @@ export class Tracer {
     let text = `${fields.method} ${fields.status}`;
     if (fields.task !== undefined) text += ` task=${fields.task}`;
     if (fields.function !== undefined) text += ` function=${formatValue(fields.function)}`;
-    if (fields.elapsed !== undefined) text += ` elapsed=${Math.round(fields.elapsed * 1000) / 1000}ms`;
+    if (fields.elapsed !== undefined)
+      text += ` elapsed=${Math.round(fields.elapsed * 1000) / 1000}ms`;
     if (fields.extra !== undefined) {
       for (const [key, value] of Object.entries(fields.extra)) {
         if (value !== undefined) text += ` ${key}=${formatValue(value)}`;
