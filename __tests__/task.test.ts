@@ -513,3 +513,29 @@ describe('timeout', () => {
     expect(dvt.events.stats().started).toBe(1);
   });
 });
+
+describe('awkward work', () => {
+  it('rejects when a thenable throws from then()', async () => {
+    const dvt = create();
+    const error = new Error('then broke');
+    const hostile = {
+      then(): never {
+        throw error;
+      },
+    } as unknown as PromiseLike<never>;
+    await expect(dvt.task.schedule(hostile)).rejects.toBe(error);
+    await expect(dvt.task.schedule(() => hostile)).rejects.toBe(error);
+  });
+
+  it('observes a rejected promise while it waits for its slot', async () => {
+    const dvt = create({ concurrency: 1 });
+    const hold = defer();
+    const first = dvt.task.schedule(() => hold.promise);
+    const error = new Error('early');
+    const second = dvt.task.schedule(Promise.reject(error));
+    await new Promise((resolve) => setTimeout(resolve, 20)); // the setup fails on an unhandled rejection
+    hold.resolve();
+    await first;
+    await expect(second).rejects.toBe(error);
+  });
+});

@@ -202,6 +202,9 @@ export class Execution implements GateJob, EventSource, ContextSource {
     this.#args = args;
     this.fn = fn;
     this.#sink = sink;
+    // A promise handed over may reject while the task still waits for its slot or token: it is
+    // observed from now on, so that wait is not reported as an unhandled rejection.
+    if (kind === Kind.PROMISE && work instanceof Promise) work.catch(noop);
   }
 
   /** Every execution of `core` not yet settled, oldest first. */
@@ -418,15 +421,16 @@ export class Execution implements GateJob, EventSource, ContextSource {
       this.#succeed(attempt, out);
       return;
     }
+    // A foreign thenable is adopted first: a then() that throws becomes a rejection, and no user
+    // code runs inside withTimeout().
+    let promise: Promise<unknown> = out instanceof Promise ? out : Promise.resolve(out);
     const timeout = this.#policy.timeout;
     if (timeout !== Infinity) {
-      // A foreign thenable is adopted first: its then() must not run inside withTimeout().
-      const attemptPromise = out instanceof Promise ? out : Promise.resolve(out);
-      const timed = withTimeout(attemptPromise, timeout, (error) => this.#abortAttempt(error));
+      const timed = withTimeout(promise, timeout, (error) => this.#abortAttempt(error));
       this.#more().timer = timed;
-      out = timed;
+      promise = timed;
     }
-    (out as PromiseLike<unknown>).then(
+    promise.then(
       (value) => this.#succeed(attempt, value),
       (error: unknown) => this.#fail(attempt, error),
     );
