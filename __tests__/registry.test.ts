@@ -180,5 +180,5 @@ describe('garbage collection', () => {
     ]);
     expect(result.stderr.match(/\[DOVETAIL_NOT_SHUT_DOWN\]/g)).toHaveLength(2);
     expect(result.code).toBe(0);
-  });
+  }, 30_000);
 });

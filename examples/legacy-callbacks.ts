@@ -24,7 +24,7 @@ const legacyClient = {
   },
 };
 
-await using dvt = new Dovetail({ concurrency: 2, retries: 2, retryBackoff: 50, timeout: 250 });
+await using dvt = new Dovetail({ concurrency: 2, retries: 2, retryBackoff: 50, timeout: 400 });
 dvt.events.on(Event.RETRY, (p) =>
   console.log(`retry: attempt ${p.attempt} failed (${String(p.error)}), next in ${p.sleep} ms`),
 );

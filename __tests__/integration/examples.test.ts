@@ -1,7 +1,7 @@
 // Runs each example as a user would, as its own process against the built package, and checks its
 // output and exit code. `node --import tsx file.ts` is what `npx tsx file.ts` runs, minus npx's
 // start-up time and its wrapper process (signals here must reach the service itself).
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
 import { request } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,6 +9,8 @@ import ts from 'typescript';
 import { ROOT, ensureBuilt, lines, run, start } from '../fixtures/child.js';
 
 ensureBuilt();
+// Each example is a process start plus tsx's compile: allow for a busy machine.
+jest.setTimeout(30_000);
 
 const EXAMPLES = join(ROOT, 'examples');
 const TSX = ['--import', 'tsx'];
@@ -76,9 +78,9 @@ describe('examples', () => {
         'alpha: value of alpha',
         'retry: attempt 1 failed (Error: ECONNRESET), next in 50 ms',
         'flaky: value of flaky',
-        'retry: attempt 1 failed (TimeoutError: timed out after 250 ms), next in 50 ms',
-        'retry: attempt 2 failed (TimeoutError: timed out after 250 ms), next in 100 ms',
-        'stuck: gave up, timed out after 250 ms on each of 3 attempts',
+        'retry: attempt 1 failed (TimeoutError: timed out after 400 ms), next in 50 ms',
+        'retry: attempt 2 failed (TimeoutError: timed out after 400 ms), next in 100 ms',
+        'stuck: gave up, timed out after 400 ms on each of 3 attempts',
         'package name: dovetail',
         expect.stringMatching(/^stats: \{"queued":4,"started":7,"done":3,"error":1,"retries":3,/),
       ]);
