@@ -449,3 +449,29 @@ describe('mapIterable', () => {
     expect(dvt.pending).toBe(0);
   });
 });
+
+describe('map policy options', () => {
+  it('applies timeout, retries and shouldRetry given to map to its items', async () => {
+    const dvt = create();
+    const calls = new Map<number, number>();
+    const out = await dvt.task.map(
+      (n: number) => {
+        calls.set(n, (calls.get(n) ?? 0) + 1);
+        if (calls.get(n) === 1) throw new Error(`first try of ${n}`);
+        return n;
+      },
+      [1, 2],
+      { retries: 1 },
+    );
+    expect(out).toEqual([1, 2]);
+    expect([...calls.values()]).toEqual([2, 2]);
+  });
+
+  it('validates them with the same rules as with()', () => {
+    const dvt = create();
+    expect(() => dvt.task.map((x: number) => x, [], { timeout: 0 })).toThrow(RangeError);
+    expect(() => dvt.task.map((x: number) => x, [], { retries: -1 })).toThrow(/`retries`/);
+    expect(() => dvt.task.mapIterable((x: number) => x, [], { retryBackoff: NaN })).toThrow(RangeError);
+    expect(() => dvt.task.map((x: number) => x, [], { shouldRetry: 3 as never })).toThrow(TypeError);
+  });
+});

@@ -19,6 +19,7 @@ describe('constructor validation', () => {
     ['retries -1', { retries: -1 }, /`retries`.*-1/],
     ['retries 0.5', { retries: 0.5 }, /`retries`.*0\.5/],
     ['retries NaN', { retries: NaN }, /`retries`.*NaN/],
+    ['retries Infinity', { retries: Infinity }, /`retries`.*Infinity/],
     ['retryBackoff -1', { retryBackoff: -1 }, /`retryBackoff`.*-1/],
     ['retryBackoff NaN', { retryBackoff: NaN }, /`retryBackoff`.*NaN/],
     ['perSecond 0', { rateLimit: { perSecond: 0 } }, /`rateLimit.perSecond`.*0/],

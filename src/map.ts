@@ -67,17 +67,10 @@ abstract class Run<T> implements Sink {
   readonly #signal: AbortSignal | undefined;
   #onAbort: (() => void) | undefined;
 
-  constructor(
-    host: MapHost,
-    policy: ResolvedPolicy,
-    method: MethodName,
-    fn: AnyFunction,
-    items: MapInput<T>,
-    options: ResolvedMapOptions,
-  ) {
+  constructor(host: MapHost, method: MethodName, fn: AnyFunction, items: MapInput<T>, options: ResolvedMapOptions) {
     this.#host = host;
     this.#core = host.core;
-    this.#policy = policy;
+    this.#policy = options.policy;
     this.#method = method;
     this.#fn = fn;
     this.#signal = options.signal;
@@ -203,14 +196,13 @@ class ArrayRun<T, R> extends Run<T> {
 
   constructor(
     host: MapHost,
-    policy: ResolvedPolicy,
     fn: AnyFunction,
     items: MapInput<T>,
     options: ResolvedMapOptions,
     resolve: (values: R[]) => void,
     reject: (error: unknown) => void,
   ) {
-    super(host, policy, 'map', fn, items, options);
+    super(host, 'map', fn, items, options);
     this.#limit = options.concurrency;
     this.#returnErrors = options.returnErrors;
     this.#resolve = resolve;
@@ -260,7 +252,6 @@ class ArrayRun<T, R> extends Run<T> {
 /** @internal */
 export function mapArray<T, R>(
   host: MapHost,
-  policy: ResolvedPolicy,
   fn: AnyFunction,
   items: MapInput<T>,
   options: ResolvedMapOptions,
@@ -272,7 +263,7 @@ export function mapArray<T, R>(
     }
     let run: ArrayRun<T, R>;
     try {
-      run = new ArrayRun<T, R>(host, policy, fn, items, options, resolve, reject);
+      run = new ArrayRun<T, R>(host, fn, items, options, resolve, reject);
     } catch (error) {
       // The iterable's own [Symbol.iterator]() threw.
       reject(error);
@@ -301,14 +292,8 @@ class StreamRun<T, R> extends Run<T> implements AsyncIterator<R> {
   #closed = false;
   #waiter: { resolve: (step: IteratorResult<R>) => void; reject: (error: unknown) => void } | undefined;
 
-  constructor(
-    host: MapHost,
-    policy: ResolvedPolicy,
-    fn: AnyFunction,
-    items: MapInput<T>,
-    options: ResolvedMapOptions,
-  ) {
-    super(host, policy, 'mapIterable', fn, items, options);
+  constructor(host: MapHost, fn: AnyFunction, items: MapInput<T>, options: ResolvedMapOptions) {
+    super(host, 'mapIterable', fn, items, options);
     this.#limit = options.concurrency;
     this.#returnErrors = options.returnErrors;
     this.#states = new Uint8Array(options.concurrency);
@@ -420,7 +405,6 @@ class StreamRun<T, R> extends Run<T> implements AsyncIterator<R> {
 /** @internal */
 export function mapStream<T, R>(
   host: MapHost,
-  policy: ResolvedPolicy,
   fn: AnyFunction,
   items: MapInput<T>,
   options: ResolvedMapOptions,
@@ -434,7 +418,7 @@ export function mapStream<T, R>(
       return undefined;
     }
     try {
-      run = new StreamRun<T, R>(host, policy, fn, items, options);
+      run = new StreamRun<T, R>(host, fn, items, options);
     } catch (error) {
       refused = error;
     }

@@ -127,6 +127,14 @@ export interface MapOptions {
   returnErrors?: boolean | undefined;
   /** Aborting rejects the call with `signal.reason`, starts no new item and aborts the running ones. */
   signal?: AbortSignal | undefined;
+  /** Per-attempt limit in ms for this call's items; see {@link DovetailOptions.timeout}. */
+  timeout?: number | undefined;
+  /** Extra attempts for this call's items; see {@link DovetailOptions.retries}. */
+  retries?: number | undefined;
+  /** Base delay in ms for this call's items; see {@link DovetailOptions.retryBackoff}. */
+  retryBackoff?: number | undefined;
+  /** Decides per failure whether to retry; see {@link DovetailOptions.shouldRetry}. */
+  shouldRetry?: ShouldRetry | undefined;
 }
 
 /** The policy one task runs under: instance options merged with `with()` overrides. */
@@ -271,18 +279,33 @@ export interface ResolvedMapOptions {
   readonly concurrency: number;
   readonly returnErrors: boolean;
   readonly signal: AbortSignal | undefined;
+  /** The policy of this call's items. */
+  readonly policy: ResolvedPolicy;
 }
 
 /**
- * Validates `map(fn, items, options)` options.
+ * Validates `map(fn, items, options)` options; policy fields override `base` for this call's
+ * items (the signal stays the call's own: it stops the whole call).
  * @throws TypeError / RangeError naming the option.
  */
-export function resolveMapOptions(options: MapOptions | undefined, fallbackConcurrency: number): ResolvedMapOptions {
-  if (options === undefined) return { concurrency: fallbackConcurrency, returnErrors: false, signal: undefined };
+export function resolveMapOptions(
+  options: MapOptions | undefined,
+  fallbackConcurrency: number,
+  base: ResolvedPolicy,
+): ResolvedMapOptions {
+  if (options === undefined) {
+    return { concurrency: fallbackConcurrency, returnErrors: false, signal: undefined, policy: base };
+  }
   assertObject('options', options);
-  const { concurrency, returnErrors, signal } = options;
+  const { concurrency, returnErrors, signal, timeout, retries, retryBackoff, shouldRetry } = options;
   if (concurrency !== undefined) assertCount('concurrency', concurrency);
   if (returnErrors !== undefined) assertBoolean('returnErrors', returnErrors);
   if (signal !== undefined) assertSignal('signal', signal);
-  return { concurrency: concurrency ?? fallbackConcurrency, returnErrors: returnErrors ?? false, signal };
+  const overridden = timeout !== undefined || retries !== undefined || retryBackoff !== undefined || shouldRetry !== undefined;
+  return {
+    concurrency: concurrency ?? fallbackConcurrency,
+    returnErrors: returnErrors ?? false,
+    signal,
+    policy: overridden ? resolvePolicy(base, { timeout, retries, retryBackoff, shouldRetry }, '') : base,
+  };
 }

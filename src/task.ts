@@ -144,8 +144,8 @@ export class TaskApi {
   ): Promise<Awaited<R>[]> {
     assertFunction('fn', fn);
     assertIterable(items);
-    const resolved = resolveMapOptions(options, this.#host.concurrency);
-    return mapArray<T, Awaited<R>>(this.#host, this.#policy, fn as AnyFunction, items, resolved);
+    const resolved = resolveMapOptions(options, this.#host.concurrency, this.#policy);
+    return mapArray<T, Awaited<R>>(this.#host, fn as AnyFunction, items, resolved);
   }
 
   /**
@@ -174,11 +174,11 @@ export class TaskApi {
     assertIterable(items);
     const instance = this.#host.concurrency;
     const fallback = instance === Infinity ? DEFAULTS.mapIterableConcurrency : instance;
-    const resolved = resolveMapOptions(options, fallback);
+    const resolved = resolveMapOptions(options, fallback, this.#policy);
     if (resolved.concurrency === Infinity) {
       throw new RangeError('`concurrency` of mapIterable() must be finite, received Infinity');
     }
-    return mapStream<T, Awaited<R>>(this.#host, this.#policy, fn as AnyFunction, items, resolved);
+    return mapStream<T, Awaited<R>>(this.#host, fn as AnyFunction, items, resolved);
   }
 
   /**

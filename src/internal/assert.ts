@@ -50,10 +50,10 @@ export function assertNonNegative(name: string, value: unknown): asserts value i
   }
 }
 
-/** An integer >= 0, or Infinity. */
+/** An integer >= 0. */
 export function assertRetries(name: string, value: unknown): asserts value is number {
   assertNumber(name, value);
-  if (!(value >= 0) || (!Number.isInteger(value) && value !== Infinity)) {
+  if (!(value >= 0) || !Number.isInteger(value)) {
     throw new RangeError(`\`${name}\` must be an integer >= 0, received ${value}`);
   }
 }
