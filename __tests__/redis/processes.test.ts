@@ -11,6 +11,7 @@ const WORKER = fileURLToPath(new URL('./fixtures/worker.ts', import.meta.url));
 
 interface WorkerReport {
   starts: number[];
+  wall: number[];
   peak: number;
   failed: number;
   waited: number;
@@ -89,7 +90,17 @@ describeRedis('dovetail/redis across processes', () => {
   it('starts 1 000 tasks of three processes at the shared perSecond, burst honoured', async () => {
     const perSecond = 200;
     const burst = 20;
-    const base = { url: server.url, key: 'rate', mode: 'run', taskMs: 0, perSecond, burst };
+    // The three start together (process start-up is not what is measured).
+    const startAt = Number(process.hrtime.bigint()) / 1e6 + 3000;
+    const base = {
+      url: server.url,
+      key: 'rate',
+      mode: 'run',
+      taskMs: 0,
+      perSecond,
+      burst,
+      startAt,
+    };
     const reports = await runWorkers([
       { ...base, tasks: 334 },
       { ...base, tasks: 333 },
@@ -97,28 +108,40 @@ describeRedis('dovetail/redis across processes', () => {
     ]);
     const starts = reports.flatMap((r) => r.starts).sort((a, b) => a - b);
     expect(starts).toHaveLength(1000);
-    const first = starts[0] ?? 0;
-    const span = (starts[999] ?? 0) - first;
-    // Tokens available over the span: the burst at once, then perSecond.
-    const rate = ((1000 - burst) / span) * 1000;
+    // After the burst, one start per token: the start rate is the slope of start time against
+    // start number (least squares over the 980 starts after the burst, so a start delayed by a
+    // busy event loop at either end does not skew it as it would a first-to-last ratio).
+    const ys = starts.slice(burst);
+    const mx = (ys.length - 1) / 2;
+    const my = ys.reduce((a, b) => a + b, 0) / ys.length;
+    let sxy = 0;
+    let sxx = 0;
+    ys.forEach((y, x) => {
+      sxy += (x - mx) * (y - my);
+      sxx += (x - mx) ** 2;
+    });
+    const rate = 1000 / (sxy / sxx);
     expect(Math.abs(rate - perSecond) / perSecond).toBeLessThan(0.03);
-    // The burst goes at once...
-    expect((starts[burst - 1] ?? 0) - first).toBeLessThan(250);
-    // ...and no start comes before its token: by time t at most burst + perSecond * t starts.
-    // The times are taken inside the tasks, where a busy event loop may record the first ones a
-    // little late (never early: a token's wait is a timer): 30 ms of slack, 6 tokens.
+    const overall = ((1000 - burst) / ((starts[999] ?? 0) - (starts[0] ?? 0))) * 1000;
+
+    // Burst honoured, on Redis's clock: the bucket's last reservation time (TAT) is the first
+    // reservation plus 1 000 intervals (the bucket never ran idle: all asked at once), which
+    // gives the time of the first token, T0. The n-th start (wall clock, sorted) can come no
+    // sooner than its token: T0 + (n - burst) intervals. A start is never early (it waits on a
+    // timer) but may be late; 2 ms of slack for the millisecond clock.
     const interval = 1000 / perSecond;
+    const tat = Number(await redis.get('dovetail:rate:bucket')) / 1000;
+    const t0 = tat - 1000 * interval;
+    const wall = reports.flatMap((r) => r.wall).sort((a, b) => a - b);
     let early = Infinity;
-    for (let i = burst; i < starts.length; i += 1) {
-      early = Math.min(early, (starts[i] ?? 0) - first - (i + 1 - burst) * interval);
-    }
-    expect(early).toBeGreaterThanOrEqual(-30);
-    // In the first second: the burst plus one second of tokens.
-    const firstSecond = starts.filter((t) => t - first < 1000).length;
-    expect(firstSecond).toBeLessThanOrEqual(burst + perSecond + 6);
-    expect(firstSecond).toBeGreaterThanOrEqual(burst + perSecond - 6);
+    wall.forEach((t, i) => {
+      early = Math.min(early, t - (t0 + Math.max(0, i + 1 - burst) * interval));
+    });
+    expect(early).toBeGreaterThanOrEqual(-2);
+    // ...and the burst went at once.
+    expect((wall[burst - 1] ?? 0) - t0).toBeLessThan(500);
     process.stderr.write(
-      `rate test: ${rate.toFixed(2)}/s over ${span.toFixed(0)} ms, earliest start vs its token ${early.toFixed(2)} ms, ${firstSecond} in the first second\n`,
+      `rate test: ${rate.toFixed(2)}/s (first to last: ${overall.toFixed(2)}/s), earliest start vs its token ${early.toFixed(1)} ms\n`,
     );
     const throttled = reports.reduce((sum, r) => sum + (r.stats['throttled'] ?? 0), 0);
     expect(throttled).toBeGreaterThan(900);

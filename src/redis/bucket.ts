@@ -8,7 +8,8 @@ import { script, type Store } from './store.js';
  * token moves the TAT one interval on and answers how long the caller must wait before its token
  * exists (0 while the burst lasts): a reservation, so waiters are served in the order they asked,
  * and each waits exactly once, with no polling. Giving a token back (a waiter cancelled) moves
- * the TAT one interval back. Times are microseconds.
+ * the TAT one interval back. Times are microseconds. The key lives a minute past the last
+ * reservation (a full bucket is the same as no key).
  */
 const GCRA = script(`
 if redis.replicate_commands then redis.replicate_commands() end
@@ -21,11 +22,11 @@ if tat < now then tat = now end
 if ARGV[3] == 'give' then
   tat = tat - interval
   if tat < now then tat = now end
-  redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
+  redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil((tat - now) / 1000) + 60000)
   return 0
 end
 tat = tat + interval
-redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
+redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil((tat - now) / 1000) + 60000)
 local wait = tat - burst * interval - now
 if wait <= 0 then return 0 end
 return math.ceil(wait)

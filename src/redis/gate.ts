@@ -48,11 +48,12 @@ class Lease extends Semaphore {
 
 /**
  * The gate every process using the same key shares. Jobs wait in this process's queue; one loop
- * per process asks Redis for a slot for the job at the head, hands each slot it gets to the next
- * job without pause, and, when every slot is taken, asks again every `pollInterval` ms. A slot
- * freed in this process is offered to the next local job at once (the release and the next
- * request travel in order on the one connection). At most `concurrency` jobs run in this process
- * whatever happens, so the in-process limit holds even while Redis is away. @internal
+ * per process asks Redis for slots: for as many waiting jobs as there are free local slots at
+ * once (the requests travel pipelined on the one connection), and, once every shared slot is
+ * taken, for one slot every `pollInterval` ms. A slot freed in this process is asked for again at
+ * once (the release and the next request travel in order on the one connection). At most
+ * `concurrency` jobs run in this process whatever happens, so the in-process limit holds even
+ * while Redis is away. @internal
  */
 export class RedisGate implements Gate {
   readonly #store: Store;
@@ -100,42 +101,52 @@ export class RedisGate implements Gate {
   async #loop(): Promise<void> {
     const store = this.#store;
     const waiting = this.#waiting;
+    // How many slots to ask for at once: as many as jobs wait and slots are free while Redis
+    // grants them all; one (a probe) after a refusal, so a full limit costs one request per poll.
+    let batch = Infinity;
     while (waiting.size > 0 && this.#active < this.#concurrency) {
       if (store.isLocal('gate', this.#hooks)) {
         this.#start(waiting.dequeue() as GateJob, undefined);
         continue;
       }
-      const lease = this.#lease();
-      let acquired: boolean;
-      try {
-        acquired = await store.call(
-          'gate',
-          () => lease.tryAcquire(),
-          // Granted after the wait was given up: nobody holds it, give it back now.
-          (late) => {
-            if (late) store.giveBack('gate', () => lease.release(), this.#hooks);
-          },
-        );
-      } catch (error) {
-        store.failed('gate', error, this.#hooks);
+      const count = Math.min(batch, waiting.size, this.#concurrency - this.#active);
+      const leases = Array.from({ length: count }, () => this.#lease());
+      const outcomes = await Promise.allSettled(
+        leases.map((lease) =>
+          store.call(
+            'gate',
+            () => lease.tryAcquire(),
+            // Granted after the wait was given up: nobody holds it, give it back now.
+            (late) => {
+              if (late) store.giveBack('gate', () => lease.release(), this.#hooks);
+            },
+          ),
+        ),
+      );
+      let granted = 0;
+      let failure: { error: unknown } | undefined;
+      outcomes.forEach((outcome, i) => {
+        const lease = leases[i] as Lease;
+        if (outcome.status === 'rejected') failure ??= { error: outcome.reason };
+        else if (outcome.value) {
+          granted += 1;
+          const job = waiting.dequeue();
+          // The queue was cleared (shutdown) while the slot was on its way: give it back.
+          if (job === undefined) store.giveBack('gate', () => lease.release(), this.#hooks);
+          else this.#start(job, lease);
+        }
+      });
+      if (failure !== undefined) {
+        store.failed('gate', failure.error, this.#hooks);
         if (store.settings.onBackendError === 'local') continue;
         // Every job waiting here would wait for the same unreachable store: fail them all now.
         // Jobs queued later try Redis again.
-        while (waiting.size > 0) (waiting.dequeue() as GateJob).reject(error);
+        while (waiting.size > 0) (waiting.dequeue() as GateJob).reject(failure.error);
         return;
       }
       store.recovered('gate');
-      if (!acquired) {
-        await sleep(store.settings.pollInterval);
-        continue;
-      }
-      const job = waiting.dequeue();
-      if (job === undefined) {
-        // The queue was cleared (shutdown) while the slot was on its way.
-        store.giveBack('gate', () => lease.release(), this.#hooks);
-        return;
-      }
-      this.#start(job, lease);
+      batch = granted === count ? Infinity : 1;
+      if (granted === 0) await sleep(store.settings.pollInterval);
     }
   }
 

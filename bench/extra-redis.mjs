@@ -1,0 +1,303 @@
+// The dovetail/redis benchmark: `node bench/extra-redis.mjs [--quick]` (after `npm run build`),
+// also run by `npm run bench`, which appends the markdown section it prints on stdout.
+//
+// 1. Overhead per task of the shared gate (acquire + release through Redis on loopback), and of
+//    the shared bucket (one token per task), in one process: no-op tasks, Dovetail with its
+//    in-process limits, Dovetail with dovetail/redis, and bottleneck with its Redis clustering
+//    (the same limit, datastore 'ioredis').
+// 2. Three processes sharing one concurrency limit of 30 on tasks that each take 5 ms (ideal:
+//    6 000 tasks/s): the combined throughput, and the peak combined concurrency seen in Redis.
+//
+// Uses REDIS_URL when set, else starts a throwaway redis-server on a free loopback port; without
+// one (and without REDIS_URL) it prints a section saying so and exits 0.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const quick = process.argv.includes('--quick');
+const childIndex = process.argv.indexOf('--child');
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+const log = (text) => process.stderr.write(`    ${text}\n`);
+
+const { Dovetail } = await import('../dist/index.js');
+const { redisBackend } = await import('../dist/redis/index.js');
+const { Redis } = await import('ioredis');
+const Bottleneck = (await import('bottleneck')).default;
+
+// Waits until `at` (process.hrtime, the same clock in every process): a common start line.
+const until = (at) =>
+  new Promise((resolve) => setTimeout(resolve, at === undefined ? 0 : Math.max(0, at - now())));
+
+// ---- one library, one workload, in this process ----------------------------------------------
+
+/**
+ * Runs `tasks` tasks of `taskMs` ms (0: a no-op) under a limit of `concurrency` (and a bucket of
+ * `perSecond` when given), with `lib` = 'local' | 'redis' | 'bottleneck'. Returns timings and the
+ * peak running count recorded in Redis (INCR/DECR on `counter`) when `counter` is given.
+ */
+async function workload({
+  lib,
+  url,
+  key,
+  tasks,
+  taskMs,
+  concurrency,
+  perSecond,
+  counter,
+  startAt,
+}) {
+  const redis = new Redis(url);
+  let peak = 0;
+  const body = async () => {
+    if (counter !== undefined) peak = Math.max(peak, await redis.incr(counter));
+    if (taskMs > 0) await new Promise((resolve) => setTimeout(resolve, taskMs));
+    if (counter !== undefined) await redis.decr(counter);
+  };
+  const items = Array.from({ length: tasks }, (_, i) => i);
+  let start;
+  let end;
+  if (lib === 'bottleneck') {
+    const limiter = new Bottleneck({
+      id: key,
+      datastore: 'ioredis',
+      clientOptions: { host: new URL(url).hostname, port: Number(new URL(url).port) },
+      maxConcurrent: concurrency,
+      ...(perSecond === undefined
+        ? {}
+        : {
+            reservoir: perSecond,
+            reservoirRefreshAmount: perSecond,
+            reservoirRefreshInterval: 1000,
+          }),
+    });
+    await limiter.ready();
+    await until(startAt);
+    start = now();
+    await Promise.all(items.map(() => limiter.schedule(body)));
+    end = now();
+    await limiter.disconnect();
+  } else {
+    const dvt = new Dovetail({
+      autoRegister: false,
+      shutdownOnExit: false,
+      concurrency,
+      ...(perSecond === undefined ? {} : { rateLimit: { perSecond, burst: perSecond } }),
+      ...(lib === 'redis' ? { backend: redisBackend(redis, { key }) } : {}),
+    });
+    await redis.ping();
+    await until(startAt);
+    start = now();
+    await dvt.task.map(body, items);
+    end = now();
+    await dvt.shutdown();
+  }
+  await redis.quit();
+  return { start, end, peak, tasks };
+}
+
+if (childIndex >= 0) {
+  const result = await workload(JSON.parse(process.argv[childIndex + 1]));
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  process.exit(0);
+}
+
+// ---- the parent: a server, the cases, the markdown --------------------------------------------
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer().once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function startRedis() {
+  if (spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status !== 0) return undefined;
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(tmpdir(), 'dovetail-bench-'));
+  const child = spawn(
+    'redis-server',
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+    ],
+    { stdio: 'ignore' },
+  );
+  for (let i = 0; i < 400; i += 1) {
+    const up = await new Promise((resolve) => {
+      const socket = connect({ port, host: '127.0.0.1' });
+      socket.once('connect', () => (socket.destroy(), resolve(true)));
+      socket.once('error', () => resolve(false));
+    });
+    if (up) break;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop: () => {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function child(config) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(
+      process.execPath,
+      [fileURLToPath(import.meta.url), '--child', JSON.stringify(config)],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let out = '';
+    proc.stdout.on('data', (d) => (out += d));
+    proc.on('close', (code) =>
+      code === 0
+        ? resolve(JSON.parse(out.trim().split('\n').pop()))
+        : reject(new Error(`child exited ${code}`)),
+    );
+  });
+}
+
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+};
+
+const own = process.env.REDIS_URL === undefined ? await startRedis() : undefined;
+const url = process.env.REDIS_URL ?? own?.url;
+if (url === undefined) {
+  process.stdout.write(
+    '## Shared limits on Redis (dovetail/redis)\n\nSkipped: no redis-server here and no REDIS_URL (apt-get install -y redis-server).\n',
+  );
+  process.exit(0);
+}
+
+const runs = quick ? 1 : 3;
+const perTaskN = quick ? 500 : 5000;
+const sharedN = quick ? 300 : 2000;
+let seq = 0;
+const key = (name) => `bench-${process.pid}-${name}-${++seq}`;
+const lines = [];
+const say = (...text) => lines.push(...text);
+
+try {
+  // 1. overhead per task, one process (each case in a fresh process)
+  const perTask = [];
+  const cases = [
+    ['gate, concurrency 1', { concurrency: 1 }],
+    ['gate, concurrency 16', { concurrency: 16 }],
+    ['bucket, one token per task', { concurrency: 16, perSecond: 1e6 }],
+  ];
+  for (const [label, limits] of cases) {
+    const row = { label };
+    for (const lib of ['local', 'redis', 'bottleneck']) {
+      if (lib === 'bottleneck' && limits.perSecond !== undefined) {
+        row[lib] = undefined; // bottleneck's reservoir refills by interval: no per-token equivalent
+        continue;
+      }
+      const times = [];
+      for (let r = 0; r < runs; r += 1) {
+        log(`per-task: ${label}, ${lib}, run ${r + 1}`);
+        const result = await child({
+          lib,
+          url,
+          key: key(lib),
+          tasks: perTaskN,
+          taskMs: 0,
+          ...limits,
+        });
+        times.push(((result.end - result.start) * 1000) / result.tasks);
+      }
+      row[lib] = median(times);
+    }
+    perTask.push(row);
+  }
+
+  // 2. three processes, one limit of 30, 5 ms tasks
+  const shared = [];
+  const concurrency = 30;
+  for (const lib of ['local', 'redis', 'bottleneck']) {
+    const results = [];
+    for (let r = 0; r < runs; r += 1) {
+      log(`3 processes: ${lib}, run ${r + 1}`);
+      const k = key(lib);
+      // 'local' is the reference without sharing: each process has its own third of the limit.
+      const limit = lib === 'local' ? concurrency / 3 : concurrency;
+      // All three start together, once they are up (process start-up is not measured).
+      const startAt = now() + 2000;
+      const reports = await Promise.all(
+        [0, 1, 2].map(() =>
+          child({
+            lib,
+            url,
+            key: k,
+            tasks: sharedN,
+            taskMs: 5,
+            concurrency: limit,
+            counter: `${k}:running`,
+            startAt,
+          }),
+        ),
+      );
+      const start = Math.min(...reports.map((x) => x.start));
+      const end = Math.max(...reports.map((x) => x.end));
+      results.push({
+        rate: (3 * sharedN * 1000) / (end - start),
+        peak: Math.max(...reports.map((x) => x.peak)),
+      });
+    }
+    results.sort((a, b) => a.rate - b.rate);
+    shared.push({ lib, ...results[Math.floor(results.length / 2)] });
+  }
+
+  const us = (v) => (v === undefined ? '–' : `${v.toFixed(1)} µs`);
+  say(
+    '## Shared limits on Redis (dovetail/redis)',
+    '',
+    `Redis on loopback (${own === undefined ? 'REDIS_URL' : 'a redis-server started for the run'}), ${runs} run(s) per case, median; each case in a fresh process. ` +
+      '`local`: Dovetail with its in-process limits; `redis`: Dovetail with `dovetail/redis`; ' +
+      "`bottleneck`: bottleneck 2 with `datastore: 'ioredis'` and the same limit.",
+    '',
+    `### Time per no-op task in one process (${perTaskN} tasks)`,
+    '',
+    '| limit | local | redis | bottleneck |',
+    '| --- | ---: | ---: | ---: |',
+    ...perTask.map((r) => `| ${r.label} | ${us(r.local)} | ${us(r.redis)} | ${us(r.bottleneck)} |`),
+    '',
+    'The gate costs an acquire (one script call) and a release (one ZREM, sent without waiting) per task; ' +
+      "one loop per process asks for slots, so a process's acquires do not overlap. The bucket costs one " +
+      'script call per task; those do overlap.',
+    '',
+    `### Three processes sharing one limit of ${concurrency} (${3 * sharedN} tasks of 5 ms; ideal ${(concurrency / 5) * 1000} tasks/s)`,
+    '',
+    '| library | tasks/s | peak combined running (seen in Redis) |',
+    '| --- | ---: | ---: |',
+    ...shared.map(
+      (r) =>
+        `| ${r.lib === 'local' ? 'local (no sharing: ' + concurrency / 3 + ' per process)' : r.lib} | ${Math.round(r.rate)} | ${r.peak} |`,
+    ),
+    '',
+    'Reproduce: `npm run build && node bench/extra-redis.mjs` (or `--quick`).',
+    '',
+  );
+  process.stdout.write(`${lines.join('\n')}\n`);
+} finally {
+  own?.stop();
+}
