@@ -546,6 +546,10 @@ export class Events {
    * @internal
    */
   wants(event: EventName, source: EventSource): boolean {
+    // The common case, nothing subscribed at all, in the fewest reads: it runs several times per task.
+    if (this.#subscriptions.size === 0) {
+      return this.#tracer.enabled || (channel !== undefined && channel.hasSubscribers);
+    }
     return (
       this.#counts[event] > 0 ||
       this.#tracer.enabled ||

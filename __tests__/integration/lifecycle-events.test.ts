@@ -354,3 +354,39 @@ describe('payload fields', () => {
     for (const n of numbers) expect(Number.isInteger(n) && n > 0).toBe(true);
   });
 });
+
+// Engine gaps found while writing these tests (src/execution.ts, reported to the lead). `it.failing`
+// passes while the gap exists; once fixed, drop `.failing`.
+describe('known engine gaps', () => {
+  afterEach(closeAll);
+
+  it.failing(
+    'gives done its elapsed (a required field) to a listener added while the task runs',
+    async () => {
+      const dvt = create();
+      const hold = defer<number>();
+      const task = dvt.task.schedule(() => hold.promise);
+      await new Promise((resolve) => setImmediate(resolve));
+      let done: TaskPayload | undefined;
+      dvt.events.on(Event.DONE, (p) => {
+        done = p;
+      });
+      hold.resolve(1);
+      await task;
+      expect(done).toMatchObject({ event: 'done', elapsed: expect.any(Number) });
+    },
+  );
+
+  it.failing('does not call the function of a task cancelled by a started listener', async () => {
+    const dvt = create();
+    const tasks = new Map<string, { cancel(): boolean }>();
+    dvt.events.on(Event.STARTED, (p) => void tasks.get(p.executionId)?.cancel());
+    let ran = false;
+    const task = dvt.task.schedule(() => {
+      ran = true;
+    });
+    tasks.set(task.id, task);
+    await expect(task).rejects.toBeInstanceOf(CancelledError);
+    expect(ran).toBe(false);
+  });
+});
