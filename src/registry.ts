@@ -16,10 +16,10 @@ export interface TrackOptions {
 
 /**
  * What the registry knows of one instance. It is also the FinalizationRegistry's held value, so it
- * reaches the instance only through its WeakRef and never keeps it alive.
+ * holds no reference to the instance at all, not even a weak one: the instance is reached through
+ * `refs`.
  */
 interface Entry {
-  readonly ref: WeakRef<Dovetail>;
   /** Creation order, to name the instance in the warning. */
   readonly seq: number;
   readonly exit: boolean;
@@ -27,6 +27,9 @@ interface Entry {
   done: boolean;
 }
 
+/** The instance of each live entry, held weakly. */
+const refs = new Map<Entry, WeakRef<Dovetail>>();
+const deref = (entry: Entry): Dovetail | undefined => refs.get(entry)?.deref();
 const entries = new WeakMap<Dovetail, Entry>();
 /** Registered instances, in registration order. */
 const registered = new Set<Entry>();
@@ -39,6 +42,7 @@ let finalizer: FinalizationRegistry<Entry> | undefined;
 function collected(entry: Entry): void {
   if (entry.done) return;
   entry.done = true;
+  refs.delete(entry);
   registered.delete(entry);
   if (entry.exit && exiting.delete(entry)) syncSignalHandler();
   try {
@@ -112,7 +116,7 @@ export function unregister(dvt: Dovetail): boolean {
 export function listActive(): Dovetail[] {
   const out: Dovetail[] = [];
   for (const entry of registered) {
-    const dvt = entry.ref.deref();
+    const dvt = deref(entry);
     if (dvt !== undefined && !dvt.isShutdown) out.push(dvt);
   }
   return out;
@@ -139,7 +143,7 @@ export async function shutdownAll(options?: ShutdownOptions): Promise<void> {
   }
   const running: Promise<void>[] = [];
   for (const entry of [...registered]) {
-    const dvt = entry.ref.deref();
+    const dvt = deref(entry);
     if (dvt !== undefined) running.push(dvt.shutdown(options));
   }
   await Promise.all(running);
@@ -149,7 +153,7 @@ export async function shutdownAll(options?: ShutdownOptions): Promise<void> {
 export function exitInstances(): Dovetail[] {
   const out: Dovetail[] = [];
   for (const entry of exiting) {
-    const dvt = entry.ref.deref();
+    const dvt = deref(entry);
     if (dvt !== undefined) out.push(dvt);
   }
   return out;
@@ -163,12 +167,12 @@ export function hasExitInstances(): boolean {
 /** Called by the `Dovetail` constructor. @internal */
 export function track(dvt: Dovetail, options: TrackOptions): void {
   const entry: Entry = {
-    ref: new WeakRef(dvt),
     seq: ++sequence,
     exit: options.shutdownOnExit,
     done: false,
   };
   entries.set(dvt, entry);
+  refs.set(entry, new WeakRef(dvt));
   // Every instance, registered or not, warns when collected without shutdown.
   (finalizer ??= new FinalizationRegistry(collected)).register(dvt, entry, entry);
   if (options.autoRegister) registered.add(entry);
@@ -183,6 +187,7 @@ export function untrack(dvt: Dovetail): void {
   const entry = entries.get(dvt);
   if (entry === undefined || entry.done) return;
   entry.done = true;
+  refs.delete(entry);
   finalizer?.unregister(entry);
   registered.delete(entry);
   if (entry.exit && exiting.delete(entry) && exiting.size === 0) syncSignalHandler();
