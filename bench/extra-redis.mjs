@@ -189,8 +189,8 @@ if (url === undefined) {
 }
 
 const runs = quick ? 1 : 3;
-const perTaskN = quick ? 500 : 5000;
-const sharedN = quick ? 300 : 2000;
+const perTaskN = quick ? 500 : 2000;
+const sharedN = quick ? 300 : 1000;
 let seq = 0;
 const key = (name) => `bench-${process.pid}-${name}-${++seq}`;
 const lines = [];

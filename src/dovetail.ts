@@ -13,7 +13,13 @@ import { Tracer } from './trace.js';
 // A back end's report becomes a `backend_error` event: it concerns the instance, not one task.
 function reportBackend(events: Events, problem: BackendProblem): void {
   events.traceStruct({ method: 'backend', status: 'backend_error', extra: { ...problem } });
-  events.emit('backend_error', { event: 'backend_error', method: 'backend', task: 0, executionId: '', ...problem });
+  events.emit('backend_error', {
+    event: 'backend_error',
+    method: 'backend',
+    task: 0,
+    executionId: '',
+    ...problem,
+  });
 }
 
 /** Options of `shutdown()`. */
@@ -63,7 +69,8 @@ export class Dovetail implements AsyncDisposable {
     const events = new Events(tracer);
     this.events = events;
     const backend = resolved.backend;
-    const hooks: BackendHooks | undefined = backend === undefined ? undefined : { report: (p) => reportBackend(events, p) };
+    const hooks: BackendHooks | undefined =
+      backend === undefined ? undefined : { report: (p) => reportBackend(events, p) };
     let gate: Gate | undefined;
     if (resolved.concurrency !== Infinity) {
       gate =

@@ -109,7 +109,14 @@ export class ShutdownError extends DovetailError {
   }
 }
 
-/** Options of {@link BackendError}. */
+/**
+ * Options of {@link BackendError}.
+ * @example
+ * ```ts
+ * import { BackendError } from 'dovetail';
+ * const error = new BackendError('Redis unreachable', { key: 'payments-api', cause: new Error('ECONNREFUSED') });
+ * ```
+ */
 export interface BackendErrorOptions extends DovetailErrorOptions {
   /** The shared limit's key (for `dovetail/redis`, the `key` option). */
   key?: string | undefined;
@@ -140,7 +147,10 @@ export class BackendError extends DovetailError {
    */
   constructor(message?: string, options?: BackendErrorOptions) {
     const key = options?.key;
-    super(message ?? `shared back end failed${key === undefined ? '' : ` for key "${key}"`}`, options);
+    super(
+      message ?? `shared back end failed${key === undefined ? '' : ` for key "${key}"`}`,
+      options,
+    );
     this.key = key;
   }
 }

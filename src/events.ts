@@ -116,6 +116,13 @@ export interface CancelledPayload extends TaskPayload {
  * Payload of `backend_error`: a shared back end (`dovetail/redis`) failed, once per outage and
  * per operation. It concerns the instance, not one task: `method` is `'backend'`, `task` is `0`
  * and `executionId` is `''`.
+ *
+ * @example
+ * ```ts
+ * import { Dovetail, Event } from 'dovetail';
+ * const dvt = new Dovetail();
+ * dvt.events.on(Event.BACKEND_ERROR, (p) => console.warn(`${p.key}: ${p.operation} failed, ${p.fallback}`, p.error));
+ * ```
  */
 export interface BackendErrorPayload extends TaskPayload {
   event: 'backend_error';

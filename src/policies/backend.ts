@@ -26,12 +26,27 @@ export interface Backend {
    * Builds the limiter (called only when `rateLimit` is set).
    * @param hooks - How to report trouble with the shared store (the instance emits `backend_error`).
    */
-  createRateLimiter(options: { perSecond: number; burst: number }, hooks?: BackendHooks): RateLimiter;
+  createRateLimiter(
+    options: { perSecond: number; burst: number },
+    hooks?: BackendHooks,
+  ): RateLimiter;
   /** Releases what the back end holds; called once by `shutdown()`. */
   close?(): Promise<void> | void;
 }
 
-/** One failure of a shared store, as a back end reports it. */
+/**
+ * One failure of a shared store, as a back end reports it through {@link BackendHooks}.
+ * @example
+ * ```ts
+ * import { BackendError, type BackendProblem } from 'dovetail';
+ * const problem: BackendProblem = {
+ *   error: new BackendError('no answer within 5000 ms', { key: 'payments-api' }),
+ *   key: 'payments-api',
+ *   operation: 'rate_limit',
+ *   fallback: 'fail',
+ * };
+ * ```
+ */
 export interface BackendProblem {
   /** The `BackendError` (its `cause` is what the store's client threw). */
   error: unknown;

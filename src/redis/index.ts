@@ -19,7 +19,14 @@ export { BackendError } from '../errors.js';
 export type { BackendErrorOptions } from '../errors.js';
 export type { BackendErrorPolicy } from './store.js';
 
-/** Options of {@link redisBackend}. */
+/**
+ * Options of {@link redisBackend}.
+ * @example
+ * ```ts
+ * import type { RedisBackendOptions } from 'dovetail/redis';
+ * const options: RedisBackendOptions = { key: 'payments-api', leaseTime: 30_000, onBackendError: 'local' };
+ * ```
+ */
 export interface RedisBackendOptions {
   /**
    * Names the shared limits: every process whose back end has the same `key` (and `prefix`)
@@ -72,7 +79,14 @@ export interface RedisBackendOptions {
   retryAfter?: number | undefined;
 }
 
-/** The defaults of {@link RedisBackendOptions}. */
+/**
+ * The defaults of {@link RedisBackendOptions} (frozen).
+ * @example
+ * ```ts
+ * import { REDIS_DEFAULTS } from 'dovetail/redis';
+ * console.log(REDIS_DEFAULTS.leaseTime); // 10000
+ * ```
+ */
 export const REDIS_DEFAULTS = Object.freeze({
   prefix: 'dovetail:',
   leaseTime: 10_000,

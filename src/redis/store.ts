@@ -3,7 +3,15 @@ import type { Redis } from 'ioredis';
 import { BackendError } from '../errors.js';
 import type { BackendHooks, BackendProblem } from '../policies/backend.js';
 
-/** What the Redis back end does when Redis fails: fail the tasks, or use in-process limits. */
+/**
+ * What the Redis back end does when Redis fails: fail the tasks with `BackendError`, or run them
+ * under this process's own limits.
+ * @example
+ * ```ts
+ * import type { BackendErrorPolicy } from 'dovetail/redis';
+ * const policy: BackendErrorPolicy = process.env['NODE_ENV'] === 'production' ? 'fail' : 'local';
+ * ```
+ */
 export type BackendErrorPolicy = 'fail' | 'local';
 
 /** The resolved settings every part of one Redis back end shares. @internal */
