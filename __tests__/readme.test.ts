@@ -21,7 +21,7 @@ interface Block {
   line: number;
   lang: string;
   code: string;
-  /** The HTML comment directly above the fence, if any: `test: typecheck`, `include: path`. */
+  /** The HTML comment just above the fence, if any: `test: typecheck`, `include: path`. */
   directive: string | undefined;
 }
 
@@ -35,7 +35,10 @@ function parseBlocks(markdown: string): Block[] {
     const body: string[] = [];
     for (i += 1; i < lines.length && lines[i] !== '```'; i++) body.push(lines[i] ?? '');
     if (i >= lines.length) throw new Error(`README.md:${start + 1}: unclosed code block`);
-    const above = /^<!--\s*(.+?)\s*-->$/.exec(lines[start - 1] ?? '');
+    // The nearest non-blank line above (Prettier puts a blank line between a comment and a fence).
+    let previous = start - 1;
+    while (previous >= 0 && (lines[previous] ?? '').trim() === '') previous -= 1;
+    const above = /^<!--\s*(.+?)\s*-->$/.exec(lines[previous] ?? '');
     blocks.push({
       line: start + 1,
       lang: open[1] ?? '',
