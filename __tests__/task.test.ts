@@ -539,3 +539,19 @@ describe('awkward work', () => {
     await expect(second).rejects.toBe(error);
   });
 });
+
+describe('toThread and shutdown', () => {
+  it('never runs the body once the instance shut down without waiting', async () => {
+    const dvt = create();
+    let ran = false;
+    const task = dvt.task.toThread(() => {
+      ran = true;
+    });
+    await Promise.resolve();
+    await Promise.resolve();
+    await dvt.shutdown({ wait: false });
+    await expect(task).rejects.toBeInstanceOf(CancelledError);
+    await flush();
+    expect(ran).toBe(false);
+  });
+});

@@ -454,6 +454,12 @@ export class Execution implements GateJob, EventSource, ContextSource {
               resolve(undefined);
               return;
             }
+            if (this.#core.stopping) {
+              // Shut down without waiting before the body ran: it never runs.
+              this.cancel(new ShutdownError('instance shut down before toThread() ran'));
+              resolve(undefined);
+              return;
+            }
             try {
               resolve(runInContext(this, call, work as AnyFunction, this.#args));
             } catch (error) {
