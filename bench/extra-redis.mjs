@@ -14,7 +14,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -280,9 +280,11 @@ try {
     '| --- | ---: | ---: | ---: |',
     ...perTask.map((r) => `| ${r.label} | ${us(r.local)} | ${us(r.redis)} | ${us(r.bottleneck)} |`),
     '',
-    'The gate costs an acquire (one script call) and a release (one ZREM, sent without waiting) per task; ' +
-      "one loop per process asks for slots, so a process's acquires do not overlap. The bucket costs one " +
-      'script call per task; those do overlap.',
+    'The gate costs an acquire (one script call) and a release (one ZREM, not awaited) per task; one loop per ' +
+      'process asks for slots, several at once while they are granted. The bucket costs one script call per task; ' +
+      'those overlap. The machine load during the run (1-minute average) was ' +
+      os.loadavg()[0].toFixed(1) +
+      ` on ${os.cpus().length} cores.`,
     '',
     `### Three processes sharing one limit of ${concurrency} (${3 * sharedN} tasks of 5 ms; ideal ${(concurrency / 5) * 1000} tasks/s)`,
     '',
