@@ -4,11 +4,12 @@
 // that no emission call does anything (no payload, no listener lookup, no trace, no channel
 // check). Counters still count in both: they are not part of the event path.
 //
-//   node bench/events-cost.mjs [--runs 9] [--n 100000] [--concurrency 100] [--listener]
+//   node bench/events-cost.mjs [--runs 9] [--n 100000] [--concurrency 100] [--listener] [--paired]
 //
 // Each run is a fresh process; the two builds alternate (A B A B ...) so that drift on a shared
 // machine hits both alike. Prints the median ns per task of each build and their ratio.
 // --listener adds a third case for scale: the real build with one unscoped `done` listener.
+// --paired adds a paired comparison: both builds in one process, warmed up, passes alternating.
 // Builds dist/ first when it is missing or stale (under the same lock as the child-process tests).
 
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -25,27 +26,48 @@ const option = (name, fallback) => {
   return at >= 0 && argv[at + 1] !== undefined ? Number(argv[at + 1]) : fallback;
 };
 
-if (argv[0] === '--child') {
-  // One measurement in this fresh process: W1 through the build in argv[1].
-  const [, dir, n, concurrency, listener] = argv;
-  const { Dovetail } = await import(pathToFileURL(path.join(dir, 'index.js')).href);
-  const dvt = new Dovetail({ concurrency: Number(concurrency) });
+/** One W1 pass through `Dovetail`: wall and CPU ns per task. */
+async function w1(Dovetail, n, concurrency, listener) {
+  const dvt = new Dovetail({ concurrency });
   let heard = 0;
-  if (listener === '1') dvt.events.on('done', () => void (heard += 1));
+  if (listener) dvt.events.on('done', () => void (heard += 1));
   const identity = async (x) => x;
-  const items = Array.from({ length: Number(n) }, (_, i) => i);
+  const items = Array.from({ length: n }, (_, i) => i);
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   const results = await Promise.all(items.map((x) => dvt.task.schedule(identity, x)));
   const ns = Number(process.hrtime.bigint() - t0);
   const cpu = process.cpuUsage(cpu0);
   await dvt.shutdown();
-  if (results.length !== Number(n)) throw new Error(`${results.length} results for ${n} tasks`);
-  if (listener === '1' && heard !== Number(n)) throw new Error(`listener heard ${heard} of ${n}`);
-  const cpuNs = (cpu.user + cpu.system) * 1000;
-  process.stdout.write(
-    `${JSON.stringify({ nsPerTask: ns / Number(n), cpuNsPerTask: cpuNs / Number(n) })}\n`,
-  );
+  if (results.length !== n) throw new Error(`${results.length} results for ${n} tasks`);
+  if (listener && heard !== n) throw new Error(`listener heard ${heard} of ${n}`);
+  return { nsPerTask: ns / n, cpuNsPerTask: ((cpu.user + cpu.system) * 1000) / n };
+}
+
+const load = async (dir) => (await import(pathToFileURL(path.join(dir, 'index.js')).href)).Dovetail;
+
+if (argv[0] === '--child') {
+  // One measurement in this fresh process: W1 through the build in argv[1].
+  const [, dir, n, concurrency, listener] = argv;
+  const sample = await w1(await load(dir), Number(n), Number(concurrency), listener === '1');
+  process.stdout.write(`${JSON.stringify(sample)}\n`);
+  process.exit(0);
+}
+
+if (argv[0] === '--paired-child') {
+  // Both builds in this one process, warmed up, then passes in A B B A order: a paired
+  // comparison that load on the machine disturbs less than separate processes do.
+  const [, a, b, n, concurrency, reps] = argv;
+  const builds = [await load(a), await load(b)];
+  const out = [[], []];
+  for (const Dovetail of builds)
+    for (let i = 0; i < 2; i++) await w1(Dovetail, Number(n), Number(concurrency), false);
+  for (let rep = 0; rep < Number(reps); rep++) {
+    for (const which of rep % 2 === 0 ? [0, 1] : [1, 0]) {
+      out[which].push(await w1(builds[which], Number(n), Number(concurrency), false));
+    }
+  }
+  process.stdout.write(`${JSON.stringify(out)}\n`);
   process.exit(0);
 }
 
@@ -116,6 +138,24 @@ for (let run = 0; run < runs; run++) {
   }
 }
 process.stderr.write('\n');
+let paired;
+if (argv.includes('--paired')) {
+  const child = spawnSync(
+    process.execPath,
+    [
+      fileURLToPath(import.meta.url),
+      '--paired-child',
+      withEvents,
+      noEmission,
+      String(n),
+      String(concurrency),
+      String(runs),
+    ],
+    { encoding: 'utf8', env, maxBuffer: 1 << 24 },
+  );
+  if (child.status !== 0) throw new Error(`paired: exit ${child.status}\n${child.stderr}`);
+  paired = JSON.parse(child.stdout.trim());
+}
 rmSync(cache, { recursive: true, force: true });
 
 const median = (values) => {
@@ -150,5 +190,28 @@ for (const [title, key] of [
   const ratio = median(cases[0][key]) / base;
   console.log(
     `\nEvent path with no listener (${title}): ${((ratio - 1) * 100).toFixed(1)}% over the build without emission (budget 10%).`,
+  );
+}
+
+if (paired !== undefined) {
+  console.log(
+    `\nPaired, one process (both builds warmed up, then ${runs} passes each in A B B A order), ns per task:\n`,
+  );
+  console.log('| build | median wall | median CPU |');
+  console.log('|---|---:|---:|');
+  const [withE, without] = paired;
+  for (const [label, samples] of [
+    ['with events (no listener)', withE],
+    ['emission removed', without],
+  ]) {
+    console.log(
+      `| ${label} | ${fmt(median(samples.map((x) => x.nsPerTask)))} | ${fmt(median(samples.map((x) => x.cpuNsPerTask)))} |`,
+    );
+  }
+  // Per pair: how much slower the pass with events was than its neighbour without.
+  const wallRatios = withE.map((x, i) => x.nsPerTask / without[i].nsPerTask);
+  const cpuRatios = withE.map((x, i) => x.cpuNsPerTask / without[i].cpuNsPerTask);
+  console.log(
+    `\nMedian of per-pair ratios: wall ${median(wallRatios).toFixed(3)}, CPU ${median(cpuRatios).toFixed(3)} (budget 1.10).`,
   );
 }
