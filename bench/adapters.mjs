@@ -99,7 +99,9 @@ function pmap({ concurrency }) {
 function pqueue({ concurrency, rateLimit }) {
   // p-queue has no token bucket: "100 per second" is written as a fixed window.
   const queue = new PQueue(
-    rateLimit === undefined ? { concurrency } : { concurrency, intervalCap: rateLimit.perSecond, interval: 1000 },
+    rateLimit === undefined
+      ? { concurrency }
+      : { concurrency, intervalCap: rateLimit.perSecond, interval: 1000 },
   );
   return { schedule: (fn, x) => queue.add(() => fn(x)) };
 }
@@ -110,7 +112,10 @@ function bottleneck({ concurrency, rateLimit }) {
   const limiter = new Bottleneck(
     rateLimit === undefined
       ? { maxConcurrent: concurrency }
-      : { maxConcurrent: concurrency === Infinity ? null : concurrency, minTime: 1000 / rateLimit.perSecond },
+      : {
+          maxConcurrent: concurrency === Infinity ? null : concurrency,
+          minTime: 1000 / rateLimit.perSecond,
+        },
   );
   return { schedule: (fn, x) => limiter.schedule(fn, x), close: () => limiter.disconnect() };
 }
@@ -140,7 +145,8 @@ function naive({ concurrency }) {
           retries: FULL.retries,
           minTimeout: FULL.retryBackoff,
           factor: 2,
-          onFailedAttempt: ({ error, attemptNumber }) => bus.emit('retry', { id, attempt: attemptNumber, error }),
+          onFailedAttempt: ({ error, attemptNumber }) =>
+            bus.emit('retry', { id, attempt: attemptNumber, error }),
         },
       ),
     ).then(
@@ -163,8 +169,8 @@ function dovetail({ concurrency, rateLimit, full, scopedListeners }) {
   if (full) Object.assign(options, FULL);
   if (rateLimit !== undefined) options.rateLimit = rateLimit;
   const dvt = new Dovetail(options);
+  let heard = 0;
   if (full) {
-    let heard = 0;
     const listener = () => {
       heard += 1;
     };
@@ -182,8 +188,19 @@ function dovetail({ concurrency, rateLimit, full, scopedListeners }) {
     schedule: (fn, x) => dvt.task.schedule(fn, x),
     map: (fn, items) => dvt.task.map(fn, items),
     iterate: (fn, source) => dvt.task.mapIterable(fn, source),
-    close: () => dvt.shutdown(),
+    close: async () => {
+      await dvt.shutdown();
+      return heard;
+    },
   };
 }
 
-export const adapters = { floor, 'p-limit': plimit, 'p-map': pmap, 'p-queue': pqueue, bottleneck, naive, dovetail };
+export const adapters = {
+  floor,
+  'p-limit': plimit,
+  'p-map': pmap,
+  'p-queue': pqueue,
+  bottleneck,
+  naive,
+  dovetail,
+};

@@ -23,7 +23,8 @@ const n = Number(opt('--n', 100_000));
 const CASES = {
   'p-limit': (limit, fn, x) => limit(fn, x),
   'p-limit, one als.run() in the process': (limit, fn, x) => limit(fn, x),
-  'p-limit + p-timeout (5000 ms)': (limit, fn, x) => limit(() => pTimeout(fn(x), { milliseconds: 5000 })),
+  'p-limit + p-timeout (5000 ms)': (limit, fn, x) =>
+    limit(() => pTimeout(fn(x), { milliseconds: 5000 })),
   'p-limit + setTimeout/clearTimeout pair': (limit, fn, x) =>
     limit(() => {
       const timer = setTimeout(() => {}, 5000);
@@ -48,16 +49,22 @@ if (child !== undefined) {
   const samples = Object.fromEntries(Object.keys(CASES).map((c) => [c, []]));
   for (let r = 0; r < runs; r++)
     for (const c of Object.keys(CASES)) {
-      const out = spawnSync(process.execPath, [self, '--case', c, '--n', String(n)], { encoding: 'utf8' });
+      const out = spawnSync(process.execPath, [self, '--case', c, '--n', String(n)], {
+        encoding: 'utf8',
+      });
       if (out.status !== 0) throw new Error(out.stderr);
       samples[c].push(Number(out.stdout));
     }
   const median = (v) => [...v].sort((a, b) => a - b)[v.length >> 1];
   const base = median(samples['p-limit']);
-  console.log(`Node ${process.version}, ${n} tasks, concurrency 100, median of ${runs} fresh processes\n`);
+  console.log(
+    `Node ${process.version}, ${n} tasks, concurrency 100, median of ${runs} fresh processes\n`,
+  );
   console.log('| Case | ns/task | min–max | added to p-limit |\n| --- | ---: | ---: | ---: |');
   for (const [c, v] of Object.entries(samples)) {
     const m = median(v);
-    console.log(`| ${c} | ${Math.round(m)} | ${Math.round(Math.min(...v))}–${Math.round(Math.max(...v))} | ${c === 'p-limit' ? '' : `+${Math.round(m - base)}`} |`);
+    console.log(
+      `| ${c} | ${Math.round(m)} | ${Math.round(Math.min(...v))}–${Math.round(Math.max(...v))} | ${c === 'p-limit' ? '' : `+${Math.round(m - base)}`} |`,
+    );
   }
 }

@@ -7,7 +7,7 @@
 // function that spends it instead of being folded into whichever caller inlined it.
 //
 // Cases: `schedule` with defaults, `map` with defaults, and the full path (retries + timeout + a
-// listener on every event). The .cpuprofile files land in bench/out/profiles/ (open them in Chrome
+// listener on every event). The .cpuprofile files land in reports/bench/profiles/ (open them in Chrome
 // DevTools or speedscope for the call tree); the summary is printed as markdown.
 
 import { spawnSync } from 'node:child_process';
@@ -49,7 +49,7 @@ function selfTimes(profile) {
   return { total, rows: [...self.entries()].sort((a, b) => b[1] - a[1]) };
 }
 
-const dir = path.join(here, 'out', 'profiles');
+const dir = path.join(root, 'reports', 'bench', 'profiles');
 mkdirSync(dir, { recursive: true });
 for (const c of cases) {
   const caseDir = path.join(dir, c.name);
@@ -57,15 +57,27 @@ for (const c of cases) {
   const spec = { workload: 'overhead', lib: 'dovetail', n, concurrency: 100, ...c.spec };
   const run = spawnSync(
     process.execPath,
-    [...(argv.includes('--no-inline') ? ['--no-turbo-inlining'] : []), '--cpu-prof', '--cpu-prof-dir', caseDir, '--cpu-prof-interval', '100', path.join(here, 'worker.mjs'), JSON.stringify(spec)],
+    [
+      ...(argv.includes('--no-inline') ? ['--no-turbo-inlining'] : []),
+      '--cpu-prof',
+      '--cpu-prof-dir',
+      caseDir,
+      '--cpu-prof-interval',
+      '100',
+      path.join(here, 'worker.mjs'),
+      JSON.stringify(spec),
+    ],
     { cwd: root, encoding: 'utf8' },
   );
   if (run.status !== 0) throw new Error(`${c.name}: ${run.stderr}`);
   const result = JSON.parse(run.stdout.trim());
   const file = readdirSync(caseDir).find((f) => f.endsWith('.cpuprofile'));
   const { total, rows } = selfTimes(JSON.parse(readFileSync(path.join(caseDir, file), 'utf8')));
-  console.log(`### ${c.name}: ${Math.round(result.nsPerTask)} ns/task under the profiler, ${Math.round(total)} ms sampled\n`);
+  console.log(
+    `### ${c.name}: ${Math.round(result.nsPerTask)} ns/task under the profiler, ${Math.round(total)} ms sampled\n`,
+  );
   console.log('| Self ms | % | Function |\n| ---: | ---: | --- |');
-  for (const [key, ms] of rows.slice(0, top)) console.log(`| ${ms.toFixed(1)} | ${((ms / total) * 100).toFixed(1)}% | \`${key}\` |`);
+  for (const [key, ms] of rows.slice(0, top))
+    console.log(`| ${ms.toFixed(1)} | ${((ms / total) * 100).toFixed(1)}% | \`${key}\` |`);
   console.log(`\nProfile: ${path.relative(root, path.join(caseDir, file))}\n`);
 }

@@ -1,5 +1,5 @@
 // The benchmark runner: `npm run bench` (full, writes docs/benchmarks.md and docs/benchmarks-*.svg)
-// or `npm run bench -- --quick` (a small version in under a minute, written to bench/out/; CI runs
+// or `npm run bench -- --quick` (a small version in under a minute, written to reports/bench/; CI runs
 // it so the harness never rots, and asserts no target).
 //
 // Every (workload, library) case runs in a fresh `node bench/worker.mjs` process, several times,
@@ -32,7 +32,9 @@ const value = (name) => {
 };
 const quick = flag('--quick');
 const only = value('--only')?.toUpperCase().split(',');
-const outDir = path.resolve(root, value('--out') ?? (quick ? 'bench/out' : 'docs'));
+// The quick version writes under reports/ (ignored by git, Prettier and ESLint) so that it never
+// overwrites the committed docs/benchmarks.md.
+const outDir = path.resolve(root, value('--out') ?? (quick ? 'reports/bench' : 'docs'));
 const started = Date.now();
 
 // ---- the suite ---------------------------------------------------------------------------------
@@ -45,7 +47,7 @@ const RUNS_SLOW = Number(value('--runs') ?? (quick ? 1 : 3));
 // Bottleneck dispatches each start from a timer (about 2.6 ms per task here whatever the
 // concurrency), so at 100 000 tasks one run would take minutes: it runs W1 on fewer tasks (ns per
 // task does not depend on the count) and only W2 of the sleep workloads.
-const BOTTLENECK_N1 = quick ? 200 : 1000;
+const BOTTLENECK_N1 = quick ? 200 : 500;
 
 const row = (id, lib, mode, label, extra = {}) => ({ id, lib, mode, label, ...extra });
 const W1_ROWS = [
@@ -61,12 +63,15 @@ const W1_ROWS = [
 ];
 const W1B_ROWS = [
   row('p-limit', 'p-limit', 'schedule', 'p-limit (Promise.all)'),
-  row('p-queue', 'p-queue', 'schedule', 'p-queue (Promise.all)'),
+  // One run: its peak RSS varies by well under 1% between runs, and one run takes 10-25 s here.
+  row('p-queue', 'p-queue', 'schedule', 'p-queue (Promise.all, 1 run)', { runs: 1 }),
   row('p-map', 'p-map', 'map', 'p-map'),
   row('p-map-iter', 'p-map', 'iterate', 'pMapIterable (async generator)'),
   row('dvt-map', 'dovetail', 'map', 'Dovetail map'),
   row('dvt-iter', 'dovetail', 'iterate', 'Dovetail mapIterable (async generator)'),
-  row('dvt-iter-small', 'dovetail', 'iterate', 'Dovetail mapIterable (async generator)', { n: N1B / 10 }),
+  row('dvt-iter-small', 'dovetail', 'iterate', 'Dovetail mapIterable (async generator)', {
+    n: N1B / 10,
+  }),
 ];
 const SLEEP_ROWS = [
   row('floor', 'floor', 'schedule', 'hand-written semaphore (floor)'),
@@ -74,7 +79,6 @@ const SLEEP_ROWS = [
   row('p-queue', 'p-queue', 'schedule', 'p-queue'),
   row('p-map', 'p-map', 'map', 'p-map'),
   row('bottleneck', 'bottleneck', 'schedule', 'bottleneck', { only: ['W2'] }),
-  row('naive', 'naive', 'schedule', 'naive: p-limit + p-retry + p-timeout + mitt', { only: ['W4'] }),
   row('dvt-schedule', 'dovetail', 'schedule', 'Dovetail schedule'),
   row('dvt-map', 'dovetail', 'map', 'Dovetail map'),
 ];
@@ -93,21 +97,43 @@ const W5_ROWS = [
 ];
 const W6_ROWS = [
   row('none', 'dovetail', 'schedule', 'Dovetail, no listeners'),
-  row('scoped', 'dovetail', 'schedule', 'Dovetail, 1 000 function-scoped listeners', { scopedListeners: 1000 }),
+  row('scoped', 'dovetail', 'schedule', 'Dovetail, 1 000 function-scoped listeners', {
+    scopedListeners: 1000,
+  }),
 ];
 
 /** Every case: { key, workload id, row, spec, runs }. */
 const cases = [];
 const add = (w, r, spec, runs) => {
   if (only !== undefined && !only.includes(w)) return;
-  cases.push({ key: `${w}/${r.id}`, w, row: r, runs, spec: { lib: r.lib, mode: r.mode, full: r.full, scopedListeners: r.scopedListeners, ...spec } });
+  cases.push({
+    key: `${w}/${r.id}`,
+    w,
+    row: r,
+    runs,
+    spec: { lib: r.lib, mode: r.mode, full: r.full, scopedListeners: r.scopedListeners, ...spec },
+  });
 };
-for (const r of W1_ROWS) add('W1', r, { workload: 'overhead', n: r.n ?? N1, concurrency: 100 }, RUNS_FAST);
-for (const r of W1B_ROWS) add('W1B', r, { workload: 'overhead', n: r.n ?? N1B, concurrency: 100 }, RUNS_SLOW);
+for (const r of W1_ROWS)
+  add('W1', r, { workload: 'overhead', n: r.n ?? N1, concurrency: 100 }, RUNS_FAST);
+for (const r of W1B_ROWS)
+  add(
+    'W1B',
+    r,
+    { workload: 'overhead', n: r.n ?? N1B, concurrency: 100 },
+    Math.min(r.runs ?? Infinity, RUNS_SLOW),
+  );
 for (const s of SLEEPS)
   for (const r of SLEEP_ROWS)
-    if (r.only === undefined || r.only.includes(s.id)) add(s.id, r, { workload: 'sleep', n: s.n, sleep: s.sleep, concurrency: s.concurrency }, RUNS_SLOW);
-for (const r of W5_ROWS) add('W5', r, { workload: 'rate', n: N5, rateLimit: RATE, concurrency: Infinity }, RUNS_SLOW);
+    if (r.only === undefined || r.only.includes(s.id))
+      add(
+        s.id,
+        r,
+        { workload: 'sleep', n: s.n, sleep: s.sleep, concurrency: s.concurrency },
+        RUNS_SLOW,
+      );
+for (const r of W5_ROWS)
+  add('W5', r, { workload: 'rate', n: N5, rateLimit: RATE, concurrency: Infinity }, RUNS_SLOW);
 for (const r of W6_ROWS) add('W6', r, { workload: 'overhead', n: N1, concurrency: 100 }, RUNS_FAST);
 
 // ---- running -----------------------------------------------------------------------------------
@@ -134,7 +160,9 @@ function runWorker(spec) {
           // fall through: reported as a failure below
         }
       }
-      resolve({ failed: `exit ${code ?? signal}: ${stderr.trim().split('\n').slice(-3).join(' ')}` });
+      resolve({
+        failed: `exit ${code ?? signal}: ${stderr.trim().split('\n').slice(-3).join(' ')}`,
+      });
     });
   });
 }
@@ -152,8 +180,13 @@ for (let round = 0; round < maxRuns; round++) {
       continue;
     }
     results.get(c.key).push(result);
-    const shown = result.nsPerTask !== undefined ? `${Math.round(result.nsPerTask)} ns/task` : `${Math.round(result.ms)} ms`;
-    process.stderr.write(`  ${c.key} run ${round + 1}/${c.runs}: ${shown}, ${result.rssMB.toFixed(0)} MB\n`);
+    const shown =
+      result.nsPerTask !== undefined
+        ? `${Math.round(result.nsPerTask)} ns/task`
+        : `${Math.round(result.ms)} ms`;
+    process.stderr.write(
+      `  ${c.key} run ${round + 1}/${c.runs}: ${shown}, ${result.rssMB.toFixed(0)} MB\n`,
+    );
   }
 }
 
@@ -164,7 +197,8 @@ const median = (values) => {
   return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 /** Median of `field` over the runs of case `key` (NaN when it did not run). */
-const med = (key, field) => median((results.get(key) ?? []).map((r) => r[field]).filter((v) => v !== undefined));
+const med = (key, field) =>
+  median((results.get(key) ?? []).map((r) => r[field]).filter((v) => v !== undefined));
 const spread = (key, field) => {
   const values = (results.get(key) ?? []).map((r) => r[field]);
   return values.length > 1 ? [Math.min(...values), Math.max(...values)] : undefined;
@@ -178,21 +212,36 @@ const pct = (v) => (Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : 'n/a');
 const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : NaN);
 const times = (v) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : 'n/a');
 const table = (head, rows) =>
-  [`| ${head.join(' | ')} |`, `|${head.map((h, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+  [
+    `| ${head.join(' | ')} |`,
+    `|${head.map((h, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
 
 // ---- targets (issue 6), as ratios measured in this run --------------------------------------------
 
 const targets = [];
-const target = (name, measured, shown, met) => targets.push({ name, shown, met: Number.isFinite(measured) ? met : undefined });
+const target = (name, measured, shown, met) =>
+  targets.push({ name, shown, met: Number.isFinite(measured) ? met : undefined });
 if (results.has('W1/dvt-schedule')) {
   const s = med('W1/dvt-schedule', 'nsPerTask');
   const r = ratio(s, med('W1/p-limit', 'nsPerTask'));
   target('W1 `schedule` (defaults) ≤ 1.3× p-limit ns/task', r, times(r), r <= 1.3);
   const q = med('W1/p-queue', 'nsPerTask');
   const b = med('W1/bottleneck', 'nsPerTask');
-  target('W1 `schedule` (defaults) below p-queue and bottleneck', s, `${int(s)} vs ${int(q)} and ${int(b)} ns`, s < q && s < b);
+  target(
+    'W1 `schedule` (defaults) below p-queue and bottleneck',
+    s,
+    `${int(s)} vs ${int(q)} and ${int(b)} ns`,
+    s < q && s < b,
+  );
   const f = ratio(med('W1/dvt-full', 'nsPerTask'), med('W1/p-limit', 'nsPerTask'));
-  target('W1 full path (retries + timeout + listener on every event) ≤ 3× p-limit', f, times(f), f <= 3);
+  target(
+    'W1 full path (retries + timeout + listener on every event) ≤ 3× p-limit',
+    f,
+    times(f),
+    f <= 3,
+  );
   const nv = ratio(med('W1/dvt-full', 'nsPerTask'), med('W1/naive', 'nsPerTask'));
   target('W1 full path ≤ ⅓ of the naive composition', nv, times(nv), nv <= 1 / 3);
   const m = ratio(med('W1/dvt-map', 'nsPerTask'), med('W1/p-map', 'nsPerTask'));
@@ -203,13 +252,26 @@ if (results.has('W1B/dvt-map')) {
   const m = ratio(med('W1B/dvt-map', 'rssMB'), base);
   target(`W1b \`map\` at ${int(N1B)} items: peak RSS ≤ 1.5× p-map's`, m, times(m), m <= 1.5);
   const it = ratio(med('W1B/dvt-iter', 'rssMB'), base);
-  target(`W1b \`mapIterable\` at ${int(N1B)} items: peak RSS ≤ 1.5× p-map's`, it, times(it), it <= 1.5);
+  target(
+    `W1b \`mapIterable\` at ${int(N1B)} items: peak RSS ≤ 1.5× p-map's`,
+    it,
+    times(it),
+    it <= 1.5,
+  );
   const g = ratio(med('W1B/dvt-iter', 'rssMB'), med('W1B/dvt-iter-small', 'rssMB'));
-  target(`W1b \`mapIterable\` peak RSS at ${int(N1B)} ≤ 1.2× its peak at ${int(N1B / 10)}`, g, times(g), g <= 1.2);
+  target(
+    `W1b \`mapIterable\` peak RSS at ${int(N1B)} ≤ 1.2× its peak at ${int(N1B / 10)}`,
+    g,
+    times(g),
+    g <= 1.2,
+  );
 }
 for (const w of ['W2', 'W3']) {
   if (!results.has(`${w}/dvt-schedule`)) continue;
-  for (const [id, name] of [['dvt-schedule', 'schedule'], ['dvt-map', 'map']]) {
+  for (const [id, name] of [
+    ['dvt-schedule', 'schedule'],
+    ['dvt-map', 'map'],
+  ]) {
     const c = med(`${w}/${id}`, 'ceiling');
     target(`${w} \`${name}\` ceiling hit ≥ 99%`, c, pct(c), c >= 0.99);
   }
@@ -223,9 +285,19 @@ if (results.has('W4/dvt-map')) {
 }
 if (results.has('W5/dovetail')) {
   const rate = med('W5/dovetail', 'rate');
-  target('W5 achieved rate within 2% of 100/s', rate, `${fix(rate, 2)}/s`, Math.abs(rate - 100) <= 2);
+  target(
+    'W5 achieved rate within 2% of 100/s',
+    rate,
+    `${fix(rate, 2)}/s`,
+    Math.abs(rate - 100) <= 2,
+  );
   const d = med('W5/dovetail', 'deviation');
-  target('W5 every start within 5 ms of its ideal token-bucket time', d, `${fix(d, 2)} ms (largest)`, d <= 5);
+  target(
+    'W5 every start within 5 ms of its ideal token-bucket time',
+    d,
+    `${fix(d, 2)} ms (largest)`,
+    d <= 5,
+  );
 }
 if (results.has('W6/scoped')) {
   const r = ratio(med('W6/scoped', 'nsPerTask'), med('W6/none', 'nsPerTask'));
@@ -237,7 +309,10 @@ if (results.has('W6/scoped')) {
 const cpus = os.cpus();
 const gitHead = (() => {
   try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: root,
+      encoding: 'utf8',
+    }).trim();
   } catch {
     return 'unknown';
   }
@@ -250,12 +325,19 @@ say(
   `Generated by \`npm run bench${quick ? ' -- --quick' : ''}\` (bench/run.mjs) on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, commit ${gitHead}.`,
   '',
   `- Node ${process.version} (V8 ${process.versions.v8}), ${os.type()} ${os.release()} ${os.arch()}`,
-  `- ${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, load average at start ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')}`,
+  `- ${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, load average at start ${os
+    .loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' / ')}`,
   `- Every case runs in a fresh process (\`node bench/worker.mjs\`); ${RUNS_FAST} runs for W1 and W6, ${RUNS_SLOW} for the others, rounds interleaved across libraries; the tables show medians. Peak RSS is the child's own \`process.resourceUsage().maxRSS\` (it includes Node's baseline of about 40 MB).`,
-  '- Dovetail is measured through its public API from the built package (`import { Dovetail } from \'dovetail\'`, i.e. dist/). Every library runs the same workload code (bench/worker.mjs) through a small adapter (bench/adapters.mjs).',
+  "- Dovetail is measured through its public API from the built package (`import { Dovetail } from 'dovetail'`, i.e. dist/). Every library runs the same workload code (bench/worker.mjs) through a small adapter (bench/adapters.mjs).",
   '',
 );
-if (quick) say('> **Quick mode**: workloads scaled down tenfold and one run each. The figures only show that the harness works; targets are indicative, not assessed.', '');
+if (quick)
+  say(
+    '> **Quick mode**: workloads scaled down tenfold and one run each. The figures only show that the harness works; targets are indicative, not assessed.',
+    '',
+  );
 else
   say(
     '> These figures were taken on a shared 2-core machine while other jobs were running, so absolute numbers are noisy; the ratios, measured in the same run, are the meaningful part. The lead regenerates this page with `npm run bench` on a quiet machine before a release.',
@@ -263,7 +345,19 @@ else
   );
 
 if (targets.length > 0) {
-  say('## Targets', '', table(['Target (issue 6)', 'Measured', 'Result'], targets.map((t) => [t.name, t.shown, t.met === undefined ? 'n/a' : t.met ? '**met**' : '**missed**'])), '');
+  say(
+    '## Targets',
+    '',
+    table(
+      ['Target (issue 6)', 'Measured', 'Result'],
+      targets.map((t) => [
+        t.name,
+        t.shown,
+        t.met === undefined ? 'n/a' : t.met ? '**met**' : '**missed**',
+      ]),
+    ),
+    '',
+  );
 }
 
 const written = [];
@@ -287,7 +381,15 @@ if (results.has('W1/p-limit')) {
         const key = `W1/${r.id}`;
         const ns = med(key, 'nsPerTask');
         const s = spread(key, 'nsPerTask');
-        return [r.label, r.mode, int(r.n ?? N1), int(ns), s ? `${int(s[0])}–${int(s[1])}` : '', times(ratio(ns, base)), fix(med(key, 'rssMB'), 0)];
+        return [
+          r.label,
+          r.mode,
+          int(r.n ?? N1),
+          int(ns),
+          s ? `${int(s[0])}–${int(s[1])}` : '',
+          times(ratio(ns, base)),
+          fix(med(key, 'rssMB'), 0),
+        ];
       }),
     ),
     '',
@@ -296,7 +398,11 @@ if (results.has('W1/p-limit')) {
     title: `W1: ns per task, ${int(N1)} no-op tasks at concurrency 100 (median, log scale)`,
     unit: 'ns',
     log: true,
-    bars: W1_ROWS.filter((r) => results.has(`W1/${r.id}`)).map((r) => ({ label: r.label, value: med(`W1/${r.id}`, 'nsPerTask'), highlight: r.lib === 'dovetail' })),
+    bars: W1_ROWS.filter((r) => results.has(`W1/${r.id}`)).map((r) => ({
+      label: r.label,
+      value: med(`W1/${r.id}`, 'nsPerTask'),
+      highlight: r.lib === 'dovetail',
+    })),
   });
 }
 if (results.has('W1B/p-map')) {
@@ -311,7 +417,14 @@ if (results.has('W1B/p-map')) {
       W1B_ROWS.filter((r) => results.has(`W1B/${r.id}`)).map((r) => {
         const key = `W1B/${r.id}`;
         const rss = med(key, 'rssMB');
-        return [r.label, r.mode, int(r.n ?? N1B), int(med(key, 'nsPerTask')), fix(rss, 0), times(ratio(rss, base))];
+        return [
+          r.label,
+          r.mode,
+          int(r.n ?? N1B),
+          int(med(key, 'nsPerTask')),
+          fix(rss, 0),
+          times(ratio(rss, base)),
+        ];
       }),
     ),
     '',
@@ -319,7 +432,11 @@ if (results.has('W1B/p-map')) {
   chart('benchmarks-w1b.svg', {
     title: `W1b: peak RSS at ${int(N1B)} items (MB, median)`,
     unit: 'MB',
-    bars: W1B_ROWS.filter((r) => results.has(`W1B/${r.id}`) && r.n === undefined).map((r) => ({ label: r.label, value: med(`W1B/${r.id}`, 'rssMB'), highlight: r.lib === 'dovetail' })),
+    bars: W1B_ROWS.filter((r) => results.has(`W1B/${r.id}`) && r.n === undefined).map((r) => ({
+      label: r.label,
+      value: med(`W1B/${r.id}`, 'rssMB'),
+      highlight: r.lib === 'dovetail',
+    })),
   });
 }
 const sleepsRun = SLEEPS.filter((s) => results.has(`${s.id}/p-limit`));
@@ -328,8 +445,13 @@ if (sleepsRun.length > 0) {
     '## W2–W4: ceiling hit',
     '',
     'Tasks that sleep on a real timer; ceiling hit = ideal wall time (rounds × sleep) / measured wall time. ' +
-      sleepsRun.map((s) => `${s.id}: ${int(s.n)} × ${s.sleep} ms at concurrency ${s.concurrency} (ideal ${int(Math.ceil(s.n / s.concurrency) * s.sleep)} ms)`).join('; ') +
-      '. Bottleneck runs W2 only (it starts about one task per 2.6 ms here, so W3 and W4 would take minutes); the naive composition runs W4, where its overhead shows.',
+      sleepsRun
+        .map(
+          (s) =>
+            `${s.id}: ${int(s.n)} × ${s.sleep} ms at concurrency ${s.concurrency} (ideal ${int(Math.ceil(s.n / s.concurrency) * s.sleep)} ms)`,
+        )
+        .join('; ') +
+      ". Bottleneck runs W2 only (it starts about one task per 2.6 ms here, so W3 and W4 would take minutes); the naive composition's overhead shows in W1.",
     '',
     table(
       ['Library', 'Form', ...sleepsRun.flatMap((s) => [`${s.id} wall ms`, `${s.id} ceiling`])],
@@ -349,7 +471,11 @@ if (sleepsRun.length > 0) {
     title: `${w.id}: ceiling hit, ${int(w.n)} × ${w.sleep} ms at concurrency ${w.concurrency} (median, %)`,
     unit: '%',
     max: 100,
-    bars: SLEEP_ROWS.filter((r) => results.has(`${w.id}/${r.id}`)).map((r) => ({ label: r.label, value: med(`${w.id}/${r.id}`, 'ceiling') * 100, highlight: r.lib === 'dovetail' })),
+    bars: SLEEP_ROWS.filter((r) => results.has(`${w.id}/${r.id}`)).map((r) => ({
+      label: r.label,
+      value: med(`${w.id}/${r.id}`, 'ceiling') * 100,
+      highlight: r.lib === 'dovetail',
+    })),
   });
 }
 if (results.has('W5/dovetail')) {
@@ -362,7 +488,12 @@ if (results.has('W5/dovetail')) {
       ['Library', 'Rate (starts/s)', 'Largest deviation ms', 'Most starts in any 1 s'],
       W5_ROWS.filter((r) => results.has(`W5/${r.id}`)).map((r) => {
         const key = `W5/${r.id}`;
-        return [r.label, fix(med(key, 'rate'), 2), fix(med(key, 'deviation'), 2), int(med(key, 'windowMax'))];
+        return [
+          r.label,
+          fix(med(key, 'rate'), 2),
+          fix(med(key, 'deviation'), 2),
+          int(med(key, 'windowMax')),
+        ];
       }),
     ),
     '',
@@ -388,19 +519,34 @@ if (results.has('W6/none')) {
   );
 }
 
+const builtInSeconds = (Date.now() - started) / 1000;
+process.stderr.write(`built-in workloads done in ${builtInSeconds.toFixed(0)} s\n`);
+
 // ---- extensions: bench/extra-*.mjs ---------------------------------------------------------------
 
-const extras = only === undefined ? readdirSync(here).filter((f) => /^extra-.*\.mjs$/.test(f)).sort() : [];
+const extras =
+  only === undefined
+    ? readdirSync(here)
+        .filter((f) => /^extra-.*\.mjs$/.test(f))
+        .sort()
+    : [];
 for (const file of extras) {
   process.stderr.write(`  ${file}\n`);
   const output = await new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(here, file), ...(quick ? ['--quick'] : [])], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [path.join(here, file), ...(quick ? ['--quick'] : [])], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let stdout = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.on('close', (code) => resolve({ code, stdout }));
   });
   if (output.code !== 0) failures.push(`${file}: exit ${output.code}`);
-  say(output.stdout.trim() || `## ${file}`, '', ...(output.code !== 0 ? [`> ${file} failed (exit ${output.code}).`, ''] : []));
+  say(
+    output.stdout.trim() || `## ${file}`,
+    '',
+    ...(output.code !== 0 ? [`> ${file} failed (exit ${output.code}).`, ''] : []),
+  );
 }
 
 if (failures.length > 0) say('## Failures', '', ...failures.map((f) => `- ${f}`), '');
@@ -409,18 +555,20 @@ say(
   '',
   '```sh',
   'npm run bench             # the full run (build, then every workload; about 8 minutes on 2 cores)',
-  'npm run bench -- --quick  # a small version, written to bench/out/',
+  'npm run bench -- --quick  # a small version, written to reports/bench/',
   'node bench/run.mjs --only W1,W5 --runs 3   # a subset, without rebuilding',
   '```',
   '',
-  `Total time of this run: ${((Date.now() - started) / 1000).toFixed(0)} s.`,
+  `Total time of this run: ${((Date.now() - started) / 1000).toFixed(0)} s (built-in workloads ${builtInSeconds.toFixed(0)} s, the rest extensions).`,
   '',
 );
 
 const file = path.join(outDir, 'benchmarks.md');
 writeFileSync(file, lines.join('\n'));
 process.stdout.write(`${lines.join('\n')}\n`);
-process.stderr.write(`wrote ${path.relative(root, file)} and ${written.join(', ')} in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+process.stderr.write(
+  `wrote ${path.relative(root, file)} and ${written.join(', ')} in ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+);
 if (failures.length > 0) {
   process.stderr.write(`${failures.length} case(s) failed\n`);
   process.exitCode = 1;

@@ -1,7 +1,11 @@
 // A horizontal bar chart as a standalone SVG string (no dependency): one bar per library,
 // Dovetail's bars highlighted, the value printed at the end of each bar.
 
-const escape = (text) => String(text).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+const escape = (text) =>
+  String(text).replace(
+    /[&<>"]/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c],
+  );
 
 const format = (value, unit) => {
   if (!Number.isFinite(value)) return 'n/a';

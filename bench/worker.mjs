@@ -29,7 +29,10 @@ async function drive(fn, n) {
     return count;
   }
   const items = Array.from({ length: n }, (_, i) => i);
-  const results = spec.mode === 'map' ? await adapter.map(fn, items) : await Promise.all(items.map((x) => adapter.schedule(fn, x)));
+  const results =
+    spec.mode === 'map'
+      ? await adapter.map(fn, items)
+      : await Promise.all(items.map((x) => adapter.schedule(fn, x)));
   return results.length;
 }
 
