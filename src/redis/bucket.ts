@@ -79,7 +79,7 @@ export class RedisTokenBucket implements RateLimiter {
       if (store.settings.onBackendError === 'local') return this.#fallback().acquire(signal);
       throw error;
     }
-    store.recovered('rate_limit');
+    store.recovered();
     if (signal?.aborted) {
       this.#giveBack();
       throw signal.reason;

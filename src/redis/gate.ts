@@ -144,7 +144,7 @@ export class RedisGate implements Gate {
         while (waiting.size > 0) (waiting.dequeue() as GateJob).reject(failure.error);
         return;
       }
-      store.recovered('gate');
+      store.recovered();
       batch = granted === count ? Infinity : 1;
       if (granted === 0) await sleep(store.settings.pollInterval);
     }

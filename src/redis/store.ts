@@ -53,27 +53,25 @@ export class Store {
 
   /**
    * `'local'` mode during an outage: use the in-process limits without asking Redis. A client
-   * that is not connected counts as an outage at once (reported like a failed command).
+   * that has lost its connection counts as an outage at once (reported like a failed command);
+   * one still making its first connection does not (its commands wait in its queue, bounded).
    */
   isLocal(operation: Operation, hooks: BackendHooks | undefined): boolean {
     if (this.settings.onBackendError !== 'local') return false;
+    if (performance.now() < this.#downUntil) return true;
     const status = this.client.status;
-    if (status !== 'ready') {
-      if (!this.#reported.has(operation)) {
-        const { key } = this.settings;
-        const cause = new Error(`the Redis client is ${status}`);
-        this.failed(
-          operation,
-          new BackendError(`Redis unavailable for key "${key}" (${operation}): client ${status}`, {
-            key,
-            cause,
-          }),
-          hooks,
-        );
-      }
-      return true;
-    }
-    return performance.now() < this.#downUntil;
+    if (status !== 'reconnecting' && status !== 'close' && status !== 'end') return false;
+    const { key } = this.settings;
+    const cause = new Error(`the Redis client is ${status}`);
+    this.failed(
+      operation,
+      new BackendError(`Redis unavailable for key "${key}" (${operation}): client ${status}`, {
+        key,
+        cause,
+      }),
+      hooks,
+    );
+    return true;
   }
 
   /** The Redis key of one part of the shared limit. */
@@ -143,7 +141,7 @@ export class Store {
     hooks: BackendHooks | undefined,
   ): void {
     const running = this.call(operation, command).then(
-      () => this.recovered(operation),
+      () => this.recovered(),
       // The lease or the reservation expires on its own in Redis; say so once.
       (error: unknown) => this.failed(operation, error, hooks),
     );
@@ -165,10 +163,10 @@ export class Store {
     }
   }
 
-  /** A command succeeded: the outage (if any) is over for this operation. */
-  recovered(operation: Operation): void {
-    this.#reported.delete(operation);
-    if (this.#reported.size === 0) this.#downUntil = 0;
+  /** A command succeeded: Redis answers again; the outage (if any) is over. */
+  recovered(): void {
+    if (this.#reported.size > 0) this.#reported.clear();
+    this.#downUntil = 0;
   }
 
   /** A command failed: remember the outage and report it once. */
