@@ -2,6 +2,7 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import {
   CancelledError,
+  DovetailError,
   Event,
   ShutdownError,
   TimeoutError,
@@ -470,6 +471,46 @@ describe('once', () => {
       'gone',
     );
     expect(dvt.events.listenerCount).toBe(0);
+  });
+
+  it('rejects with DovetailError when its execution ends without the event', async () => {
+    const dvt = create();
+    const boom = new Error('failed');
+    const task = dvt.task.schedule(async () => {
+      await flush();
+      throw boom;
+    });
+    const done = dvt.events.once(Event.DONE, { execution: task.id });
+    const error = dvt.events.once(Event.ERROR, { execution: task.id });
+    await expect(task).rejects.toBe(boom);
+    await expect(error).resolves.toMatchObject({ event: 'error', error: boom });
+    await expect(done).rejects.toBeInstanceOf(DovetailError);
+    await expect(done).rejects.toThrow(`execution ${task.id} ended without a 'done' event`);
+    expect(dvt.events.listenerCount).toBe(0);
+  });
+
+  it('leaves nothing behind once settled: a later shutdown finds no waiter', async () => {
+    const dvt = create();
+    const task = dvt.task.schedule(() => 1);
+    const retry = dvt.events.once(Event.RETRY, { execution: task.id });
+    retry.catch(() => undefined);
+    await task;
+    await expect(retry).rejects.toBeInstanceOf(DovetailError);
+    await expect(retry).rejects.not.toBeInstanceOf(ShutdownError);
+    await dvt.shutdown();
+    expect(dvt.events.listenerCount).toBe(0);
+  });
+
+  it('removes its abort listener from the signal once settled', async () => {
+    const dvt = create();
+    const controller = new AbortController();
+    const remove = jest.spyOn(controller.signal, 'removeEventListener');
+    const next = dvt.events.once(Event.DONE, { signal: controller.signal });
+    await dvt.task.schedule(() => 1);
+    await next;
+    expect(remove).toHaveBeenCalledWith('abort', expect.any(Function));
+    controller.abort();
+    await expect(next).resolves.toMatchObject({ event: 'done' });
   });
 
   it('throws TypeError for a signal that is not an AbortSignal', () => {

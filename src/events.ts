@@ -1,5 +1,5 @@
 import mittImport, { type Emitter } from 'mitt';
-import { ShutdownError } from './errors.js';
+import { DovetailError, ShutdownError } from './errors.js';
 import {
   assertBoolean,
   assertCount,
@@ -257,7 +257,11 @@ export class Events {
   readonly #byFunction = new Map<AnyFunction, Bus>();
   readonly #byExecution = new Map<string, Bus>();
   readonly #subscriptions = new Map<string, Subscription>();
-  readonly #waiters = new Set<(error: unknown) => void>();
+  // Scoped subscriptions per scope emitter, so that ending an execution or emptying a scope
+  // touches only that scope's subscriptions.
+  readonly #members = new Map<Bus, Set<Subscription>>();
+  // Pending once() promises by subscription id: how to reject each.
+  readonly #waiters = new Map<string, (error: unknown) => void>();
   // Unscoped listener count per event: the hot path reads this before building a payload.
   readonly #counts: Record<EventName, number> = {
     queued: 0,
@@ -390,7 +394,9 @@ export class Events {
 
   /**
    * The next payload of `event` (within `scope`). Rejects with `signal.reason` when `scope.signal`
-   * aborts, and with `ShutdownError` when the instance finishes shutting down first.
+   * aborts, with `ShutdownError` when the instance finishes shutting down first, and, for an
+   * `execution` scope, with a `DovetailError` when that execution ends without the event (a
+   * `once('done', { execution })` for a task that fails).
    *
    * @example
    * ```ts
@@ -420,7 +426,7 @@ export class Events {
       }
       const finish = (): void => {
         this.#remove(id);
-        this.#waiters.delete(fail);
+        this.#waiters.delete(id);
         signal?.removeEventListener('abort', onAbort);
       };
       const fail = (error: unknown): void => {
@@ -436,7 +442,7 @@ export class Events {
         },
         scope === undefined ? undefined : { function: scope.function, execution: scope.execution },
       );
-      this.#waiters.add(fail);
+      this.#waiters.set(id, fail);
       signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
@@ -589,20 +595,30 @@ export class Events {
     }
   }
 
-  /** Drops the listeners scoped to an execution that has ended. @internal */
+  /**
+   * Drops the listeners scoped to an execution that has ended; its pending `once()` promises
+   * reject (the event can no longer come). @internal
+   */
   releaseExecution(source: EventSource): void {
     if (this.#byExecution.size === 0) return;
     const emitter = this.#byExecution.get(source.id);
     if (emitter === undefined) return;
-    for (const subscription of [...this.#subscriptions.values()]) {
-      if (subscription.emitter === emitter) this.#remove(subscription.id);
+    for (const subscription of [...(this.#members.get(emitter) ?? [])]) {
+      const fail = this.#waiters.get(subscription.id);
+      if (fail === undefined) this.#remove(subscription.id);
+      else {
+        fail(
+          new DovetailError(`execution ${source.id} ended without a '${subscription.event}' event`),
+        );
+      }
     }
   }
 
   /** Rejects pending `once()` promises: the instance has shut down. @internal */
   close(): void {
-    for (const fail of [...this.#waiters])
+    for (const fail of [...this.#waiters.values()]) {
       fail(new ShutdownError('instance shut down before the event'));
+    }
   }
 
   /** Reports a listener failure without letting it reach the task. @internal */
@@ -673,6 +689,11 @@ export class Events {
       handler: (payload) => this.#call(subscription, payload),
     };
     this.#subscriptions.set(id, subscription);
+    if (emitter !== this.#global) {
+      const members = this.#members.get(emitter);
+      if (members === undefined) this.#members.set(emitter, new Set([subscription]));
+      else members.add(subscription);
+    }
     emitter.on(event, subscription.handler);
     return id;
   }
@@ -688,8 +709,10 @@ export class Events {
       return true;
     }
     // An empty scope leaves its table, so scoped listeners that come and go leave nothing behind.
-    const empty = [...emitter.all.values()].every((handlers) => handlers.length === 0);
-    if (empty) {
+    const members = this.#members.get(emitter);
+    members?.delete(subscription);
+    if (members === undefined || members.size === 0) {
+      this.#members.delete(emitter);
       if (typeof key === 'function') this.#byFunction.delete(key);
       else if (typeof key === 'string') this.#byExecution.delete(key);
     }
