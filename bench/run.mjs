@@ -6,8 +6,8 @@
 // rounds interleaved across libraries so that background noise spreads evenly; medians are
 // reported and the targets of issue 6 are computed as ratios inside the same run.
 //
-// Options: --quick, --runs N (override the run count), --only W1,W5 (a subset, for development),
-//          --out DIR (where the markdown and the SVGs go).
+// Options: --quick, --runs N (override the run count), --only W1,W5 (a subset, for development;
+//          extensions are skipped), --skip-extras, --out DIR (where the markdown and the SVGs go).
 //
 // EXTENSION POINT: after the built-in workloads, the runner runs every `bench/extra-*.mjs` it finds
 // (sorted by name) as `node bench/extra-<name>.mjs [--quick]`, in its own process, and appends
@@ -525,7 +525,7 @@ process.stderr.write(`built-in workloads done in ${builtInSeconds.toFixed(0)} s\
 // ---- extensions: bench/extra-*.mjs ---------------------------------------------------------------
 
 const extras =
-  only === undefined
+  only === undefined && !flag('--skip-extras')
     ? readdirSync(here)
         .filter((f) => /^extra-.*\.mjs$/.test(f))
         .sort()
