@@ -88,11 +88,17 @@ export interface RedisBackendOptions {
  * ```
  */
 export const REDIS_DEFAULTS = Object.freeze({
+  /** Put in front of every Redis key. */
   prefix: 'dovetail:',
+  /** Milliseconds a slot stays held after its last refresh. */
   leaseTime: 10_000,
+  /** Milliseconds between requests while every shared slot is taken. */
   pollInterval: 10,
+  /** The bounded wait for each Redis command, in milliseconds. */
   timeout: 5_000,
+  /** Tasks fail with `BackendError` when Redis fails. */
   onBackendError: 'fail',
+  /** With `'local'`, milliseconds before Redis is tried again after a failure. */
   retryAfter: 1_000,
 } as const);
 
