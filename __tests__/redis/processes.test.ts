@@ -19,6 +19,8 @@ interface WorkerReport {
 }
 
 const children = new Set<ChildProcess>();
+const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
 function startWorker(config: Record<string, unknown>): {
   child: ChildProcess;
@@ -146,6 +148,69 @@ describeRedis('dovetail/redis across processes', () => {
     const throttled = reports.reduce((sum, r) => sum + (r.stats['throttled'] ?? 0), 0);
     expect(throttled).toBeGreaterThan(900);
     expect(reports.every((r) => r.waited > 0)).toBe(true);
+  }, 40_000);
+
+  it('survives Redis stopped and restarted under three processes: no task hangs, failures are BackendErrors', async () => {
+    const config = {
+      url: server.url,
+      key: 'outage',
+      mode: 'stream',
+      tasks: 0,
+      taskMs: 20,
+      every: 15,
+      duration: 4000,
+      concurrency: 4,
+      perSecond: 100,
+      burst: 10,
+      leaseTime: 1000,
+      timeout: 300,
+    };
+    const workers = [config, config, config].map((c) => startWorker(c));
+    const running = Promise.all(workers.map((w) => w.output));
+    // Each worker prints 'ready' as its stream of tasks begins; Redis goes away 1 s after the last.
+    await Promise.all(
+      workers.map(
+        ({ child }) =>
+          new Promise<void>((resolve) => {
+            let seen = '';
+            child.stdout?.on('data', (chunk: string) => {
+              seen += chunk;
+              if (seen.includes('ready')) resolve();
+            });
+          }),
+      ),
+    );
+    const clock = (): number => Number(process.hrtime.bigint()) / 1e6;
+    await sleep(1000);
+    await server.pause();
+    await sleep(800);
+    await server.resume();
+    const resumedAt = clock();
+    const reports = (await running).map(
+      (text) =>
+        JSON.parse(text.trim().split('\n').pop() ?? '{}') as {
+          outcomes: { at: number; outcome: 'done' | 'backend' | 'other' }[];
+          unsettled: number;
+          stats: Record<string, number>;
+        },
+    );
+    const outcomes = reports.flatMap((r) => r.outcomes);
+    expect(reports.map((r) => r.unsettled)).toEqual([0, 0, 0]);
+    expect(outcomes.filter((o) => o.outcome === 'other')).toEqual([]);
+    expect(outcomes.some((o) => o.outcome === 'backend')).toBe(true);
+    // The shared limits resumed: what was asked for a while after the restart ran.
+    const late = outcomes.filter((o) => o.at > resumedAt + 1000);
+    expect(late.length).toBeGreaterThan(0);
+    expect(late.every((o) => o.outcome === 'done')).toBe(true);
+    const count = (kind: string): number => outcomes.filter((o) => o.outcome === kind).length;
+    process.stderr.write(
+      `outage test: ${outcomes.length} tasks, ${count('done')} done, ${count('backend')} BackendError, ${late.length} asked 1 s after the restart all done\n`,
+    );
+    for (const { stats } of reports) {
+      expect(stats['queued']).toBe(
+        (stats['done'] ?? 0) + (stats['error'] ?? 0) + (stats['cancelled'] ?? 0),
+      );
+    }
   }, 40_000);
 
   it('gives the slots of a worker killed with SIGKILL back within the lease time', async () => {
