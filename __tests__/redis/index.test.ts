@@ -1,5 +1,8 @@
 // dovetail/redis in one process: options, sharing between instances, and Redis going away.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { BackendError, CancelledError, Event, type BackendErrorPayload } from '../../src/index.js';
 import { redisBackend, RedisBackend, REDIS_DEFAULTS } from '../../src/redis/index.js';
@@ -8,6 +11,20 @@ import { closeAll, create } from '../helpers/instances.js';
 import { describeRedis, RedisServer } from '../helpers/redis-server.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('the core without Redis', () => {
+  it('imports no Redis code: only src/redis/ names redis-semaphore or ioredis', () => {
+    const root = fileURLToPath(new URL('../../src/', import.meta.url));
+    const offenders = readdirSync(root, { recursive: true, encoding: 'utf8' })
+      .filter((file) => file.endsWith('.ts') && !file.startsWith('redis'))
+      .filter((file) =>
+        /from '(ioredis|redis-semaphore)'|from '\.{1,2}\/(\.\.\/)*redis\//.test(
+          readFileSync(join(root, file), 'utf8'),
+        ),
+      );
+    expect(offenders).toEqual([]);
+  });
+});
 
 describe('redisBackend options', () => {
   // A client that is never connected: validation happens before any command.
