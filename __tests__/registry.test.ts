@@ -142,8 +142,8 @@ describe('shutdownAll', () => {
 
   it('validates its options before shutting anything down', async () => {
     const dvt = make();
-    await expect(shutdownAll({ wait: 'yes' as never })).rejects.toThrow(TypeError);
-    await expect(shutdownAll(3 as never)).rejects.toThrow(TypeError);
+    expect(() => shutdownAll({ wait: 'yes' as never })).toThrow(TypeError);
+    expect(() => shutdownAll(3 as never)).toThrow(TypeError);
     expect(dvt.isShutdown).toBe(false);
   });
 });

@@ -395,6 +395,7 @@ export class Execution implements GateJob, EventSource, ContextSource {
         payload.attempt = attempt;
         payload.waited = waited;
         events.publish(payload, this);
+        if (this.#state !== RUNNING) return;
       }
     }
     if (this.#counted === PENDING) this.#activate();
@@ -402,13 +403,14 @@ export class Execution implements GateJob, EventSource, ContextSource {
     const rare = this.#rare;
     if (rare !== undefined) rare.abortReason = undefined;
     events.counters.started += 1;
+    // Always timed: a listener added while the task runs still gets its elapsed.
+    if (this.#startedAt < 0) this.#startedAt = performance.now();
     if (events.wants('started', this)) {
-      if (this.#startedAt < 0) this.#startedAt = performance.now();
       const payload = this.#payload('started');
       payload.attempt = attempt;
       events.publish(payload, this);
-    } else if (this.#startedAt < 0 && (events.wants('done', this) || events.wants('error', this))) {
-      this.#startedAt = performance.now();
+      // A listener may have cancelled the task (or shut the instance down): then nothing runs.
+      if (this.#state !== RUNNING) return;
     }
     let out: unknown;
     try {

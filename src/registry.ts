@@ -136,7 +136,8 @@ export function listActive(): Dovetail[] {
  * process.once('SIGTERM', () => void shutdownAll({ wait: true }).then(() => server.close()));
  * ```
  */
-export async function shutdownAll(options?: ShutdownOptions): Promise<void> {
+export function shutdownAll(options?: ShutdownOptions): Promise<void> {
+  // Not async: a bad option throws synchronously, as from every other method.
   if (options !== undefined) {
     assertObject('options', options);
     if (options.wait !== undefined) assertBoolean('wait', options.wait);
@@ -146,7 +147,7 @@ export async function shutdownAll(options?: ShutdownOptions): Promise<void> {
     const dvt = deref(entry);
     if (dvt !== undefined) running.push(dvt.shutdown(options));
   }
-  await Promise.all(running);
+  return Promise.all(running).then(() => undefined);
 }
 
 /** The live instances with `shutdownOnExit` (registered or not). @internal */
