@@ -5,10 +5,11 @@
 //   runs until stopped, a snippet that sends a signal).
 // - A block after `<!-- include: examples/file -->` must equal that file, which its own tests run.
 // - ```sh blocks may only name npm scripts that package.json has.
+// - Relative links point at files of the repository, and #anchors at headings of the README.
 // Any other block fails the test, so nothing in the README goes unchecked.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -156,6 +157,29 @@ describe('README.md code blocks', () => {
         code: readFileSync(join(root, path), 'utf8'),
       });
     }
+  });
+
+  it('links only to files that exist and to headings it has', () => {
+    // GitHub's anchors: lower case, punctuation other than - and _ dropped, spaces as hyphens.
+    const slug = (heading: string): string =>
+      heading
+        .toLowerCase()
+        .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+        .replace(/ /g, '-');
+    const outside = readme.replace(/^```[\s\S]*?^```$/gm, '');
+    const anchors = new Set(
+      [...outside.matchAll(/^#{1,6} (.+)$/gm)].map((match) => slug(match[1] ?? '')),
+    );
+    const broken: string[] = [];
+    for (const [, target = ''] of outside.matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^https?:/.test(target)) continue;
+      if (target.startsWith('#')) {
+        if (!anchors.has(target.slice(1))) broken.push(target);
+      } else if (!existsSync(join(root, target.split('#')[0] ?? ''))) {
+        broken.push(target);
+      }
+    }
+    expect(broken).toEqual([]);
   });
 
   it('names only npm scripts that exist', () => {
