@@ -29,18 +29,32 @@ export const Event = Object.freeze({
   ERROR: 'error',
   CANCELLED: 'cancelled',
   DONE: 'done',
+} as const);
+
+/**
+ * Events about the instance rather than one task: `backend_error`, emitted when a shared back end
+ * (`dovetail/redis`) fails. Kept apart from {@link Event}, which lists exactly the task lifecycle.
+ *
+ * @example
+ * ```ts
+ * import { BackendEvent, Dovetail } from 'dovetail';
+ * const dvt = new Dovetail();
+ * dvt.events.on(BackendEvent.BACKEND_ERROR, (p) => console.warn(`${p.key}: ${p.operation} failed`));
+ * ```
+ */
+export const BackendEvent = Object.freeze({
   BACKEND_ERROR: 'backend_error',
 } as const);
 
-/** One of the {@link Event} values. */
-export type EventName = (typeof Event)[keyof typeof Event];
+/** One of the {@link Event} or {@link BackendEvent} values. */
+export type EventName = (typeof Event)[keyof typeof Event] | (typeof BackendEvent)[keyof typeof BackendEvent];
 
 // mitt ships CommonJS-style typings: under `nodenext` its default import types as the module
 // object, while at run time (ESM) it is the factory. This is the only module that imports mitt.
 type Bus = Emitter<Record<string, TaskPayload>>;
 const mitt = mittImport as unknown as () => Bus;
 
-const EVENT_NAMES: ReadonlySet<string> = new Set(Object.values(Event));
+const EVENT_NAMES: ReadonlySet<string> = new Set([...Object.values(Event), ...Object.values(BackendEvent)]);
 
 /** The API method that started a task. */
 export type MethodName =
@@ -121,7 +135,7 @@ export interface CancelledPayload extends TaskPayload {
  * ```ts
  * import { Dovetail, Event } from 'dovetail';
  * const dvt = new Dovetail();
- * dvt.events.on(Event.BACKEND_ERROR, (p) => console.warn(`${p.key}: ${p.operation} failed, ${p.fallback}`, p.error));
+ * dvt.events.on(BackendEvent.BACKEND_ERROR, (p) => console.warn(`${p.key}: ${p.operation} failed, ${p.fallback}`, p.error));
  * ```
  */
 export interface BackendErrorPayload extends TaskPayload {

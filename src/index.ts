@@ -7,7 +7,7 @@ export type { Task } from './execution.js';
 export type { MapInput } from './map.js';
 export { currentTask } from './context.js';
 export type { TaskContext } from './context.js';
-export { Event, Events } from './events.js';
+export { BackendEvent, Event, Events } from './events.js';
 export type {
   AnyFunction,
   BackendErrorPayload,

@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { BackendError, CancelledError, Event, type BackendErrorPayload } from '../../src/index.js';
+import { BackendError, BackendEvent, CancelledError, Event, type BackendErrorPayload } from '../../src/index.js';
 import { redisBackend, RedisBackend, REDIS_DEFAULTS } from '../../src/redis/index.js';
 import { defer } from '../helpers/defer.js';
 import { closeAll, create } from '../helpers/instances.js';
@@ -163,7 +163,7 @@ describeRedis('dovetail/redis on a real redis-server', () => {
       backend: redisBackend(connect(), { key, timeout: 300 }),
     });
     const reports: BackendErrorPayload[] = [];
-    dvt.events.on(Event.BACKEND_ERROR, (p) => void reports.push(p));
+    dvt.events.on(BackendEvent.BACKEND_ERROR, (p) => void reports.push(p));
     expect(await dvt.task.schedule(() => 'up')).toBe('up');
     await server.pause();
     const started = performance.now();
@@ -242,7 +242,7 @@ describeRedis('dovetail/redis on a real redis-server', () => {
       }),
     });
     const reports: BackendErrorPayload[] = [];
-    dvt.events.on(Event.BACKEND_ERROR, (p) => void reports.push(p));
+    dvt.events.on(BackendEvent.BACKEND_ERROR, (p) => void reports.push(p));
     let running = 0;
     let peak = 0;
     const work = async (): Promise<void> => {
@@ -283,7 +283,7 @@ describeRedis('dovetail/redis on a real redis-server', () => {
     const client = connect();
     const dvt = create({ concurrency: 1, backend: redisBackend(client, { key, leaseTime: 300 }) });
     const reports: BackendErrorPayload[] = [];
-    dvt.events.on(Event.BACKEND_ERROR, (p) => void reports.push(p));
+    dvt.events.on(BackendEvent.BACKEND_ERROR, (p) => void reports.push(p));
     const gate = defer();
     const task = dvt.task.schedule(() => gate.promise);
     await sleep(100);
