@@ -1,18 +1,38 @@
-// Fails the run on any unhandled rejection or uncaught exception: a task library must never
-// leave one behind, in the code under test or in the tests themselves.
-import { afterEach } from '@jest/globals';
+// Fails the run on any unhandled rejection, uncaught exception or unexpected process warning: a
+// task library must never leave one behind, in the code under test or in the tests themselves.
+import { afterAll, afterEach } from '@jest/globals';
 
 // Captured before any test can install fake timers.
 const realSetImmediate = globalThis.setImmediate;
 const problems: string[] = [];
 const onRejection = (reason: unknown): void => {
-  problems.push(`unhandledRejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`);
+  problems.push(
+    `unhandledRejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`,
+  );
 };
 const onException = (error: unknown): void => {
-  problems.push(`uncaughtException: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  problems.push(
+    `uncaughtException: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+  );
 };
 process.on('unhandledRejection', onRejection);
 process.on('uncaughtException', onException);
+// An unexpected process warning fails the run too: a MaxListenersExceededWarning from a leaked
+// abort listener, a listener error nobody asserted, a collected instance. Tests that expect a
+// warning spy on process.emitWarning; Node's own ExperimentalWarning (vm modules) is expected.
+// Node emits 'warning' on the worker's real process, not on the copy tests see (environment.cjs).
+const host =
+  (globalThis as { __dovetailHostProcess?: NodeJS.Process }).__dovetailHostProcess ?? process;
+const onWarning = (warning: Error & { code?: string }): void => {
+  if (warning.name === 'ExperimentalWarning') return;
+  const code = warning.code === undefined ? '' : ` [${warning.code}]`;
+  problems.push(`warning: ${warning.name}${code}: ${warning.message}`);
+};
+host.on('warning', onWarning);
+// The real process outlives this test file: leave no listener behind for the next one.
+afterAll(() => {
+  host.off('warning', onWarning);
+});
 
 afterEach(async () => {
   // Rejections are reported after a turn of the event loop: give them one.

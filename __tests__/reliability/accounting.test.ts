@@ -140,7 +140,7 @@ function start(dvt: Dovetail, plan: Plan, clock: Clock, index: number): Task<unk
     case 'nonError':
       return api.schedule(async () => {
         await clock.sleep(plan.delay);
-        // eslint-disable-next-line @typescript-eslint/only-throw-error -- non-Error values on purpose
+
         throw plan.delay % 2 === 0 ? undefined : `text ${index}`;
       });
     case 'thread':

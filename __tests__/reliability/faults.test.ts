@@ -37,7 +37,6 @@ describe('work that fails badly', () => {
     const errors = [new Error('first'), new Error('second')];
     let calls = 0;
     const task = dvt.task.schedule((): number => {
-      // eslint-disable-next-line @typescript-eslint/only-throw-error -- non-Error values on purpose
       throw errors[calls++];
     });
     await expect(task).rejects.toBe(errors[1]);
@@ -59,7 +58,6 @@ describe('work that fails badly', () => {
       const dvt = create({ retries: 1 });
       const ledger = new Ledger(dvt);
       const task = dvt.task.schedule(async () => {
-        // eslint-disable-next-line @typescript-eslint/only-throw-error -- non-Error values on purpose
         throw value;
       });
       const outcome = await task.then(
@@ -188,7 +186,7 @@ describe('listeners that misbehave', () => {
     const ledger = new Ledger(dvt);
     dvt.events.on(Event.STARTED, async () => {
       await flush();
-      // eslint-disable-next-line @typescript-eslint/only-throw-error -- non-Error values on purpose
+
       throw undefined;
     });
     dvt.events.on(Event.ERROR, () => Promise.reject(new Error('listener rejected')));
