@@ -727,7 +727,7 @@ describe('listener errors', () => {
     const warn = spyWarnings();
     const dvt = create();
     dvt.events.on(Event.QUEUED, () => {
-      throw 'plain string'; // eslint-disable-line @typescript-eslint/only-throw-error
+      throw 'plain string';
     });
     await expect(dvt.task.schedule(() => 1)).resolves.toBe(1);
     expect(warn.mock.calls[0]?.[0]).toMatch(/plain string/);
