@@ -10,6 +10,8 @@
 // machine hits both alike. Prints the median ns per task of each build and their ratio.
 // --listener adds a third case for scale: the real build with one unscoped `done` listener.
 // --paired adds a paired comparison: both builds in one process, warmed up, passes alternating.
+// Last, the event path's own calls are timed in isolation (a listener-less bus, 10 M loops): on a
+// machine where other processes compete for the cores, that bound is sharper than any W1 ratio.
 // Builds dist/ first when it is missing or stale (under the same lock as the child-process tests).
 
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -156,6 +158,32 @@ if (argv.includes('--paired')) {
   if (child.status !== 0) throw new Error(`paired: exit ${child.status}\n${child.stderr}`);
   paired = JSON.parse(child.stdout.trim());
 }
+// The event path's calls in isolation: what one task with no listener spends in them (three
+// `wants()` checks, queued / started / terminal, and `releaseExecution()`), on a real bus.
+const direct = await (async () => {
+  const { Events, watchTaskChannel } = await import(
+    pathToFileURL(path.join(withEvents, 'events.js')).href
+  );
+  const { Tracer } = await import(pathToFileURL(path.join(withEvents, 'trace.js')).href);
+  watchTaskChannel();
+  const events = new Events(new Tracer(false, console, 'bench'));
+  const task = { fn: () => 1, id: '1', channelContext: undefined };
+  const loops = 10_000_000;
+  const samples = [];
+  let wanted = 0;
+  for (let rep = 0; rep < 5; rep++) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < loops; i++) {
+      if (events.wants('queued', task)) wanted += 1;
+      if (events.wants('started', task)) wanted += 1;
+      if (events.wants('done', task)) wanted += 1;
+      events.releaseExecution(task);
+    }
+    samples.push(Number(process.hrtime.bigint() - t0) / loops);
+  }
+  if (wanted !== 0) throw new Error('a listener-less bus wanted a payload');
+  return samples;
+})();
 rmSync(cache, { recursive: true, force: true });
 
 const median = (values) => {
@@ -215,3 +243,9 @@ if (paired !== undefined) {
     `\nMedian of per-pair ratios: wall ${median(wallRatios).toFixed(3)}, CPU ${median(cpuRatios).toFixed(3)} (budget 1.10).`,
   );
 }
+
+console.log(
+  `\nDirect: the event path's calls for one task with no listener (3 \`wants()\` + \`releaseExecution()\`) ` +
+    `take ${median(direct).toFixed(1)} ns (median of 5 × 10 M), ` +
+    `${((median(direct) / median(cases[1].cpu)) * 100).toFixed(2)}% of the CPU time per task above.`,
+);
