@@ -23,8 +23,9 @@ beforeEach(() => {
 afterEach(async () => {
   if (savedEnv === undefined) delete process.env[ENV];
   else process.env[ENV] = savedEnv;
-  jest.restoreAllMocks();
+  // Shut down first: a traced shutdown still writes, and must reach the spies, not the console.
   await closeAll();
+  jest.restoreAllMocks();
 });
 
 /** An instance whose trace lines land in `lines`. */
@@ -140,8 +141,8 @@ describe('trace output', () => {
   });
 
   it('reports tracing through events.tracing', () => {
-    expect(create({ trace: true }).events.tracing).toBe(true);
-    expect(create({ trace: false }).events.tracing).toBe(false);
+    expect(traced({ trace: true }).dvt.events.tracing).toBe(true);
+    expect(traced({ trace: false }).dvt.events.tracing).toBe(false);
   });
 });
 
