@@ -102,6 +102,10 @@ describe('soak', () => {
     const seconds = (performance.now() - started) / 1000;
     const after = await collect();
 
+    process.stdout.write(
+      `soak: ${TOTAL} tasks in ${seconds.toFixed(1)} s; heap used after GC: start ${mb(before)}, ` +
+        `after schedule ${mb(middle)}, end ${mb(after)} (delta ${mb(after - before)})\n`,
+    );
     const stats = dvt.events.stats();
     expect(stats.queued - countedBefore.queued).toBe(TOTAL);
     expect(stats.done - countedBefore.done).toBe(TOTAL);
@@ -110,19 +114,15 @@ describe('soak', () => {
     expect({ active: dvt.active, pending: dvt.pending }).toEqual({ active: 0, pending: 0 });
     expect(dvt.events.listenerCount).toBe(listeners);
     expect(listActive().length).toBe(registered);
-    expect(timers()).toBe(timersBefore);
+    expect(timers()).toBeLessThanOrEqual(timersBefore); // none of ours; jest's own may end
     expect(currentTask()).toBeUndefined();
     expect(failedOnce.size).toBe(0);
-    process.stdout.write(
-      `soak: ${TOTAL} tasks in ${seconds.toFixed(1)} s; heap used after GC: start ${mb(before)}, ` +
-        `after schedule ${mb(middle)}, end ${mb(after)} (delta ${mb(after - before)})\n`,
-    );
     expect(after - before).toBeLessThan(HEAP_SLACK_MB * 2 ** 20);
 
     dvt.events.off(alwaysOn);
     await dvt.shutdown();
     expect(dvt.events.listenerCount).toBe(listeners - 1);
     expect(listActive()).not.toContain(dvt);
-    expect(timers()).toBe(timersBefore);
+    expect(timers()).toBeLessThanOrEqual(timersBefore); // none of ours; jest's own may end
   }, 600_000);
 });
