@@ -564,8 +564,17 @@ say(
 );
 
 const file = path.join(outDir, 'benchmarks.md');
-writeFileSync(file, lines.join('\n'));
-process.stdout.write(`${lines.join('\n')}\n`);
+let markdown = lines.join('\n');
+try {
+  // Formatted the way the repository's Prettier check expects (best effort: a devDependency).
+  const prettier = await import('prettier');
+  const config = (await prettier.resolveConfig(file)) ?? {};
+  markdown = await prettier.format(markdown, { ...config, filepath: file });
+} catch {
+  // Without Prettier the document is still valid markdown.
+}
+writeFileSync(file, markdown);
+process.stdout.write(markdown.endsWith('\n') ? markdown : `${markdown}\n`);
 process.stderr.write(
   `wrote ${path.relative(root, file)} and ${written.join(', ')} in ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
 );
