@@ -11,7 +11,9 @@ export interface DovetailErrorOptions {
  *
  * @example
  * ```ts
- * import { DovetailError } from 'dovetail';
+ * import { Dovetail, DovetailError } from 'dovetail';
+ * const dvt = new Dovetail();
+ * const task = dvt.task.schedule(async () => 'ok');
  * try { await task; } catch (error) { if (error instanceof DovetailError) console.log(error.name); }
  * ```
  */

@@ -22,12 +22,19 @@ import { taskChannel, Tracer, type TraceStruct } from './trace.js';
  * ```
  */
 export const Event = Object.freeze({
+  /** The task entered the instance (before the gate). */
   QUEUED: 'queued',
+  /** An attempt starts (once per attempt). */
   STARTED: 'started',
+  /** An attempt failed and another follows after `sleep` ms. */
   RETRY: 'retry',
+  /** An attempt waited `waited` ms for a rate-limit token. */
   RATE_LIMITED: 'rate_limited',
+  /** The task rejected with its error or a `TimeoutError` (terminal). */
   ERROR: 'error',
+  /** The task was cancelled (terminal). */
   CANCELLED: 'cancelled',
+  /** The task resolved (terminal). */
   DONE: 'done',
 } as const);
 
@@ -43,6 +50,7 @@ export const Event = Object.freeze({
  * ```
  */
 export const BackendEvent = Object.freeze({
+  /** A shared back end failed (once per outage and operation). */
   BACKEND_ERROR: 'backend_error',
 } as const);
 
@@ -133,7 +141,7 @@ export interface CancelledPayload extends TaskPayload {
  *
  * @example
  * ```ts
- * import { Dovetail, Event } from 'dovetail';
+ * import { BackendEvent, Dovetail } from 'dovetail';
  * const dvt = new Dovetail();
  * dvt.events.on(BackendEvent.BACKEND_ERROR, (p) => console.warn(`${p.key}: ${p.operation} failed, ${p.fallback}`, p.error));
  * ```
@@ -152,13 +160,21 @@ export interface BackendErrorPayload extends TaskPayload {
 
 /** Payload type per event name. */
 export interface EventMap {
+  /** Payload of `queued`. */
   queued: QueuedPayload;
+  /** Payload of `rate_limited`. */
   rate_limited: RateLimitedPayload;
+  /** Payload of `started`. */
   started: StartedPayload;
+  /** Payload of `retry`. */
   retry: RetryPayload;
+  /** Payload of `done`. */
   done: DonePayload;
+  /** Payload of `error`. */
   error: ErrorPayload;
+  /** Payload of `cancelled`. */
   cancelled: CancelledPayload;
+  /** Payload of `backend_error`. */
   backend_error: BackendErrorPayload;
 }
 

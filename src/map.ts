@@ -431,6 +431,7 @@ export function mapStream<T, R>(
       if (current === undefined) {
         const error = refused;
         refused = null;
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the source's own error, unchanged
         return error === null ? Promise.resolve({ done: true, value: undefined }) : Promise.reject(error);
       }
       return current.next();

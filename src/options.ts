@@ -13,6 +13,7 @@ import {
 
 /** A logger for trace lines: any object with a `debug(message)` method (`console`, pino, winston). */
 export interface TraceLogger {
+  /** Receives one finished trace line. */
   debug(message: string): void;
 }
 
@@ -161,13 +162,21 @@ export interface ResolvedOptions {
 
 /** Defaults of every option, frozen. */
 export const DEFAULTS = Object.freeze({
+  /** No limit on tasks running at once. */
   concurrency: Infinity,
+  /** No per-attempt time limit. */
   timeout: Infinity,
+  /** No retries. */
   retries: 0,
+  /** Retries follow at once. */
   retryBackoff: 0,
+  /** Trace lines carry `DVT-Dovetail`. */
   tracePrefix: 'Dovetail',
+  /** Shut down on SIGINT/SIGTERM. */
   shutdownOnExit: true,
+  /** Appear in `listActive()` and `shutdownAll()`. */
   autoRegister: true,
+  /** `mapIterable` concurrency when the instance has none. */
   mapIterableConcurrency: 16,
 } as const);
 
@@ -237,15 +246,16 @@ export function resolveOptions(options: DovetailOptions | undefined): ResolvedOp
   if (trace !== undefined) assertBoolean('trace', trace);
   if (traceLogger !== undefined) {
     assertObject('traceLogger', traceLogger);
-    assertFunction('traceLogger.debug', traceLogger.debug);
+    assertFunction('traceLogger.debug', (traceLogger as { debug?: unknown }).debug);
   }
   if (tracePrefix !== undefined) assertString('tracePrefix', tracePrefix);
   if (shutdownOnExit !== undefined) assertBoolean('shutdownOnExit', shutdownOnExit);
   if (autoRegister !== undefined) assertBoolean('autoRegister', autoRegister);
   if (backend !== undefined) {
     assertObject('backend', backend);
-    assertFunction('backend.createGate', backend.createGate);
-    assertFunction('backend.createRateLimiter', backend.createRateLimiter);
+    const { createGate, createRateLimiter } = backend as { createGate?: unknown; createRateLimiter?: unknown };
+    assertFunction('backend.createGate', createGate);
+    assertFunction('backend.createRateLimiter', createRateLimiter);
   }
   if ('signal' in options && options.signal !== undefined) {
     // Not an instance option: a signal belongs to a call (`with({ signal })`, `map(..., { signal })`).

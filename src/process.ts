@@ -37,7 +37,7 @@ export type AppShutdownHook = (signal: ShutdownSignal) => void | PromiseLike<voi
  * ```ts
  * import { runMain, type RunMainOptions } from 'dovetail';
  * const options: RunMainOptions = { grace: 2_000 };
- * runMain(async (signal) => { await work(signal); }, options);
+ * runMain(async (signal) => { await new Promise((resolve) => setTimeout(resolve, 100, signal)); }, options);
  * ```
  */
 export interface RunMainOptions {
@@ -119,7 +119,9 @@ function onExit(): void {
  * @throws TypeError when `hook` is neither a function nor `null`.
  * @example
  * ```ts
+ * import { createServer } from 'node:http';
  * import { setAppShutdownHook, shutdownAll } from 'dovetail';
+ * const server = createServer();
  * setAppShutdownHook(async (signal) => {
  *   console.error(`${signal}: closing`);
  *   server.close();
@@ -243,6 +245,7 @@ function onSignal(signal: ShutdownSignal): void {
  * ```ts
  * import { Dovetail, runMain } from 'dovetail';
  * const dvt = new Dovetail({ concurrency: 4 });
+ * const urls = ['http://127.0.0.1:8080/a', 'http://127.0.0.1:8080/b'];
  * runMain(async (signal) => {
  *   const sizes = await dvt.task.with({ signal }).map(async (url: string) => (await fetch(url, { signal })).status, urls);
  *   console.log(sizes);

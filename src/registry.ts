@@ -132,7 +132,9 @@ export function listActive(): Dovetail[] {
  * @throws TypeError when `options` is not an object or `wait` is not a boolean.
  * @example
  * ```ts
+ * import { createServer } from 'node:http';
  * import { shutdownAll } from 'dovetail';
+ * const server = createServer();
  * process.once('SIGTERM', () => void shutdownAll({ wait: true }).then(() => server.close()));
  * ```
  */

@@ -120,7 +120,7 @@ export class TaskApi {
    */
   toThread<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): Task<Awaited<R>> {
     assertFunction('fn', fn);
-    return this.#start('toThread', Kind.DEFERRED, fn, args, fn as AnyFunction);
+    return this.#start('toThread', Kind.DEFERRED, fn, args, fn);
   }
 
   /**
@@ -140,12 +140,18 @@ export class TaskApi {
   map<T, R>(
     fn: (item: T, index: number) => R,
     items: MapInput<T>,
+    options: MapOptions & { returnErrors: true },
+  ): Promise<Array<Awaited<R> | unknown>>;
+  map<T, R>(fn: (item: T, index: number) => R, items: MapInput<T>, options?: MapOptions): Promise<Awaited<R>[]>;
+  map<T, R>(
+    fn: (item: T, index: number) => R,
+    items: MapInput<T>,
     options?: MapOptions,
   ): Promise<Awaited<R>[]> {
     assertFunction('fn', fn);
     assertIterable(items);
     const resolved = resolveMapOptions(options, this.#host.concurrency, this.#policy);
-    return mapArray<T, Awaited<R>>(this.#host, fn as AnyFunction, items, resolved);
+    return mapArray<T, Awaited<R>>(this.#host, fn, items, resolved);
   }
 
   /**
@@ -168,6 +174,16 @@ export class TaskApi {
   mapIterable<T, R>(
     fn: (item: T, index: number) => R,
     items: MapInput<T>,
+    options: MapOptions & { returnErrors: true },
+  ): AsyncIterableIterator<Awaited<R> | unknown>;
+  mapIterable<T, R>(
+    fn: (item: T, index: number) => R,
+    items: MapInput<T>,
+    options?: MapOptions,
+  ): AsyncIterableIterator<Awaited<R>>;
+  mapIterable<T, R>(
+    fn: (item: T, index: number) => R,
+    items: MapInput<T>,
     options?: MapOptions,
   ): AsyncIterableIterator<Awaited<R>> {
     assertFunction('fn', fn);
@@ -178,7 +194,7 @@ export class TaskApi {
     if (resolved.concurrency === Infinity) {
       throw new RangeError('`concurrency` of mapIterable() must be finite, received Infinity');
     }
-    return mapStream<T, Awaited<R>>(this.#host, fn as AnyFunction, items, resolved);
+    return mapStream<T, Awaited<R>>(this.#host, fn, items, resolved);
   }
 
   /**
@@ -208,10 +224,11 @@ export class TaskApi {
    * @throws TypeError when `fn` is not a function.
    * @example
    * ```ts
-   * import { stat } from 'node:fs';
+   * import { stat, type Stats } from 'node:fs';
    * import { Dovetail } from 'dovetail';
    * const dvt = new Dovetail({ retries: 2 });
-   * const statTask = dvt.task.promisify(stat);
+   * // stat is overloaded: an arrow function picks the (path, callback) form.
+   * const statTask = dvt.task.promisify((path: string, done: (error: Error | null, stats: Stats) => void) => stat(path, done));
    * console.log((await statTask('package.json')).size);
    * ```
    */
@@ -236,7 +253,7 @@ export class TaskApi {
    */
   wrap<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => Task<Awaited<R>> {
     assertFunction('fn', fn);
-    return (...args: A): Task<Awaited<R>> => this.#start('wrap', Kind.CALL, fn, args, fn as AnyFunction);
+    return (...args: A): Task<Awaited<R>> => this.#start('wrap', Kind.CALL, fn, args, fn);
   }
 
   /**

@@ -26,7 +26,7 @@ describe('TokenBucket', () => {
 
   it('refills while idle, up to burst', async () => {
     const bucket = new TokenBucket(10, 3);
-    for (let i = 0; i < 3; i++) bucket.acquire();
+    for (let i = 0; i < 3; i++) void bucket.acquire();
     await jest.advanceTimersByTimeAsync(10_000);
     expect([bucket.acquire(), bucket.acquire(), bucket.acquire()]).toEqual([0, 0, 0]);
     expect(bucket.acquire()).toBeInstanceOf(Promise);
@@ -35,7 +35,7 @@ describe('TokenBucket', () => {
 
   it('gives the token back when the waiter aborts, and clears its timer', async () => {
     const bucket = new TokenBucket(10, 1);
-    bucket.acquire();
+    void bucket.acquire();
     const controller = new AbortController();
     const waiting = bucket.acquire(controller.signal);
     controller.abort('gone');
@@ -48,7 +48,7 @@ describe('TokenBucket', () => {
   });
 
   it('holds no timer while idle', () => {
-    new TokenBucket(5, 5).acquire();
+    void new TokenBucket(5, 5).acquire();
     expect(jest.getTimerCount()).toBe(0);
   });
 });

@@ -52,3 +52,13 @@ const utf8: Task<string | undefined> = dvt.task.fromCallback(
   'package.json',
 );
 void utf8;
+
+// returnErrors: a slot may hold what was thrown, so the result is not typed as the values alone.
+async function returnErrorsTypes(): Promise<void> {
+  const kept = await dvt.task.map(async (n: number) => n, [1], { returnErrors: true });
+  // @ts-expect-error a slot may be an error
+  const onlyNumbers: number[] = kept;
+  const plain: number[] = await dvt.task.map(async (n: number) => n, [1]);
+  void [onlyNumbers, plain];
+}
+void returnErrorsTypes;

@@ -7,7 +7,9 @@ import Queue from 'yocto-queue';
  * slot at all (a shared back end that is unreachable, say).
  */
 export interface GateJob {
+  /** Runs the job in its slot; the slot is held until the returned promise settles. */
   run(): Promise<unknown> | void;
+  /** The gate cannot grant a slot: the job fails with `error`. */
   reject(error: unknown): void;
   /**
    * Optional: told synchronously when a slot is reserved for the job, before `run()` (which a

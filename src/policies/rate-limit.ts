@@ -5,6 +5,11 @@
  * back. A shared back end (several processes, one bucket) implements the same interface.
  */
 export interface RateLimiter {
+  /**
+   * Takes one token.
+   * @param signal - Stops waiting: the promise rejects with `signal.reason` and the token is given back.
+   * @returns `0` when a token was free, else a promise of the milliseconds waited.
+   */
   acquire(signal?: AbortSignal): number | Promise<number>;
 }
 
@@ -17,6 +22,14 @@ export interface RateLimiter {
  * a reserved token back when the waiter is cancelled. This one keeps no timer while idle, reads
  * the clock and `setTimeout` at call time (so fake timers apply), and allocates nothing when a
  * token is free.
+ *
+ * @example
+ * ```ts
+ * import { TokenBucket } from 'dovetail';
+ * const bucket = new TokenBucket(10, 2); // 10 a second, 2 at once
+ * const waited = await bucket.acquire(); // 0: a token was free
+ * console.log(waited);
+ * ```
  */
 export class TokenBucket implements RateLimiter {
   readonly #interval: number;
@@ -35,6 +48,10 @@ export class TokenBucket implements RateLimiter {
     this.#updated = performance.now();
   }
 
+  /**
+   * Takes one token: `0` at once when one is free, else a promise of the milliseconds waited.
+   * @param signal - Stops waiting: rejects with `signal.reason` and gives the reserved token back.
+   */
   acquire(signal?: AbortSignal): number | Promise<number> {
     const now = performance.now();
     // Refill; tokens may be negative: each waiter has reserved one future token.
