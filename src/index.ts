@@ -44,7 +44,7 @@ export type {
 export { LocalGate } from './policies/gate.js';
 export type { Gate, GateJob } from './policies/gate.js';
 export { TokenBucket } from './policies/rate-limit.js';
-export type { RateLimiter } from './policies/rate-limit.js';
+export type { RateLimiter, TokenWait } from './policies/rate-limit.js';
 export type { Backend, BackendHooks, BackendProblem } from './policies/backend.js';
 export { listActive, register, shutdownAll, unregister } from './registry.js';
 export { runMain, setAppShutdownHook } from './process.js';

@@ -47,6 +47,28 @@ describe('TokenBucket', () => {
     await expect(next).resolves.toBe(100);
   });
 
+  it('keeps many waiters behind one timer and serves them in order', async () => {
+    const bucket = new TokenBucket(100, 1);
+    void bucket.acquire();
+    const waits = Array.from({ length: 50 }, () => bucket.acquire() as Promise<number>);
+    expect(jest.getTimerCount()).toBe(1);
+    await jest.advanceTimersByTimeAsync(500);
+    expect(await Promise.all(waits)).toEqual(Array.from({ length: 50 }, (_, i) => (i + 1) * 10));
+    expect(jest.getTimerCount()).toBe(0);
+  });
+
+  it('cancels a wait through its handle, re-arming for the next waiter', async () => {
+    const bucket = new TokenBucket(10, 1);
+    void bucket.acquire();
+    const first = bucket.acquire() as Promise<number> & { cancel(reason?: unknown): void };
+    const second = bucket.acquire() as Promise<number>;
+    first.cancel('no longer needed');
+    await expect(first).rejects.toBe('no longer needed');
+    await jest.advanceTimersByTimeAsync(200);
+    await expect(second).resolves.toBe(200);
+    expect(jest.getTimerCount()).toBe(0);
+  });
+
   it('holds no timer while idle', () => {
     void new TokenBucket(5, 5).acquire();
     expect(jest.getTimerCount()).toBe(0);
