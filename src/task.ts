@@ -141,7 +141,7 @@ export class TaskApi {
     fn: (item: T, index: number) => R,
     items: MapInput<T>,
     options: MapOptions & { returnErrors: true },
-  ): Promise<Array<Awaited<R> | unknown>>;
+  ): Promise<unknown[]>;
   map<T, R>(fn: (item: T, index: number) => R, items: MapInput<T>, options?: MapOptions): Promise<Awaited<R>[]>;
   map<T, R>(
     fn: (item: T, index: number) => R,
@@ -175,7 +175,7 @@ export class TaskApi {
     fn: (item: T, index: number) => R,
     items: MapInput<T>,
     options: MapOptions & { returnErrors: true },
-  ): AsyncIterableIterator<Awaited<R> | unknown>;
+  ): AsyncIterableIterator<unknown>;
   mapIterable<T, R>(
     fn: (item: T, index: number) => R,
     items: MapInput<T>,
