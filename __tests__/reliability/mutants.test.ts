@@ -16,18 +16,24 @@ const fakeTimers = (): void => {
 
 describe('LocalGate', () => {
   it('keeps first come, first served when a slot frees while jobs wait', async () => {
-    const dvt = create({ concurrency: 1 });
-    const order: string[] = [];
-    const hold = defer();
-    const first = dvt.task.schedule(() => hold.promise);
-    void dvt.task.schedule(() => void order.push('queued before'));
-    // Scheduled as soon as the first task's promise settles: the waiting task still goes first.
-    const late = first.then(() => dvt.task.schedule(() => void order.push('scheduled after')));
-    hold.resolve();
-    await late;
-    await dvt.onIdle();
-    await flush();
-    expect(order).toEqual(['queued before', 'scheduled after']);
+    // A slot frees a few microtasks after the task settles and the gate refills a few more after
+    // that: work scheduled anywhere in between must still queue behind the job already waiting.
+    for (let hops = 0; hops < 12; hops++) {
+      const dvt = create({ concurrency: 1 });
+      const order: string[] = [];
+      const hold = defer();
+      const first = dvt.task.schedule(() => hold.promise);
+      void dvt.task.schedule(() => void order.push('queued before'));
+      const late = first.then(async () => {
+        for (let i = 0; i < hops; i++) await Promise.resolve();
+        return dvt.task.schedule(() => void order.push('scheduled after'));
+      });
+      hold.resolve();
+      await late;
+      await dvt.onIdle();
+      await flush();
+      expect({ hops, order }).toEqual({ hops, order: ['queued before', 'scheduled after'] });
+    }
   });
 });
 
