@@ -158,8 +158,7 @@ describe('runMain', () => {
       expect(out[1]).toHaveLength(1024 * 1024);
       expect(out.slice(2)).toEqual([
         'end of output',
-        'after runMain exitCode=0',
-        'exit 0 isShutdown=true',
+        'after runMain exitCode=0 isShutdown=true',
       ]);
       expect(result.code).toBe(0);
       expect(result.stderr).toBe('');
