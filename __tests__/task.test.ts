@@ -555,3 +555,18 @@ describe('toThread and shutdown', () => {
     expect(ran).toBe(false);
   });
 });
+
+describe('a signal shared by many tasks', () => {
+  it('cancels every task still running when it aborts, and leaves the settled ones alone', async () => {
+    const dvt = create();
+    const controller = new AbortController();
+    const api = dvt.task.with({ signal: controller.signal });
+    const done = await api.schedule(async () => 'early');
+    const running = Array.from({ length: 30 }, () => api.schedule(() => new Promise(() => {})));
+    await flush();
+    controller.abort('all stop');
+    for (const task of running) await expect(task).rejects.toBeInstanceOf(CancelledError);
+    expect(done).toBe('early');
+    expect(dvt.events.stats()).toMatchObject({ done: 1, cancelled: 30 });
+  });
+});

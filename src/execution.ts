@@ -71,6 +71,39 @@ const ACTIVE = 2;
 const noop = (): void => {};
 let sequence = 0;
 
+// Tasks that share a `with({ signal })` signal share one abort listener, removed with the last of
+// them: one per task would trip Node's MaxListenersExceededWarning at 11 tasks in flight.
+interface Watchers {
+  readonly members: Set<Execution>;
+  readonly listener: () => void;
+}
+const watched = new WeakMap<AbortSignal, Watchers>();
+
+function watch(signal: AbortSignal, execution: Execution): void {
+  let group = watched.get(signal);
+  if (group === undefined) {
+    const members = new Set<Execution>();
+    const listener = (): void => {
+      watched.delete(signal);
+      for (const member of [...members]) member.cancel(signal.reason);
+    };
+    group = { members, listener };
+    watched.set(signal, group);
+    signal.addEventListener('abort', listener, { once: true });
+  }
+  group.members.add(execution);
+}
+
+function unwatch(signal: AbortSignal, execution: Execution): void {
+  const group = watched.get(signal);
+  if (group === undefined) return;
+  group.members.delete(execution);
+  if (group.members.size === 0) {
+    watched.delete(signal);
+    signal.removeEventListener('abort', group.listener);
+  }
+}
+
 /** The context of one attempt; its signal is made only when someone reads it. */
 class AttemptContext implements TaskContext {
   readonly id: string;
@@ -116,7 +149,6 @@ interface Rare {
   sleeping: boolean;
   attemptResolve: ((value: unknown) => void) | undefined;
   attemptReject: ((error: unknown) => void) | undefined;
-  onSignal: (() => void) | undefined;
   channelContext: Record<string, unknown> | undefined;
   release: (() => void) | undefined;
 }
@@ -282,9 +314,7 @@ export class Execution implements GateJob, EventSource, ContextSource {
         this.cancel(signal.reason);
         return;
       }
-      const onSignal = (): void => void this.cancel(signal.reason);
-      this.#more().onSignal = onSignal;
-      signal.addEventListener('abort', onSignal, { once: true });
+      watch(signal, this);
     }
     if (core.gate !== undefined) core.gate.run(this);
     else {
@@ -573,6 +603,8 @@ export class Execution implements GateJob, EventSource, ContextSource {
     if (this.#counted === ACTIVE) core.active -= 1;
     else if (this.#counted === PENDING) core.pending -= 1;
     this.#counted = NOWHERE;
+    const signal = this.#policy.signal;
+    if (signal !== undefined) unwatch(signal, this);
     const events = core.events;
     events.counters[event] += 1;
     const rare = this.#rare;
@@ -585,8 +617,6 @@ export class Execution implements GateJob, EventSource, ContextSource {
       if (event === 'cancelled') rare.controller?.abort(value);
       // A retry loop waiting on an attempt that will never run ends too (it sees the task settled).
       if (!ok) rare.attemptReject?.(value);
-      const signal = this.#policy.signal;
-      if (rare.onSignal !== undefined && signal !== undefined) signal.removeEventListener('abort', rare.onSignal);
       rare.release?.();
     }
     if (event === 'cancelled' && wasRunning) this.#abortAttempt(value);
@@ -638,7 +668,6 @@ export class Execution implements GateJob, EventSource, ContextSource {
       sleeping: false,
       attemptResolve: undefined,
       attemptReject: undefined,
-      onSignal: undefined,
       channelContext: undefined,
       release: undefined,
     });
