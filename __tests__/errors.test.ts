@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { BackendEvent, CancelledError, DovetailError, Event, ShutdownError, TimeoutError } from '../src/index.js';
+import { CancelledError, DovetailError, ShutdownError, TimeoutError } from '../src/index.js';
 
 describe('errors', () => {
   it.each([
@@ -37,18 +37,3 @@ describe('errors', () => {
   });
 });
 
-describe('event names', () => {
-  it('Event is frozen and lists exactly the task lifecycle of the contract', () => {
-    expect(Object.isFrozen(Event)).toBe(true);
-    expect(Event).toEqual({
-      QUEUED: 'queued',
-      STARTED: 'started',
-      RETRY: 'retry',
-      RATE_LIMITED: 'rate_limited',
-      ERROR: 'error',
-      CANCELLED: 'cancelled',
-      DONE: 'done',
-    });
-    expect(BackendEvent).toEqual({ BACKEND_ERROR: 'backend_error' });
-  });
-});

@@ -1,6 +1,7 @@
 // dvt.events: listeners, scopes, registrars, once/off/clear, reentry, listener isolation, counters.
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import {
+  BackendEvent,
   CancelledError,
   DovetailError,
   Event,
@@ -56,7 +57,8 @@ function callback(value: number): (cb: NodeCallback<number>) => void {
 describe('Event', () => {
   it('is a frozen object with the seven lifecycle names', () => {
     expect(Object.isFrozen(Event)).toBe(true);
-    expect(Event).toMatchObject({
+    // Exactly these: backend_error lives in BackendEvent.
+    expect(Event).toEqual({
       QUEUED: 'queued',
       STARTED: 'started',
       RETRY: 'retry',
@@ -65,6 +67,7 @@ describe('Event', () => {
       CANCELLED: 'cancelled',
       DONE: 'done',
     });
+    expect(BackendEvent).toEqual({ BACKEND_ERROR: 'backend_error' });
   });
 });
 
