@@ -25,6 +25,10 @@ const host =
   (globalThis as { __dovetailHostProcess?: NodeJS.Process }).__dovetailHostProcess ?? process;
 const onWarning = (warning: Error & { code?: string }): void => {
   if (warning.name === 'ExperimentalWarning') return;
+  // The garbage collector decides when an instance left without shutdown() is collected: in a
+  // jest worker that runs several files, that can be during a later file, which then failed for
+  // an instance it never made. The warning itself is tested in a child process (registry.test.ts).
+  if (warning.code === 'DOVETAIL_NOT_SHUT_DOWN') return;
   const code = warning.code === undefined ? '' : ` [${warning.code}]`;
   problems.push(`warning: ${warning.name}${code}: ${warning.message}`);
 };
