@@ -340,7 +340,7 @@ if (quick)
   );
 else
   say(
-    '> The machine is a shared 2-core virtual machine, slower than the one the issue's reference figures came from (p-limit takes about 7 000 ns per task here against 2 842 there), so compare the ratios, measured in the same run, rather than the absolute numbers. The load average at the start of the run is given above.',
+    '> The machine is a shared 2-core virtual machine, slower than the one the reference figures of issue 6 came from (p-limit takes about 7 000 ns per task here against 2 842 there), so compare the ratios, measured in the same run, rather than the absolute numbers. The load average at the start of the run is given above.',
     '',
   );
 
