@@ -13,6 +13,7 @@ import {
   type TaskPayload,
 } from '../src/index.js';
 import { defer, flush } from './helpers/defer.js';
+import { TASK_EVENTS } from './helpers/events.js';
 import { closeAll, create } from './helpers/instances.js';
 
 afterEach(async () => {
@@ -20,19 +21,10 @@ afterEach(async () => {
   await closeAll();
 });
 
-const ALL: EventName[] = [
-  Event.QUEUED,
-  Event.RATE_LIMITED,
-  Event.STARTED,
-  Event.RETRY,
-  Event.DONE,
-  Event.ERROR,
-  Event.CANCELLED,
-];
 
 function record(dvt: Dovetail): TaskPayload[] {
   const seen: TaskPayload[] = [];
-  for (const event of ALL) dvt.events.on(event, (p: TaskPayload) => void seen.push(p));
+  for (const event of TASK_EVENTS) dvt.events.on(event, (p: TaskPayload) => void seen.push(p));
   return seen;
 }
 
@@ -315,7 +307,7 @@ describe('scoped listeners', () => {
     const unrelated = async (x: number): Promise<number> => x;
     const listeners = Array.from({ length: 1000 }, () => jest.fn());
     const ids = listeners.flatMap((listener) =>
-      ALL.map((event) => dvt.events.on(event, listener, { function: watched })),
+      TASK_EVENTS.map((event) => dvt.events.on(event, listener, { function: watched })),
     );
     const publish = jest.spyOn(dvt.events, 'publish');
     await dvt.task.map(
@@ -390,7 +382,7 @@ describe('registrar and shorthands', () => {
     const listener = jest.fn();
     const id = (dvt.events[name] as (l: typeof listener) => string)(listener);
     expect(typeof id).toBe('string');
-    for (const other of ALL) dvt.events.emit(other, payload(other) as never);
+    for (const other of TASK_EVENTS) dvt.events.emit(other, payload(other) as never);
     expect(listener).toHaveBeenCalledTimes(1);
     expect(listener).toHaveBeenCalledWith(expect.objectContaining({ event }));
     expect(dvt.events.off(id)).toBe(true);
@@ -411,8 +403,8 @@ describe('registrar and shorthands', () => {
       execution: 'x-1',
     });
     expect(reg(listener)).toBe(listener);
-    for (const other of ALL) dvt.events.emit(other, payload(other, 'x-2') as never);
-    for (const other of ALL) dvt.events.emit(other, payload(other, 'x-1') as never);
+    for (const other of TASK_EVENTS) dvt.events.emit(other, payload(other, 'x-2') as never);
+    for (const other of TASK_EVENTS) dvt.events.emit(other, payload(other, 'x-1') as never);
     expect(listener).toHaveBeenCalledTimes(1);
     expect(listener).toHaveBeenCalledWith(expect.objectContaining({ event, executionId: 'x-1' }));
   });
@@ -567,7 +559,7 @@ describe('off and clear', () => {
     expect(dvt.events.clear()).toBe(4);
     expect(dvt.events.listenerCount).toBe(0);
     expect(dvt.events.clear()).toBe(0);
-    for (const event of ALL) dvt.events.emit(event, payload(event, 'x-1') as never);
+    for (const event of TASK_EVENTS) dvt.events.emit(event, payload(event, 'x-1') as never);
     expect(listener).not.toHaveBeenCalled();
   });
 
@@ -913,7 +905,7 @@ describe('cost when nobody listens', () => {
     const dvt = create({ trace: false, retries: 1 });
     const publish = jest.spyOn(dvt.events, 'publish');
     const fn = async (): Promise<number> => 1;
-    for (const event of ALL) {
+    for (const event of TASK_EVENTS) {
       expect(dvt.events.wants(event, { fn, id: '1', channelContext: undefined })).toBe(false);
     }
     let calls = 0;
@@ -935,9 +927,9 @@ describe('cost when nobody listens', () => {
     const dvt = create({ trace: false });
     const source = { fn: undefined, id: '1', channelContext: undefined };
     const id = dvt.events.on(Event.RETRY, () => undefined);
-    expect(ALL.filter((event) => dvt.events.wants(event, source))).toEqual(['retry']);
+    expect(TASK_EVENTS.filter((event) => dvt.events.wants(event, source))).toEqual(['retry']);
     dvt.events.off(id);
-    expect(ALL.filter((event) => dvt.events.wants(event, source))).toEqual([]);
+    expect(TASK_EVENTS.filter((event) => dvt.events.wants(event, source))).toEqual([]);
   });
 
   it('publishes once someone listens, and stops when the listener leaves', async () => {

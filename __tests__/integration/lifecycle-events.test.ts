@@ -7,27 +7,17 @@ import {
   ShutdownError,
   TimeoutError,
   type Dovetail,
-  type EventName,
   type TaskPayload,
 } from '../../src/index.js';
 import { defer } from '../helpers/defer.js';
+import { TASK_EVENTS, TERMINAL } from '../helpers/events.js';
 import { closeAll, create } from '../helpers/instances.js';
 
-const ALL: EventName[] = [
-  Event.QUEUED,
-  Event.RATE_LIMITED,
-  Event.STARTED,
-  Event.RETRY,
-  Event.DONE,
-  Event.ERROR,
-  Event.CANCELLED,
-];
-const TERMINAL = new Set<string>([Event.DONE, Event.ERROR, Event.CANCELLED]);
 
 /** Records every payload of every lifecycle event, in order. */
 function record(dvt: Dovetail): TaskPayload[] {
   const seen: TaskPayload[] = [];
-  for (const event of ALL) dvt.events.on(event, (p: TaskPayload) => void seen.push(p));
+  for (const event of TASK_EVENTS) dvt.events.on(event, (p: TaskPayload) => void seen.push(p));
   return seen;
 }
 

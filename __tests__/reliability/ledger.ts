@@ -2,17 +2,8 @@
 // must hold once the instance is at rest: nothing lost, nothing counted twice.
 import { expect } from '@jest/globals';
 import { Event, type Dovetail, type EventName, type TaskPayload } from '../../src/index.js';
+import { TASK_EVENTS, TERMINAL } from '../helpers/events.js';
 
-const TERMINAL: ReadonlySet<string> = new Set([Event.DONE, Event.ERROR, Event.CANCELLED]);
-const TASK_EVENTS: readonly EventName[] = [
-  Event.QUEUED,
-  Event.RATE_LIMITED,
-  Event.STARTED,
-  Event.RETRY,
-  Event.DONE,
-  Event.ERROR,
-  Event.CANCELLED,
-];
 
 /** Every task event of one instance, in order, grouped by execution id. */
 export class Ledger {
