@@ -177,10 +177,8 @@ abstract class Run<T> implements Sink {
       Kind.CALL,
       this.#fn,
       [item, index],
-      this.#fn,
       this,
     );
-    execution.index = index;
     this.running.add(execution);
     execution.start();
   }

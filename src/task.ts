@@ -1,6 +1,6 @@
 import { currentTask, type TaskContext } from './context.js';
 import { ShutdownError } from './errors.js';
-import type { AnyFunction, MethodName } from './events.js';
+import type { MethodName } from './events.js';
 import { Execution, Kind, type Core, type Task } from './execution.js';
 import { assertFunction, describe } from './internal/assert.js';
 import { assertIterable, mapArray, mapStream, type MapHost, type MapInput } from './map.js';
@@ -99,8 +99,8 @@ export class TaskApi {
   schedule<A extends unknown[], R>(work: (...args: A) => R, ...args: A): Task<Awaited<R>>;
   schedule<R>(work: PromiseLike<R>): Task<Awaited<R>>;
   schedule(work: unknown, ...args: unknown[]): Task<unknown> {
-    if (typeof work === 'function') return this.#start('schedule', Kind.CALL, work, args, work as AnyFunction);
-    if (isThenable(work)) return this.#start('schedule', Kind.PROMISE, work, args, undefined);
+    if (typeof work === 'function') return this.#start('schedule', Kind.CALL, work, args);
+    if (isThenable(work)) return this.#start('schedule', Kind.PROMISE, work, args);
     throw new TypeError(`\`work\` must be a function or a promise, received ${describe(work)}`);
   }
 
@@ -120,7 +120,7 @@ export class TaskApi {
    */
   toThread<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): Task<Awaited<R>> {
     assertFunction('fn', fn);
-    return this.#start('toThread', Kind.DEFERRED, fn, args, fn);
+    return this.#start('toThread', Kind.DEFERRED, fn, args);
   }
 
   /**
@@ -214,7 +214,7 @@ export class TaskApi {
    */
   fromCallback<F extends CallbackApi>(fn: F, ...args: CallbackParameters<F>): Task<CallbackResult<F>> {
     assertFunction('fn', fn);
-    return this.#start('fromCallback', Kind.CALLBACK, fn, args, fn as AnyFunction);
+    return this.#start('fromCallback', Kind.CALLBACK, fn, args);
   }
 
   /**
@@ -235,7 +235,7 @@ export class TaskApi {
   promisify<F extends CallbackApi>(fn: F): (...args: CallbackParameters<F>) => Task<CallbackResult<F>> {
     assertFunction('fn', fn);
     return (...args: CallbackParameters<F>): Task<CallbackResult<F>> =>
-      this.#start('promisify', Kind.CALLBACK, fn, args, fn as AnyFunction);
+      this.#start('promisify', Kind.CALLBACK, fn, args);
   }
 
   /**
@@ -253,7 +253,7 @@ export class TaskApi {
    */
   wrap<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => Task<Awaited<R>> {
     assertFunction('fn', fn);
-    return (...args: A): Task<Awaited<R>> => this.#start('wrap', Kind.CALL, fn, args, fn);
+    return (...args: A): Task<Awaited<R>> => this.#start('wrap', Kind.CALL, fn, args);
   }
 
   /**
@@ -292,11 +292,10 @@ export class TaskApi {
     kind: Kind,
     work: unknown,
     args: readonly unknown[],
-    fn: AnyFunction | undefined,
   ): Task<R> {
     const host = this.#host;
     if (host.isShutdown) return refused<R>(method);
-    const execution = new Execution(host.core, this.#policy, method, kind, work, args, fn, undefined);
+    const execution = new Execution(host.core, this.#policy, method, kind, work, args, undefined);
     const task = execution.task<R>();
     execution.start();
     return task;

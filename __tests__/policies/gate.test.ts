@@ -11,11 +11,11 @@ describe('LocalGate (on p-limit)', () => {
     const holds: Array<Deferred<void>> = [];
     const order: number[] = [];
     const job = (n: number): GateJob => ({
-      run: () => {
+      run: (release) => {
         order.push(n);
         const hold = defer();
         holds.push(hold);
-        return hold.promise;
+        void hold.promise.then(release);
       },
       reject: () => undefined,
     });
@@ -36,20 +36,88 @@ describe('LocalGate (on p-limit)', () => {
     expect([gate.active, gate.pending]).toEqual([0, 0]);
   });
 
-  it('frees the slot when a job rejects', async () => {
+  it('frees the slot when a job releases it at once, or throws', async () => {
     const gate = new LocalGate(1);
     const ran: number[] = [];
-    gate.run({ run: () => Promise.reject(new Error('x')).catch(() => ran.push(0)), reject: () => undefined });
-    gate.run({ run: () => void ran.push(1), reject: () => undefined });
+    gate.run({
+      run: (release) => {
+        ran.push(0);
+        release();
+      },
+      reject: () => undefined,
+    });
+    gate.run({
+      run: () => {
+        ran.push(1);
+        throw new Error('a job that throws');
+      },
+      reject: () => undefined,
+    });
+    gate.run({ run: () => void ran.push(2), reject: () => undefined });
+    await flush();
+    expect(ran).toEqual([0, 1, 2]);
+    expect([gate.active, gate.pending]).toEqual([1, 0]);
+  });
+
+  it('passes the slot on within the same lane: a second release is ignored', async () => {
+    const gate = new LocalGate(1);
+    const releases: Array<() => void> = [];
+    const ran: number[] = [];
+    for (let n = 0; n < 3; n++) {
+      gate.run({
+        run: (release) => {
+          ran.push(n);
+          releases.push(release);
+        },
+        reject: () => undefined,
+      });
+    }
+    await flush();
+    expect(ran).toEqual([0]);
+    releases[0]?.();
+    releases[0]?.();
     await flush();
     expect(ran).toEqual([0, 1]);
+    expect([gate.active, gate.pending]).toEqual([1, 1]);
+  });
+
+  it('does not start the next job inside the releasing call', async () => {
+    const gate = new LocalGate(1);
+    let release: (() => void) | undefined;
+    let second = false;
+    gate.run({ run: (r) => void (release = r), reject: () => undefined });
+    gate.run({ run: () => void (second = true), reject: () => undefined });
+    await flush();
+    release?.();
+    expect(second).toBe(false);
+    await flush();
+    expect(second).toBe(true);
+  });
+
+  it('a long run of jobs that release synchronously does not grow the stack', async () => {
+    const gate = new LocalGate(1);
+    let count = 0;
+    const all = 50_000;
+    await new Promise<void>((resolve) => {
+      for (let n = 0; n < all; n++) {
+        gate.run({
+          run: (release) => {
+            count += 1;
+            release();
+            if (count === all) resolve();
+          },
+          reject: () => undefined,
+        });
+      }
+    });
+    expect(count).toBe(all);
   });
 
   it('clear() drops waiting jobs', async () => {
     const gate = new LocalGate(1);
     const hold = defer();
     let ran = false;
-    gate.run({ run: () => hold.promise, reject: () => undefined });
+    gate.run({ run: (release) => void hold.promise.then(release), reject: () => undefined });
     gate.run({ run: () => void (ran = true), reject: () => undefined });
     gate.clear();
     hold.resolve();

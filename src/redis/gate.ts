@@ -152,24 +152,21 @@ export class RedisGate implements Gate {
 
   #start(job: GateJob, lease: Lease | undefined): void {
     this.#active += 1;
+    let held = true;
     const finish = (): void => {
+      if (!held) return;
+      held = false;
       this.#active -= 1;
       if (lease !== undefined) this.#store.giveBack('gate', () => lease.release(), this.#hooks);
-      this.#pump();
+      // A microtask later: a job that settles inside user code (a cancel()) does not start the
+      // next job there.
+      queueMicrotask(() => this.#pump());
     };
-    let out: unknown;
     try {
-      out = job.run();
+      job.run(finish);
     } catch {
-      out = undefined;
+      finish();
     }
-    if (
-      out !== null &&
-      typeof out === 'object' &&
-      typeof (out as PromiseLike<unknown>).then === 'function'
-    ) {
-      (out as PromiseLike<unknown>).then(finish, finish);
-    } else finish();
   }
 
   #lease(): Lease {
