@@ -300,6 +300,13 @@ export class Execution implements GateJob, EventSource, ContextSource {
     if (kind === Kind.PROMISE && work instanceof Promise) work.catch(noop);
   }
 
+  /** Cancels every execution of `core` not yet settled that reports to `sink`, oldest first. */
+  static cancelFor(core: Core, sink: Sink, reason: unknown): void {
+    const mine: Execution[] = [];
+    for (let at = core.liveHead; at !== undefined; at = at.#next) if (at.#sink === sink) mine.push(at);
+    for (let i = mine.length - 1; i >= 0; i--) (mine[i] as Execution).cancel(reason);
+  }
+
   /** The task's function; undefined for a promise handed over as it is. */
   get fn(): AnyFunction | undefined {
     return this.#kind === Kind.PROMISE ? undefined : (this.#work as AnyFunction);

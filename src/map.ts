@@ -53,7 +53,8 @@ export interface MapHost {
  * `room()` allows, and starts one execution per item.
  */
 abstract class Run<T> implements Sink {
-  protected readonly running = new Set<Execution>();
+  /** Items started and not yet settled (their executions are found through the live list). */
+  protected running = 0;
   protected pulled = 0;
   protected exhausted = false;
   protected stopped = false;
@@ -102,12 +103,12 @@ abstract class Run<T> implements Sink {
     if (this.#onAbort !== undefined) this.#signal?.removeEventListener('abort', this.#onAbort);
     if (closeIterator && !this.exhausted) closeSource(this.#source);
     this.exhausted = true;
-    for (const execution of [...this.running]) execution.cancel(reason);
-    this.running.clear();
+    if (this.running > 0) Execution.cancelFor(this.#core, this, reason);
+    this.running = 0;
   }
 
-  protected done(execution: Execution): void {
-    this.running.delete(execution);
+  protected done(): void {
+    this.running -= 1;
   }
 
   protected fill(): void {
@@ -144,7 +145,7 @@ abstract class Run<T> implements Sink {
             if (this.stopped) return;
             if (step.done === true) {
               this.exhausted = true;
-              if (this.running.size === 0) this.finished();
+              if (this.running === 0) this.finished();
               return;
             }
             this.#launch(step.value);
@@ -159,7 +160,7 @@ abstract class Run<T> implements Sink {
         return;
       }
     }
-    if (this.exhausted && this.running.size === 0 && !this.#pulling) this.finished();
+    if (this.exhausted && this.running === 0 && !this.#pulling) this.finished();
   }
 
   #launch(item: T): void {
@@ -179,7 +180,7 @@ abstract class Run<T> implements Sink {
       [item, index],
       this,
     );
-    this.running.add(execution);
+    this.running += 1;
     execution.start();
   }
 }
@@ -218,7 +219,7 @@ class ArrayRun<T, R> extends Run<T> {
   }
 
   protected room(): boolean {
-    return this.running.size < this.#limit;
+    return this.running < this.#limit;
   }
 
   protected finished(): void {
@@ -237,7 +238,7 @@ class ArrayRun<T, R> extends Run<T> {
 
   settled(execution: Execution, ok: boolean, value: unknown): void {
     if (this.#settled) return;
-    this.done(execution);
+    this.done();
     if (ok || this.#returnErrors) this.#results[execution.index] = value as R;
     else {
       this.failed(value);
@@ -355,7 +356,7 @@ class StreamRun<T, R> extends Run<T> implements AsyncIterator<R> {
 
   settled(execution: Execution, ok: boolean, value: unknown): void {
     if (this.stopped) return;
-    this.done(execution);
+    this.done();
     if (!ok && !this.#returnErrors) {
       this.failed(value);
       return;
@@ -370,7 +371,7 @@ class StreamRun<T, R> extends Run<T> implements AsyncIterator<R> {
   #take(): IteratorResult<R> | undefined {
     const slot = this.#head % this.#limit;
     if (this.#states[slot] === EMPTY) {
-      if (this.exhausted && this.running.size === 0 && this.#head >= this.pulled) {
+      if (this.exhausted && this.running === 0 && this.#head >= this.pulled) {
         this.#closed = true;
         return { done: true, value: undefined };
       }
