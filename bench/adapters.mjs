@@ -28,7 +28,7 @@ export const FULL = Object.freeze({ retries: 3, retryBackoff: 10, timeout: 5000 
  * The floor: the smallest correct semaphore one could write by hand (an array queue with a head
  * index, so dequeue is O(1)), plus, for W5, a plain token bucket (one timer per waiting start).
  */
-function floor({ concurrency, rateLimit }) {
+function floor({ concurrency, rateLimit, deferred = false }) {
   let active = 0;
   const queue = [];
   let head = 0;
@@ -60,8 +60,16 @@ function floor({ concurrency, rateLimit }) {
   const gate = (fn, x) =>
     new Promise((resolve, reject) => {
       const job = { fn, x, resolve, reject };
-      if (active < concurrency) run(job);
-      else queue.push(job);
+      if (active >= concurrency) queue.push(job);
+      else if (deferred) {
+        // The body starts a microtask later, never inside the call that scheduled it (the rule
+        // API.md sets for schedule()); the slot is taken now.
+        active += 1;
+        queueMicrotask(() => {
+          active -= 1;
+          run(job);
+        });
+      } else run(job);
     });
   if (rateLimit === undefined) return { schedule: gate };
   // Token bucket: each caller reserves the next token; the wait is computed, not polled.
@@ -197,6 +205,7 @@ function dovetail({ concurrency, rateLimit, full, scopedListeners }) {
 
 export const adapters = {
   floor,
+  'floor-deferred': (options) => floor({ ...options, deferred: true }),
   'p-limit': plimit,
   'p-map': pmap,
   'p-queue': pqueue,

@@ -50,8 +50,15 @@ const RUNS_SLOW = Number(value('--runs') ?? (quick ? 1 : 3));
 const BOTTLENECK_N1 = quick ? 200 : 500;
 
 const row = (id, lib, mode, label, extra = {}) => ({ id, lib, mode, label, ...extra });
+const DEFERRED_FLOOR = row(
+  'floor-deferred',
+  'floor-deferred',
+  'schedule',
+  'the same semaphore, body started a microtask later',
+);
 const W1_ROWS = [
   row('floor', 'floor', 'schedule', 'hand-written semaphore (floor)'),
+  DEFERRED_FLOOR,
   row('p-limit', 'p-limit', 'schedule', 'p-limit'),
   row('p-queue', 'p-queue', 'schedule', 'p-queue'),
   row('bottleneck', 'bottleneck', 'schedule', 'bottleneck', { n: BOTTLENECK_N1 }),
@@ -75,6 +82,7 @@ const W1B_ROWS = [
 ];
 const SLEEP_ROWS = [
   row('floor', 'floor', 'schedule', 'hand-written semaphore (floor)'),
+  DEFERRED_FLOOR,
   row('p-limit', 'p-limit', 'schedule', 'p-limit'),
   row('p-queue', 'p-queue', 'schedule', 'p-queue'),
   row('p-map', 'p-map', 'map', 'p-map'),
