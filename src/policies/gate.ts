@@ -112,6 +112,10 @@ export class LocalGate implements Gate {
   }
 }
 
+// A lane passes its slot on a microtask later through this promise: Node's queueMicrotask() makes
+// an AsyncResource and a bound function per call.
+const resolved = Promise.resolve();
+
 /** One p-limit slot, passed from job to job. */
 class Lane {
   readonly #gate: LocalGate;
@@ -130,7 +134,7 @@ class Lane {
     // A microtask later, never inside the job's own call stack: a job that settles in the middle
     // of user code (a cancel(), a listener) does not start the next job's function there, and a
     // long run of jobs that settle synchronously does not grow the stack.
-    queueMicrotask(this.#next);
+    void resolved.then(this.#next);
   };
 
   constructor(gate: LocalGate, close: () => void) {
