@@ -62,6 +62,25 @@ describe('schedule', () => {
     expect(await Promise.all([task, dvt.task.schedule(async () => 2)])).toEqual([1, 2]);
   });
 
+  it('behaves as a plain promise: then() derives plain promises, cancel works detached', async () => {
+    const dvt = create({ concurrency: 1 });
+    const blocker = dvt.task.schedule(() => new Promise(() => {}));
+    const task = dvt.task.schedule(async () => 1);
+    expect(task.constructor).toBe(Promise);
+    const derived = task.then((value) => value);
+    expect(Object.getPrototypeOf(derived)).toBe(Promise.prototype);
+    // Read once, the same function every time, and it needs no `this`.
+    const { cancel, id } = task;
+    expect(task.cancel).toBe(cancel);
+    expect(id).toBe(task.id);
+    expect(cancel('gone')).toBe(true);
+    expect(cancel()).toBe(false);
+    await expect(task).rejects.toBeInstanceOf(CancelledError);
+    await expect(derived).rejects.toBeInstanceOf(CancelledError);
+    blocker.cancel();
+    await blocker.catch(() => undefined);
+  });
+
   it('gives every task a distinct id', () => {
     const dvt = create();
     const ids = new Set(Array.from({ length: 50 }, () => dvt.task.schedule(() => 1).id));
