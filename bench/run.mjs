@@ -99,6 +99,7 @@ const RATE = { perSecond: 100, burst: 10 };
 const N5 = quick ? 100 : 500;
 const W5_ROWS = [
   row('floor', 'floor', 'schedule', 'plain token bucket (floor)'),
+  row('floor-deferred', 'floor-deferred', 'schedule', 'the same, body started a microtask later'),
   row('p-queue', 'p-queue', 'schedule', 'p-queue { intervalCap: 100, interval: 1000 }'),
   row('bottleneck', 'bottleneck', 'schedule', 'bottleneck { minTime: 10 } (no burst)'),
   row('dovetail', 'dovetail', 'schedule', 'Dovetail rateLimit { perSecond: 100, burst: 10 }'),
@@ -281,12 +282,16 @@ for (const w of ['W2', 'W3']) {
     ['dvt-map', 'map'],
   ]) {
     const c = med(`${w}/${id}`, 'ceiling');
-    target(`${w} \`${name}\` ceiling hit ≥ 99%`, c, pct(c), c >= 0.99);
+    // The reference each form is held against, measured in the same run.
+    const [refKey, refName] =
+      name === 'map' ? [`${w}/p-map`, 'p-map'] : [`${w}/floor-deferred`, 'deferred floor'];
+    const ref = results.has(refKey) ? ` (${refName} ${pct(med(refKey, 'ceiling'))})` : '';
+    target(`${w} \`${name}\` ceiling hit ≥ 99%`, c, `${pct(c)}${ref}`, c >= 0.99);
   }
 }
 if (results.has('W4/dvt-map')) {
   const c = med('W4/dvt-map', 'ceiling');
-  target('W4 `map` ceiling hit ≥ 80%', c, pct(c), c >= 0.8);
+  target('W4 `map` ceiling hit ≥ 80%', c, `${pct(c)} (p-map ${pct(med('W4/p-map', 'ceiling'))})`, c >= 0.8);
   const s = med('W4/dvt-schedule', 'ceiling');
   const p = med('W4/p-limit', 'ceiling');
   target("W4 `schedule` ceiling hit ≥ p-limit's", s, `${pct(s)} vs ${pct(p)}`, s >= p);
@@ -300,10 +305,13 @@ if (results.has('W5/dovetail')) {
     Math.abs(rate - 100) <= 2,
   );
   const d = med('W5/dovetail', 'deviation');
+  const floors = ['floor', 'floor-deferred']
+    .filter((id) => results.has(`W5/${id}`))
+    .map((id) => `${id === 'floor' ? 'floor' : 'deferred floor'} ${fix(med(`W5/${id}`, 'deviation'), 2)}`);
   target(
     'W5 every start within 5 ms of its ideal token-bucket time',
     d,
-    `${fix(d, 2)} ms (largest)`,
+    `${fix(d, 2)} ms (largest)${floors.length > 0 ? `; ${floors.join(', ')}` : ''}`,
     d <= 5,
   );
 }
@@ -364,6 +372,8 @@ if (targets.length > 0) {
         t.met === undefined ? 'n/a' : t.met ? '**met**' : '**missed**',
       ]),
     ),
+    '',
+    "The deferred floor is the hand-written semaphore under the rule API.md sets for `schedule()`: the function body never runs inside the call that scheduled it, so it starts a microtask later, once the caller's own loop has returned. Workloads that submit every task at once through `schedule()` (W2, W3, W5) cannot start their first task before the caller has made all its calls; the plain floor starts its first tasks inside those calls.",
     '',
   );
 }
