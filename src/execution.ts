@@ -132,10 +132,12 @@ const ACTIVE = 2;
 const noop = (): void => {};
 let sequence = 0;
 
-/** The async resource type of a task's scope (what async_hooks and AsyncLocalStorage see). */
+/**
+ * The async resource type of a task's scope (what async_hooks and AsyncLocalStorage see). Its
+ * `destroy` is left to Node, which emits it at garbage collection, and only when some async hook
+ * listens for it (an APM's context map would otherwise keep every task's entry).
+ */
 export const SCOPE = 'Dovetail';
-/** Nothing to destroy: the scope is dropped with its execution. */
-export const SCOPE_OPTIONS = { requireManualDestroy: true } as const;
 
 // Executions with no gate start a microtask after they were scheduled, all those of one
 // synchronous stretch in one microtask: Node's queueMicrotask() makes an AsyncResource and a bound
@@ -319,7 +321,7 @@ export class Execution implements GateJob, EventSource, ContextSource {
     this.#work = work;
     this.#args = args;
     this.#sink = sink;
-    this.#scope = sink === undefined ? new AsyncResource(SCOPE, SCOPE_OPTIONS) : sink.scope;
+    this.#scope = sink === undefined ? new AsyncResource(SCOPE) : sink.scope;
     // A promise handed over may reject while the task still waits for its slot or token: it is
     // observed from now on, so that wait is not reported as an unhandled rejection.
     if (kind === Kind.PROMISE && work instanceof Promise) work.catch(noop);

@@ -1,7 +1,7 @@
 import { AsyncResource } from 'node:async_hooks';
 import { ShutdownError } from './errors.js';
 import type { AnyFunction, MethodName } from './events.js';
-import { Execution, Kind, SCOPE, SCOPE_OPTIONS, type Core, type Sink } from './execution.js';
+import { Execution, Kind, SCOPE, type Core, type Sink } from './execution.js';
 import { describe } from './internal/assert.js';
 import type { ResolvedMapOptions, ResolvedPolicy } from './options.js';
 
@@ -57,7 +57,7 @@ abstract class Run<T> implements Sink {
   /** Items started and not yet settled (their executions are found through the live list). */
   protected running = 0;
   /** The async context of the call that started the run: every item runs in it. */
-  readonly scope = new AsyncResource(SCOPE, SCOPE_OPTIONS);
+  readonly scope = new AsyncResource(SCOPE);
   protected pulled = 0;
   protected exhausted = false;
   protected stopped = false;
