@@ -1,0 +1,315 @@
+// Behaviours of src/execution.ts and src/policies/gate.ts found untested by mutation testing
+// (stryker run --mutate src/execution.ts,src/policies/gate.ts): each test here names the mutants
+// it kills, which survived (or were not covered by) the rest of the suite.
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { tracingChannel } from 'node:diagnostics_channel';
+import { getEventListeners } from 'node:events';
+import {
+  CancelledError,
+  currentTask,
+  LocalGate,
+  ShutdownError,
+  TASK_CHANNEL,
+  type Backend,
+  type Gate,
+  type GateJob,
+  type RateLimiter,
+} from '../../src/index.js';
+import { defer, flush } from '../helpers/defer.js';
+import { closeAll, create } from '../helpers/instances.js';
+
+afterEach(async () => {
+  await closeAll();
+});
+
+/** A back end whose gate and limiter are the ones given (the in-process ones otherwise). */
+function backendWith(parts: { gate?: Gate; limiter?: RateLimiter }): Backend {
+  return {
+    createGate: ({ concurrency }) => parts.gate ?? new LocalGate(concurrency),
+    createRateLimiter: () =>
+      parts.limiter ?? {
+        acquire: () => 0,
+      },
+  };
+}
+
+/** A LocalGate job that records its start in `order` and keeps the slot until `release` is called. */
+function holder(order: string[], name: string, releases: Map<string, () => void>): GateJob {
+  return {
+    run: (release) => {
+      order.push(name);
+      releases.set(name, release);
+    },
+    reject: () => undefined,
+  };
+}
+
+describe('LocalGate', () => {
+  // Kills `if (true && this.#free())` in run(): between the moment a lane closed and the moment the
+  // gate refills, a slot is free while a job waits; a job arriving then must queue behind it.
+  it('keeps first come, first served across the moment a lane closes and the gate refills', async () => {
+    for (let before = 0; before < 8; before++) {
+      for (let between = 0; between < 8; between++) {
+        const gate = new LocalGate(1);
+        const order: string[] = [];
+        const releases = new Map<string, () => void>();
+        gate.run(holder(order, 'first', releases));
+        await flush();
+        releases.get('first')?.();
+        for (let i = 0; i < before; i++) await Promise.resolve();
+        gate.run(holder(order, 'second', releases));
+        for (let i = 0; i < between; i++) await Promise.resolve();
+        gate.run(holder(order, 'third', releases));
+        await flush();
+        releases.get('second')?.();
+        await flush();
+        expect({ before, between, order }).toEqual({
+          before,
+          between,
+          order: ['first', 'second', 'third'],
+        });
+        releases.get('third')?.();
+        await flush();
+      }
+    }
+  });
+
+  // Kills the emptied take(): the lane would close after every job and the gate reopen one through
+  // p-limit, several microtasks later. A lane passes its slot on one microtask after release.
+  it('starts the next waiting job one microtask after the slot is released', async () => {
+    const gate = new LocalGate(1);
+    const order: string[] = [];
+    const releases = new Map<string, () => void>();
+    gate.run(holder(order, 'first', releases));
+    gate.run(holder(order, 'second', releases));
+    await flush();
+    expect(order).toEqual(['first']);
+    releases.get('first')?.();
+    expect(order).toEqual(['first']);
+    await Promise.resolve();
+    expect(order).toEqual(['first', 'second']);
+    expect([gate.active, gate.pending]).toEqual([1, 0]);
+    releases.get('second')?.();
+    await flush();
+    expect([gate.active, gate.pending]).toEqual([0, 0]);
+  });
+});
+
+describe('execution: calling the work', () => {
+  // Kills the emptied `case 0:` and `case 1:` of call() (they fall through to a call with more
+  // arguments) and `default:` (no coverage: no test passed three arguments).
+  it('calls the function with exactly the arguments given, however many', async () => {
+    const dvt = create();
+    const count = (...args: unknown[]): number => args.length;
+    const counts = await Promise.all([
+      dvt.task.schedule(count),
+      dvt.task.schedule(count, 'a'),
+      dvt.task.schedule(count, 'a', 'b'),
+      dvt.task.schedule(count, 'a', 'b', 'c'),
+    ]);
+    expect(counts).toEqual([0, 1, 2, 3]);
+    const joined = await dvt.task.schedule(
+      (a: string, b: string, c: string, d: string) => a + b + c + d,
+      'w',
+      'x',
+      'y',
+      'z',
+    );
+    expect(joined).toBe('wxyz');
+  });
+});
+
+describe('execution: a gate that cannot grant a slot', () => {
+  // Kills the emptied reject(), `if (true)` / `if (false)` / `!==` on its settled check, and
+  // `this.#settle(true, ...)` there (all no coverage: only the Redis suites reached it).
+  it('fails the task with the gate error, once, and emits error (not done)', async () => {
+    const refused = new Error('store unreachable');
+    const jobs: GateJob[] = [];
+    const gate: Gate = {
+      active: 0,
+      pending: 0,
+      run: (job) => void jobs.push(job),
+      clear: () => undefined,
+    };
+    const dvt = create({ concurrency: 1, backend: backendWith({ gate }) });
+    const errors: unknown[] = [];
+    dvt.events.on('error', (payload) => void errors.push(payload.error));
+    let ran = false;
+    const task = dvt.task.schedule(() => void (ran = true));
+    const job = jobs[0];
+    expect(job).toBeDefined();
+    job?.reject(refused);
+    await expect(task).rejects.toBe(refused);
+    // A second rejection, or one after the task settled, changes nothing.
+    job?.reject(new Error('again'));
+    await flush();
+    expect(errors).toEqual([refused]);
+    expect(ran).toBe(false);
+    expect(dvt.events.stats()).toMatchObject({ error: 1, done: 0 });
+    expect([dvt.active, dvt.pending]).toEqual([0, 0]);
+
+    // A job cancelled before the gate refuses it stays cancelled.
+    const cancelled = dvt.task.schedule(() => 1);
+    cancelled.cancel();
+    await expect(cancelled).rejects.toBeInstanceOf(CancelledError);
+    jobs[1]?.reject(refused);
+    await flush();
+    expect(dvt.events.stats()).toMatchObject({ error: 1, cancelled: 1 });
+  });
+});
+
+describe('execution: a limiter that cannot give a token', () => {
+  // Kills the emptied catch block of #attemptNext (no coverage: only the Redis suites reached it).
+  it('fails the task with the limiter error, unretried, and never runs it', async () => {
+    const broken = new Error('limiter down');
+    let asked = 0;
+    const limiter: RateLimiter = {
+      acquire: () => {
+        asked += 1;
+        throw broken;
+      },
+    };
+    const dvt = create({
+      rateLimit: { perSecond: 10 },
+      retries: 3,
+      backend: backendWith({ limiter }),
+    });
+    let ran = false;
+    await expect(dvt.task.schedule(() => void (ran = true))).rejects.toBe(broken);
+    expect(ran).toBe(false);
+    expect(asked).toBe(1);
+    expect(dvt.events.stats()).toMatchObject({ error: 1, started: 0, retries: 0 });
+    expect([dvt.active, dvt.pending]).toEqual([0, 0]);
+  });
+});
+
+describe('execution: toThread', () => {
+  // Kills the emptied `if (settled || other attempt)` block in the toThread macrotask (no
+  // coverage): a task cancelled before its macrotask came must not run its body.
+  it('never runs the body of a task cancelled before its macrotask', async () => {
+    const dvt = create();
+    let ran = false;
+    const task = dvt.task.toThread(() => {
+      ran = true;
+      return 1;
+    });
+    await flush();
+    expect(task.cancel()).toBe(true);
+    await expect(task).rejects.toBeInstanceOf(CancelledError);
+    await flush();
+    await flush();
+    expect(ran).toBe(false);
+    expect(dvt.events.stats()).toMatchObject({ cancelled: 1, done: 0, error: 0 });
+  });
+});
+
+describe('execution: the diagnostics channel context', () => {
+  // Kills the emptied channelContext getter and setter, and `this.#rare.channelContext` (no
+  // coverage: the trace suite is not run under Stryker).
+  it('opens one span per task and carries the same context object from start to asyncEnd', async () => {
+    const seen: Array<[string, object]> = [];
+    const channel = tracingChannel<object, object>(TASK_CHANNEL);
+    const handlers = {
+      start: (m: object) => void seen.push(['start', m]),
+      end: (m: object) => void seen.push(['end', m]),
+      asyncStart: (m: object) => void seen.push(['asyncStart', m]),
+      asyncEnd: (m: object) => void seen.push(['asyncEnd', m]),
+      error: (m: object) => void seen.push(['error', m]),
+    };
+    channel.subscribe(handlers);
+    try {
+      const dvt = create();
+      await expect(dvt.task.schedule(async () => 'ok')).resolves.toBe('ok');
+      expect(seen.map(([name]) => name)).toEqual(['start', 'end', 'asyncStart', 'asyncEnd']);
+      const first = seen[0]?.[1];
+      for (const [, context] of seen) expect(context).toBe(first);
+    } finally {
+      channel.unsubscribe(handlers);
+    }
+  });
+});
+
+describe('execution: with({ signal })', () => {
+  // Kills `{}` and `{ once: false }` for the abort listener's options in watch(): once the signal
+  // aborted, nothing of Dovetail's is left on it.
+  it('leaves no listener on the signal once it aborted and cancelled its tasks', async () => {
+    const controller = new AbortController();
+    const dvt = create();
+    const api = dvt.task.with({ signal: controller.signal });
+    const tasks = [
+      api.schedule(() => new Promise(() => {})),
+      api.schedule(() => new Promise(() => {})),
+    ];
+    await flush();
+    controller.abort('stop');
+    for (const task of tasks) await expect(task).rejects.toBeInstanceOf(CancelledError);
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+  });
+
+  // Kills `if (true)` and `!== 0` on the group size in unwatch(): a task that settles must not take
+  // the shared listener away from the tasks still running on the same signal.
+  it('still cancels the running tasks when the signal aborts after another task settled', async () => {
+    const controller = new AbortController();
+    const dvt = create();
+    const api = dvt.task.with({ signal: controller.signal });
+    const quick = api.schedule(async () => 'quick');
+    const hold = defer<string>();
+    const slow = api.schedule(() => hold.promise);
+    await expect(quick).resolves.toBe('quick');
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1);
+    controller.abort('stop');
+    const error = await slow.then(
+      () => undefined,
+      (reason: unknown) => reason,
+    );
+    expect(error).toBeInstanceOf(CancelledError);
+    expect((error as CancelledError).cause).toBe('stop');
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+  });
+});
+
+describe('execution: the attempt context', () => {
+  // Kills `if (true)` on the controller check of AttemptContext.signal: one attempt has one signal,
+  // and it is the one that aborts.
+  it('hands out one signal per attempt, the one a cancel aborts', async () => {
+    const dvt = create();
+    const started = defer();
+    const signals: AbortSignal[] = [];
+    const task = dvt.task.schedule(async () => {
+      const first = currentTask()?.signal;
+      const second = currentTask()?.signal;
+      if (first !== undefined && second !== undefined) signals.push(first, second);
+      started.resolve();
+      await new Promise(() => {});
+    });
+    await started.promise;
+    expect(signals).toHaveLength(2);
+    expect(signals[0]).toBe(signals[1]);
+    task.cancel('enough');
+    await expect(task).rejects.toBeInstanceOf(CancelledError);
+    expect(signals.map((signal) => signal.aborted)).toEqual([true, true]);
+  });
+
+  // Kills `if (false)` on the already-aborted check of AttemptContext.abort(): the first reason
+  // stands, even when the signal is read only after a second abort.
+  it('keeps the first abort reason of an attempt whose signal is read late', async () => {
+    const dvt = create();
+    const started = defer();
+    const go = defer();
+    let reason: unknown;
+    const task = dvt.task.schedule(async () => {
+      const context = currentTask();
+      started.resolve();
+      await go.promise;
+      reason = context?.signal.reason;
+    });
+    await started.promise;
+    const shutdown = dvt.shutdown({ wait: false });
+    task.cancel('later');
+    await expect(task).rejects.toBeInstanceOf(CancelledError);
+    go.resolve();
+    await shutdown;
+    await flush();
+    expect(reason).toBeInstanceOf(ShutdownError);
+  });
+});
