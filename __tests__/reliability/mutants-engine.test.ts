@@ -1,8 +1,9 @@
 // Behaviours of src/execution.ts and src/policies/gate.ts found untested by mutation testing
 // (stryker run --mutate src/execution.ts,src/policies/gate.ts): each test here names the mutants
 // it kills, which survived (or were not covered by) the rest of the suite.
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import { tracingChannel } from 'node:diagnostics_channel';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { getEventListeners } from 'node:events';
 import {
   CancelledError,
@@ -10,6 +11,7 @@ import {
   LocalGate,
   ShutdownError,
   TASK_CHANNEL,
+  TimeoutError,
   type Backend,
   type Gate,
   type GateJob,
@@ -116,6 +118,70 @@ describe('execution: calling the work', () => {
       'z',
     );
     expect(joined).toBe('wxyz');
+  });
+});
+
+describe('execution: the value the work returns', () => {
+  // Kills `true && ...` for the null check of isThenable(): a function that returns null
+  // succeeds with null (null is an object, but has no then()).
+  it('resolves with null when the function returns null', async () => {
+    const dvt = create();
+    await expect(dvt.task.schedule(() => null)).resolves.toBeNull();
+    expect(dvt.events.stats()).toMatchObject({ done: 1, error: 0 });
+  });
+
+  // Kills `typeof value === 'function'` -> false in isThenable(): a function with a then() method
+  // is a thenable too, adopted under the timeout policy (else the task's own promise would adopt
+  // it, untimed, and wait forever).
+  it('times out a thenable that is a function and never settles', async () => {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask'] });
+    try {
+      const dvt = create({ timeout: 1000 });
+      const never = Object.assign(() => undefined, { then: () => undefined });
+      const task = dvt.task.schedule(() => never);
+      const outcome = task.then(
+        () => 'resolved',
+        (error: unknown) => error,
+      );
+      await jest.advanceTimersByTimeAsync(1000);
+      expect(await outcome).toBeInstanceOf(TimeoutError);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+});
+
+describe('execution: elapsed', () => {
+  // Kills `#startedAt = +1`: elapsed is measured from the first start, and a task cancelled before
+  // it started reports none.
+  it('measures from the first start, and is absent for a task that never started', async () => {
+    const dvt = create({ concurrency: 1 });
+    const elapsed: Array<number | undefined> = [];
+    dvt.events.on('done', (payload) => void elapsed.push(payload.elapsed));
+    dvt.events.on('cancelled', (payload) => void elapsed.push(payload.elapsed));
+    const before = performance.now();
+    const hold = defer();
+    const running = dvt.task.schedule(() => hold.promise);
+    const queued = dvt.task.schedule(() => 1);
+    queued.cancel();
+    await expect(queued).rejects.toBeInstanceOf(CancelledError);
+    hold.resolve();
+    await running;
+    const bound = performance.now() - before;
+    expect(elapsed).toHaveLength(2);
+    expect(elapsed[0]).toBeUndefined();
+    expect(elapsed[1]).toBeGreaterThanOrEqual(0);
+    expect(elapsed[1]).toBeLessThanOrEqual(bound);
+  });
+});
+
+describe('execution: node-style callbacks', () => {
+  // Kills `error !== null && true` in callWithCallback(): a callback that answers with an
+  // undefined error (not null) succeeds.
+  it('resolves when the callback passes undefined as its error', async () => {
+    const dvt = create();
+    const answer = (cb: (error: unknown, value?: number) => void): void => cb(undefined, 5);
+    await expect(dvt.task.fromCallback(answer)).resolves.toBe(5);
   });
 });
 
@@ -311,5 +377,36 @@ describe('execution: the attempt context', () => {
     await shutdown;
     await flush();
     expect(reason).toBeInstanceOf(ShutdownError);
+  });
+});
+
+describe('execution: numbering and scope', () => {
+  // Kills `--sequence` in the constructor: tasks are numbered 1, 2, 3... in the order they were
+  // scheduled, and the id is that number as a string.
+  it('numbers tasks upwards in scheduling order, the id being the number', async () => {
+    const dvt = create();
+    const numbers: number[] = [];
+    dvt.events.on('queued', (payload) => void numbers.push(payload.task));
+    const tasks = [dvt.task.schedule(() => 1), dvt.task.schedule(() => 2)];
+    await Promise.all(tasks);
+    const [first, second] = numbers;
+    expect(first).toBeGreaterThan(0);
+    expect(second).toBe((first ?? 0) + 1);
+    expect(tasks.map((task) => task.id)).toEqual([String(first), String(second)]);
+  });
+
+  // Kills `true ? new AsyncResource(...) : sink.scope` in the constructor: a map item runs in the
+  // async context of the map() call even when it is pulled in from another task's lane.
+  it("runs every map item in the map() call's async context", async () => {
+    const dvt = create({ concurrency: 1 });
+    const store = new AsyncLocalStorage<string>();
+    const hold = defer();
+    const other = store.run('other', () => dvt.task.schedule(() => hold.promise));
+    const seen = store.run('map', () =>
+      dvt.task.map(async () => store.getStore(), [1, 2, 3], { concurrency: 1 }),
+    );
+    hold.resolve();
+    await other;
+    await expect(seen).resolves.toEqual(['map', 'map', 'map']);
   });
 });
