@@ -151,14 +151,14 @@ describe('execution: the value the work returns', () => {
   });
 });
 
-describe('execution: elapsed', () => {
-  // Kills `#startedAt = +1`: elapsed is measured from the first start, and a task cancelled before
-  // it started reports none.
-  it('measures from the first start, and is absent for a task that never started', async () => {
+describe('execution: elapsed and attempt in the final payload', () => {
+  // Kills `#startedAt = +1` and `>= 0` for wasRunning: elapsed is measured from the first start,
+  // and a task cancelled before it started reports neither elapsed nor attempt.
+  it('are absent for a task that never started', async () => {
     const dvt = create({ concurrency: 1 });
-    const elapsed: Array<number | undefined> = [];
-    dvt.events.on('done', (payload) => void elapsed.push(payload.elapsed));
-    dvt.events.on('cancelled', (payload) => void elapsed.push(payload.elapsed));
+    const payloads: Array<{ elapsed?: number; attempt?: number }> = [];
+    dvt.events.on('done', (payload) => void payloads.push(payload));
+    dvt.events.on('cancelled', (payload) => void payloads.push(payload));
     const before = performance.now();
     const hold = defer();
     const running = dvt.task.schedule(() => hold.promise);
@@ -168,10 +168,34 @@ describe('execution: elapsed', () => {
     hold.resolve();
     await running;
     const bound = performance.now() - before;
-    expect(elapsed).toHaveLength(2);
-    expect(elapsed[0]).toBeUndefined();
-    expect(elapsed[1]).toBeGreaterThanOrEqual(0);
-    expect(elapsed[1]).toBeLessThanOrEqual(bound);
+    const [cancelled, done] = payloads;
+    expect(cancelled).not.toHaveProperty('elapsed');
+    expect(cancelled).not.toHaveProperty('attempt');
+    expect(done?.attempt).toBe(1);
+    expect(done?.elapsed).toBeGreaterThanOrEqual(0);
+    expect(done?.elapsed).toBeLessThanOrEqual(bound);
+  });
+
+  // Kills `if (true)` on the startedAt check in #launch: elapsed spans every attempt and the
+  // sleeps between them, not the last attempt alone.
+  it('spans every attempt and the backoff between them', async () => {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask'] });
+    try {
+      const dvt = create({ retries: 1, retryBackoff: 1000 });
+      let elapsed: number | undefined;
+      dvt.events.on('done', (payload) => void (elapsed = payload.elapsed));
+      let calls = 0;
+      const task = dvt.task.schedule(() => {
+        calls += 1;
+        if (calls === 1) throw new Error('first attempt fails');
+        return 'second';
+      });
+      await jest.advanceTimersByTimeAsync(1000);
+      await expect(task).resolves.toBe('second');
+      expect(elapsed).toBeGreaterThanOrEqual(1000);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });
 
