@@ -433,4 +433,24 @@ describe('execution: numbering and scope', () => {
     await other;
     await expect(seen).resolves.toEqual(['map', 'map', 'map']);
   });
+
+  // Kills `if (true)` in Execution.cancelFor(): a failing map cancels its own running items only,
+  // never another task of the instance.
+  it('a failing map leaves the other tasks of the instance running', async () => {
+    const dvt = create();
+    const hold = defer<string>();
+    const bystander = dvt.task.schedule(() => hold.promise);
+    const never = defer();
+    const failing = dvt.task.map(
+      async (n: number) => {
+        if (n === 2) throw new Error('item 2 fails');
+        await never.promise;
+      },
+      [1, 2, 3],
+    );
+    await expect(failing).rejects.toThrow('item 2 fails');
+    hold.resolve('still here');
+    await expect(bystander).resolves.toBe('still here');
+    expect(dvt.events.stats()).toMatchObject({ cancelled: 2 });
+  });
 });
