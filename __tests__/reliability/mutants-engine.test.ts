@@ -454,3 +454,43 @@ describe('execution: numbering and scope', () => {
     expect(dvt.events.stats()).toMatchObject({ cancelled: 2 });
   });
 });
+
+describe('execution: the rate limit', () => {
+  // Kills `waited >= 0` in #launch: a task that got a token at once is not throttled.
+  it('counts and announces only the starts that waited for a token', async () => {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask'] });
+    try {
+      const dvt = create({ rateLimit: { perSecond: 1, burst: 2 } });
+      const waited: Array<number | undefined> = [];
+      dvt.events.on('rate_limited', (payload) => void waited.push(payload.waited));
+      const tasks = [1, 2, 3].map((n) => dvt.task.schedule(() => n));
+      await jest.advanceTimersByTimeAsync(1000);
+      await expect(Promise.all(tasks)).resolves.toEqual([1, 2, 3]);
+      expect(waited).toEqual([1000]);
+      expect(dvt.events.stats()).toMatchObject({ throttled: 1, started: 3 });
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  // Kills `|| false` for the limiter check of admitted(): under a rate limit, a task that holds
+  // its gate slot but still waits for its first token counts as pending, not active.
+  it('counts a task waiting for its first token as pending, even once it holds its slot', async () => {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask'] });
+    try {
+      const dvt = create({ concurrency: 2, rateLimit: { perSecond: 1, burst: 1 } });
+      const hold = defer();
+      const first = dvt.task.schedule(() => hold.promise);
+      const second = dvt.task.schedule(() => 2);
+      await jest.advanceTimersByTimeAsync(0);
+      expect([dvt.active, dvt.pending]).toEqual([1, 1]);
+      await jest.advanceTimersByTimeAsync(1000);
+      await expect(second).resolves.toBe(2);
+      hold.resolve();
+      await first;
+      expect([dvt.active, dvt.pending]).toEqual([0, 0]);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+});
