@@ -494,3 +494,32 @@ describe('execution: the rate limit', () => {
     }
   });
 });
+
+describe('execution: shutdown without waiting', () => {
+  // Kills `this.#rare?.sleeping === true` -> false in stop(): a task sleeping between retries is
+  // cancelled at once, not when its backoff ends.
+  it('cancels at once a task that sleeps between retries', async () => {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask'] });
+    try {
+      const dvt = create({ retries: 1, retryBackoff: 60_000 });
+      let calls = 0;
+      const task = dvt.task.schedule(() => {
+        calls += 1;
+        throw new Error('fails');
+      });
+      const outcome = task.then(
+        () => 'resolved',
+        (error: unknown) => error,
+      );
+      await jest.advanceTimersByTimeAsync(0);
+      expect(calls).toBe(1);
+      await dvt.shutdown({ wait: false });
+      await jest.advanceTimersByTimeAsync(0);
+      const error = await Promise.race([outcome, Promise.resolve('still sleeping')]);
+      expect(error).toBeInstanceOf(CancelledError);
+      expect(calls).toBe(1);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+});
