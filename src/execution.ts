@@ -368,11 +368,6 @@ export class Execution implements GateJob, EventSource, ContextSource {
     return this.#task as Task<R>;
   }
 
-  /** Whether the execution has settled. */
-  get settled(): boolean {
-    return this.#state === SETTLED;
-  }
-
   get channelContext(): Record<string, unknown> | undefined {
     return this.#rare?.channelContext;
   }
