@@ -168,8 +168,8 @@ abstract class Run<T> implements Sink {
 
   #launch(item: T): void {
     if (this.#host.isShutdown) {
-      // Items not yet started are not tasks yet: a shutdown ends the run instead of queueing them.
-      this.exhausted = true;
+      // Items not yet started are not tasks yet: a shutdown ends the run instead of queueing them
+      // (and, like any early stop, closes the source).
       this.failed(new ShutdownError(`instance is shutting down; ${this.#method}() stopped`));
       return;
     }
@@ -375,6 +375,8 @@ class StreamRun<T, R> extends Run<T> implements AsyncIterator<R> {
     const slot = this.#head % this.#limit;
     if (this.#states[slot] === EMPTY) {
       if (this.exhausted && this.running === 0 && this.#head >= this.pulled) {
+        // The stream ended by itself: let go of the signal too.
+        this.stop(undefined, false);
         this.#closed = true;
         return { done: true, value: undefined };
       }
