@@ -15,8 +15,6 @@ const onException = (error: unknown): void => {
     `uncaughtException: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
   );
 };
-process.on('unhandledRejection', onRejection);
-process.on('uncaughtException', onException);
 // An unexpected process warning fails the run too: a MaxListenersExceededWarning from a leaked
 // abort listener, a listener error nobody asserted, a collected instance. Tests that expect a
 // warning spy on process.emitWarning; Node's own ExperimentalWarning (vm modules) is expected.
@@ -33,9 +31,15 @@ const onWarning = (warning: Error & { code?: string }): void => {
   problems.push(`warning: ${warning.name}${code}: ${warning.message}`);
 };
 host.on('warning', onWarning);
+// Rejections and uncaught exceptions are reported on the real process too (jest fails the test
+// it runs at that moment as well; this also catches one that comes between tests).
+host.on('unhandledRejection', onRejection);
+host.on('uncaughtException', onException);
 // The real process outlives this test file: leave no listener behind for the next one.
 afterAll(() => {
   host.off('warning', onWarning);
+  host.off('unhandledRejection', onRejection);
+  host.off('uncaughtException', onException);
 });
 
 afterEach(async () => {

@@ -16,6 +16,7 @@ import {
   type Gate,
   type GateJob,
   type RateLimiter,
+  type Task,
 } from '../../src/index.js';
 import { defer, flush } from '../helpers/defer.js';
 import { closeAll, create } from '../helpers/instances.js';
@@ -521,5 +522,355 @@ describe('execution: shutdown without waiting', () => {
     } finally {
       jest.useRealTimers();
     }
+  });
+});
+
+// ---- Second run over the whole of src/execution.ts (492 mutants, 88.41% before these tests) ----
+
+/** A limiter whose every acquire() is answered by `answer` (called with the call's number, 1-based). */
+function limiterOf(answer: (call: number) => number | Promise<number>): RateLimiter {
+  let calls = 0;
+  return { acquire: () => answer(++calls) };
+}
+
+describe('execution: a limiter that hands back a plain promise', () => {
+  // Kills `if (true)` on the `typeof cancel === 'function'` check of #attemptNext: a wait with no
+  // cancel() of its own is not kept for cancelling, so cancelling the task does not throw.
+  it('lets a task waiting on it be cancelled', async () => {
+    const dvt = create({
+      rateLimit: { perSecond: 1 },
+      backend: backendWith({ limiter: limiterOf(() => new Promise<number>(() => {})) }),
+    });
+    let ran = false;
+    const task = dvt.task.schedule(() => void (ran = true));
+    await flush();
+    expect(task.cancel()).toBe(true);
+    await expect(task).rejects.toBeInstanceOf(CancelledError);
+    expect(ran).toBe(false);
+    expect([dvt.active, dvt.pending]).toEqual([0, 0]);
+  });
+
+  // Kills `if (true)`, `if (false)` and `===` on `if (rare !== undefined) rare.tokenWait = undefined`:
+  // a plain promise that grants a token starts the task (no per-task state was made for it).
+  it('starts the task once the promise grants a token, and counts the wait', async () => {
+    const dvt = create({
+      rateLimit: { perSecond: 1 },
+      backend: backendWith({ limiter: limiterOf(() => Promise.resolve(25)) }),
+    });
+    const waited: Array<number | undefined> = [];
+    dvt.events.on('rate_limited', (payload) => void waited.push(payload.waited));
+    await expect(dvt.task.schedule(() => 'ran')).resolves.toBe('ran');
+    expect(waited).toEqual([25]);
+    expect(dvt.events.stats()).toMatchObject({ throttled: 1, started: 1, done: 1 });
+  });
+
+  // Kills the emptied rejection handler of the wait, and `if (false)` on its settled check: a
+  // back end that fails while the task waits for a token fails the task, which never runs.
+  it('fails the task with the error the promise rejects with', async () => {
+    const broken = new Error('token store down');
+    const dvt = create({
+      rateLimit: { perSecond: 1 },
+      retries: 2,
+      backend: backendWith({ limiter: limiterOf(() => Promise.reject(broken)) }),
+    });
+    let ran = false;
+    await expect(dvt.task.schedule(() => void (ran = true))).rejects.toBe(broken);
+    expect(ran).toBe(false);
+    expect(dvt.events.stats()).toMatchObject({ error: 1, started: 0, retries: 0 });
+    expect([dvt.active, dvt.pending]).toEqual([0, 0]);
+  });
+
+  // Kills `if (false)` on the RUNNING check at the top of #launch: a task cancelled after its token
+  // was granted, before the grant reached it, never runs.
+  it('never runs a task cancelled between the grant and its start', async () => {
+    const grant = defer<number>();
+    const dvt = create({
+      rateLimit: { perSecond: 1 },
+      backend: backendWith({ limiter: limiterOf(() => grant.promise) }),
+    });
+    let ran = false;
+    const task = dvt.task.schedule(() => void (ran = true));
+    await flush();
+    grant.resolve(10);
+    expect(task.cancel()).toBe(true);
+    await expect(task).rejects.toBeInstanceOf(CancelledError);
+    await flush();
+    expect(ran).toBe(false);
+    expect(dvt.events.stats()).toMatchObject({ started: 0, cancelled: 1, done: 0 });
+  });
+
+  // Kills `if (false)` and the emptied block of `if (core.stopping)` in #launch: a retry that was
+  // waiting for its token when shutdown({ wait: false }) came never runs.
+  it('never runs a retry whose token arrives after shutdown({ wait: false })', async () => {
+    const grant = defer<number>();
+    let asked = 0;
+    const dvt = create({
+      rateLimit: { perSecond: 1 },
+      retries: 1,
+      retryBackoff: 0,
+      backend: backendWith({ limiter: { acquire: () => (++asked === 1 ? 0 : grant.promise) } }),
+    });
+    let calls = 0;
+    const task = dvt.task.schedule(() => {
+      calls += 1;
+      throw new Error(`attempt ${calls}`);
+    });
+    const outcome = task.then(
+      () => 'resolved',
+      (error: unknown) => error,
+    );
+    while (asked < 2) await flush();
+    const shutdown = dvt.shutdown({ wait: false });
+    grant.resolve(5);
+    const error = await outcome;
+    expect(error).toBeInstanceOf(CancelledError);
+    expect((error as CancelledError).cause).toBeInstanceOf(ShutdownError);
+    await shutdown;
+    expect(calls).toBe(1);
+  });
+});
+
+describe('execution: listeners that cancel the task before it runs', () => {
+  // Kills `if (false)` on the RUNNING check after the rate_limited event.
+  it('a rate_limited listener that cancels the task keeps it from running', async () => {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask'] });
+    try {
+      const dvt = create({ rateLimit: { perSecond: 1, burst: 1 } });
+      const ran: number[] = [];
+      const tasks = [1, 2].map((n) => dvt.task.schedule(() => void ran.push(n)));
+      dvt.events.on('rate_limited', () => void tasks[1]?.cancel());
+      await jest.advanceTimersByTimeAsync(1000);
+      await expect(tasks[0]).resolves.toBeUndefined();
+      await expect(tasks[1]).rejects.toBeInstanceOf(CancelledError);
+      expect(ran).toEqual([1]);
+      expect(dvt.events.stats()).toMatchObject({ started: 1, cancelled: 1 });
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  // Kills `if (false)` on the RUNNING check after the started event.
+  it('a started listener that cancels the task keeps its function from being called', async () => {
+    const dvt = create();
+    let ran = false;
+    const task = dvt.task.schedule(() => void (ran = true));
+    dvt.events.on('started', () => void task.cancel());
+    await expect(task).rejects.toBeInstanceOf(CancelledError);
+    await flush();
+    expect(ran).toBe(false);
+    expect(dvt.events.stats()).toMatchObject({ started: 1, cancelled: 1, done: 0 });
+  });
+});
+
+describe('execution: shutdown({ wait: false }) and a running attempt', () => {
+  // Kills `if (false)` and `= true` on `rare.sleeping = false` in #attemptNext (a retry that runs is
+  // no longer sleeping), and `sleeping: true` in the initial per-task state (nor is a first attempt
+  // under a timeout): shutdown aborts the signal of such an attempt and lets it finish, instead of
+  // cancelling the task.
+  it.each([
+    ['a running retry', { retries: 1, retryBackoff: 0 }, 2],
+    ['a running first attempt under a timeout', { timeout: 60_000 }, 1],
+  ])('aborts the signal of %s and keeps its result', async (_, options, attempt) => {
+    const dvt = create(options);
+    const running = defer();
+    const finish = defer<string>();
+    let signal: AbortSignal | undefined;
+    let calls = 0;
+    const task = dvt.task.schedule(async () => {
+      calls += 1;
+      if (calls < attempt) throw new Error('an earlier attempt fails');
+      signal = currentTask()?.signal;
+      running.resolve();
+      return finish.promise;
+    });
+    await running.promise;
+    const shutdown = dvt.shutdown({ wait: false });
+    expect(signal?.aborted).toBe(true);
+    finish.resolve('finished anyway');
+    await expect(task).resolves.toBe('finished anyway');
+    await shutdown;
+  });
+
+  // Kills `if (false)`, `&&` and `return true` on the stopping check of #shouldRetry: an attempt that
+  // fails because shutdown aborted it is not retried, and the task fails with its own error.
+  it('does not retry an attempt that failed after shutdown({ wait: false })', async () => {
+    const dvt = create({ retries: 3, retryBackoff: 0 });
+    const running = defer();
+    const retried: number[] = [];
+    dvt.events.on('retry', (payload) => void retried.push(payload.attempt ?? 0));
+    const gaveUp = new Error('aborted, gave up');
+    const task = dvt.task.schedule(async () => {
+      const signal = currentTask()?.signal;
+      running.resolve();
+      await new Promise((resolve) => signal?.addEventListener('abort', resolve, { once: true }));
+      throw gaveUp;
+    });
+    await running.promise;
+    await dvt.shutdown({ wait: false });
+    await expect(task).rejects.toBe(gaveUp);
+    expect(retried).toEqual([]);
+    expect(dvt.events.stats()).toMatchObject({ retries: 0, started: 1, error: 1 });
+  });
+});
+
+describe('execution: settling once', () => {
+  // Kills `if (true)` on the RUNNING check where the retry loop succeeds: a task cancelled just as
+  // its retry succeeded stays cancelled, with one terminal event.
+  it('ignores a retry loop that succeeds after the task was cancelled', async () => {
+    const dvt = create({ retries: 1, retryBackoff: 0 });
+    const terminal: string[] = [];
+    for (const event of ['done', 'error', 'cancelled'] as const)
+      dvt.events.on(event, () => void terminal.push(event));
+    let calls = 0;
+    const task: Task<string> = dvt.task.schedule(() => {
+      calls += 1;
+      if (calls === 1) throw new Error('first attempt fails');
+      queueMicrotask(() => void task.cancel());
+      return 'too late';
+    });
+    await expect(task).rejects.toBeInstanceOf(CancelledError);
+    for (let i = 0; i < 5; i++) await flush();
+    expect(calls).toBe(2);
+    expect(terminal).toEqual(['cancelled']);
+    expect(dvt.events.stats()).toMatchObject({ done: 0, cancelled: 1 });
+  });
+
+  // Kills `if (true)` on the current-attempt check of #abortAttempt: a shutdown({ wait: false })
+  // from the started listener of attempt 2 aborts attempt 2's signal, not attempt 1's old one.
+  it('aborts the signal of a retry whose started listener shuts the instance down', async () => {
+    const dvt = create({ retries: 1, retryBackoff: 0 });
+    dvt.events.on('started', (payload) => {
+      if (payload.attempt === 2) void dvt.shutdown({ wait: false });
+    });
+    let calls = 0;
+    const seen: Array<boolean | undefined> = [];
+    const task = dvt.task.schedule(() => {
+      calls += 1;
+      seen.push(currentTask()?.signal.aborted);
+      if (calls === 1) throw new Error('first attempt fails');
+      return 'second';
+    });
+    await expect(task).resolves.toBe('second');
+    expect(seen).toEqual([false, true]);
+  });
+
+  // Kills `if (false)` on `if (next !== undefined) next.#prev = prev` (the live list's unlink): after
+  // tasks in the middle settle, shutdown({ wait: false }) still reaches every running task.
+  it('reaches every running task at shutdown after tasks in the middle settled', async () => {
+    const dvt = create();
+    const names = ['a', 'b', 'c', 'd'];
+    const signals = new Map<string, AbortSignal | undefined>();
+    const finish = new Map(names.map((name) => [name, defer()]));
+    const tasks = names.map((name) =>
+      dvt.task.schedule(async () => {
+        signals.set(name, currentTask()?.signal);
+        await finish.get(name)?.promise;
+      }),
+    );
+    while (signals.size < names.length) await flush();
+    finish.get('c')?.resolve();
+    await tasks[2];
+    finish.get('b')?.resolve();
+    await tasks[1];
+    const shutdown = dvt.shutdown({ wait: false });
+    expect(names.map((name) => signals.get(name)?.aborted)).toEqual([true, false, false, true]);
+    finish.get('a')?.resolve();
+    finish.get('d')?.resolve();
+    await Promise.all(tasks);
+    await shutdown;
+  });
+
+  // Kills `if (true)` on a gate's retry check in #shouldRetry: once a gate failed a running retry, the
+  // retry loop does not announce another attempt.
+  it('announces no retry after a gate failed a running retry', async () => {
+    const lost = new Error('lease lost');
+    const jobs: GateJob[] = [];
+    const gate: Gate = {
+      active: 0,
+      pending: 0,
+      run: (job) => {
+        jobs.push(job);
+        queueMicrotask(() => job.run(() => undefined));
+      },
+      clear: () => undefined,
+    };
+    const dvt = create({
+      concurrency: 1,
+      retries: 3,
+      retryBackoff: 0,
+      backend: backendWith({ gate }),
+    });
+    let calls = 0;
+    const second = defer();
+    const task = dvt.task.schedule(async () => {
+      calls += 1;
+      if (calls === 1) throw new Error('first attempt fails');
+      second.resolve();
+      await new Promise(() => {});
+    });
+    await second.promise;
+    jobs[0]?.reject(lost);
+    await expect(task).rejects.toBe(lost);
+    for (let i = 0; i < 5; i++) await flush();
+    expect(calls).toBe(2);
+    expect(dvt.events.stats()).toMatchObject({ retries: 1, error: 1 });
+  });
+});
+
+describe('execution: payloads', () => {
+  // Kills `if (true)` on `if (!ok)` in #settle: a done payload carries no error.
+  it('a done payload has no error and no timeout', async () => {
+    const dvt = create({ timeout: 1000 });
+    const payloads: object[] = [];
+    dvt.events.on('done', (payload) => void payloads.push(payload));
+    await dvt.task.schedule(() => 'value');
+    expect(payloads).toHaveLength(1);
+    expect('error' in (payloads[0] ?? {})).toBe(false);
+    expect('timeout' in (payloads[0] ?? {})).toBe(false);
+  });
+
+  // Kills `if (true)`, `if (false)` and `===` on `if (name !== undefined) payload.function = name`.
+  it('names the function of a function task, and has no function key for a promise', async () => {
+    const dvt = create();
+    const payloads: Array<Record<string, unknown>> = [];
+    dvt.events.on('queued', (payload) => void payloads.push({ ...payload }));
+    async function fetchUser(): Promise<number> {
+      return 1;
+    }
+    await dvt.task.schedule(fetchUser);
+    await dvt.task.schedule(Promise.resolve(2));
+    expect(payloads.map((payload) => payload.function)).toEqual(['fetchUser', undefined]);
+    expect('function' in (payloads[1] ?? {})).toBe(false);
+  });
+});
+
+describe('execution: rejections nobody handles', () => {
+  // Kills `if (true)` on `if (event === 'cancelled') this.#task?.catch(noop)`: only a cancelled task
+  // is marked handled; a dropped task whose work failed is reported as any promise's rejection.
+  it('reports the work error of a dropped task as unhandled, but not a dropped cancel', async () => {
+    // Node reports rejections on the worker's real process (the one tests see is jest's copy).
+    // jest fails a test on them: its listeners step aside while this test listens on its own.
+    const host =
+      (globalThis as { __dovetailHostProcess?: NodeJS.Process }).__dovetailHostProcess ?? process;
+    const dvt = create();
+    const seen: unknown[] = [];
+    const record = (reason: unknown): void => void seen.push(reason);
+    const saved = host.listeners('unhandledRejection');
+    host.removeAllListeners('unhandledRejection');
+    host.on('unhandledRejection', record);
+    const boom = new Error('work failed');
+    try {
+      void dvt.task.schedule(() => {
+        throw boom;
+      });
+      const hold = dvt.task.schedule(() => new Promise(() => {}));
+      hold.cancel();
+      for (let i = 0; i < 3; i++) await flush();
+    } finally {
+      host.off('unhandledRejection', record);
+      for (const listener of saved)
+        host.on('unhandledRejection', listener as (reason: unknown) => void);
+    }
+    expect(seen).toEqual([boom]);
   });
 });
