@@ -334,10 +334,6 @@ class StreamRun<T, R> extends Run<T> implements AsyncIterator<R> {
     return Promise.reject(error);
   }
 
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-
   protected room(): boolean {
     return this.pulled - this.#head < this.#limit;
   }
