@@ -25,7 +25,9 @@ describe("the caller's async context reaches the task", () => {
   ])('schedule(), %s', async (_label, concurrency) => {
     const dvt = create({ concurrency });
     const ids = ['a', 'b', 'c', 'd', 'e', 'f'];
-    const seen = await Promise.all(ids.map((id) => request.run(id, () => dvt.task.schedule(seeStore))));
+    const seen = await Promise.all(
+      ids.map((id) => request.run(id, () => dvt.task.schedule(seeStore))),
+    );
     expect(seen).toEqual(ids.map((id) => [id, id]));
   });
 
@@ -65,7 +67,8 @@ describe("the caller's async context reaches the task", () => {
     expect(mapped).toEqual(items.map(() => 'map'));
     const streamed: Array<string | undefined> = [];
     await request.run('stream', async () => {
-      for await (const store of dvt.task.mapIterable(() => request.getStore(), items)) streamed.push(store);
+      for await (const store of dvt.task.mapIterable(() => request.getStore(), items))
+        streamed.push(store);
     });
     expect(streamed).toEqual(items.map(() => 'stream'));
   });

@@ -36,4 +36,3 @@ describe('errors', () => {
     expect(Number.isNaN(new TimeoutError().timeout)).toBe(true);
   });
 });
-

@@ -21,7 +21,6 @@ afterEach(async () => {
   await closeAll();
 });
 
-
 function record(dvt: Dovetail): TaskPayload[] {
   const seen: TaskPayload[] = [];
   for (const event of TASK_EVENTS) dvt.events.on(event, (p: TaskPayload) => void seen.push(p));

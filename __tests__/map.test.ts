@@ -44,8 +44,12 @@ describe('map', () => {
     expect(() => dvt.task.map((x: number) => x, 5 as never)).toThrow(/`items`/);
     expect(() => dvt.task.map((x: number) => x, null as never)).toThrow(TypeError);
     expect(() => dvt.task.map((x: number) => x, [], { concurrency: 0 })).toThrow(RangeError);
-    expect(() => dvt.task.map((x: number) => x, [], { concurrency: 1.5 })).toThrow(/concurrency.*1\.5/);
-    expect(() => dvt.task.map((x: number) => x, [], { returnErrors: 'yes' as never })).toThrow(TypeError);
+    expect(() => dvt.task.map((x: number) => x, [], { concurrency: 1.5 })).toThrow(
+      /concurrency.*1\.5/,
+    );
+    expect(() => dvt.task.map((x: number) => x, [], { returnErrors: 'yes' as never })).toThrow(
+      TypeError,
+    );
     expect(() => dvt.task.map((x: number) => x, [], { signal: 'no' as never })).toThrow(TypeError);
   });
 
@@ -76,10 +80,17 @@ describe('map', () => {
       await flush();
       running -= 1;
     };
-    await dvt.task.map(work, Array.from({ length: 10 }, (_, i) => i));
+    await dvt.task.map(
+      work,
+      Array.from({ length: 10 }, (_, i) => i),
+    );
     expect(peak).toBe(2);
     peak = 0;
-    await dvt.task.map(work, Array.from({ length: 10 }, (_, i) => i), { concurrency: 5 });
+    await dvt.task.map(
+      work,
+      Array.from({ length: 10 }, (_, i) => i),
+      { concurrency: 5 },
+    );
     expect(peak).toBe(2);
   });
 
@@ -192,7 +203,9 @@ describe('map properties', () => {
   it('keeps input order for any input and failure pattern', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.record({ delay: fc.integer({ min: 0, max: 3 }), fails: fc.boolean() }), { maxLength: 30 }),
+        fc.array(fc.record({ delay: fc.integer({ min: 0, max: 3 }), fails: fc.boolean() }), {
+          maxLength: 30,
+        }),
         fc.integer({ min: 1, max: 8 }),
         async (items, concurrency) => {
           const dvt = create();
@@ -314,7 +327,9 @@ describe('mapIterable', () => {
       }
     }
     let sum = 0;
-    for await (const value of dvt.task.mapIterable(async (n: number) => n, source(), { concurrency })) {
+    for await (const value of dvt.task.mapIterable(async (n: number) => n, source(), {
+      concurrency,
+    })) {
       consumed += 1;
       sum += value;
     }
@@ -423,7 +438,9 @@ describe('mapIterable', () => {
     const dvt = create();
     expect(() => dvt.task.mapIterable(null as never, [])).toThrow(TypeError);
     expect(() => dvt.task.mapIterable((x: number) => x, 3 as never)).toThrow(TypeError);
-    expect(() => dvt.task.mapIterable((x: number) => x, [], { concurrency: -1 })).toThrow(RangeError);
+    expect(() => dvt.task.mapIterable((x: number) => x, [], { concurrency: -1 })).toThrow(
+      RangeError,
+    );
     await dvt.shutdown();
     const iterator = dvt.task.mapIterable((x: number) => x, [1]);
     await expect(iterator.next()).rejects.toBeInstanceOf(ShutdownError);
@@ -441,7 +458,9 @@ describe('mapIterable', () => {
 
   it('cancels queued items with CancelledError on shutdown without waiting', async () => {
     const dvt = create({ concurrency: 1 });
-    const iterator = dvt.task.mapIterable(() => new Promise(() => {}), [1, 2, 3], { concurrency: 3 });
+    const iterator = dvt.task.mapIterable(() => new Promise(() => {}), [1, 2, 3], {
+      concurrency: 3,
+    });
     const first = iterator.next();
     await flush();
     await dvt.shutdown({ wait: false });
@@ -471,7 +490,11 @@ describe('map policy options', () => {
     const dvt = create();
     expect(() => dvt.task.map((x: number) => x, [], { timeout: 0 })).toThrow(RangeError);
     expect(() => dvt.task.map((x: number) => x, [], { retries: -1 })).toThrow(/`retries`/);
-    expect(() => dvt.task.mapIterable((x: number) => x, [], { retryBackoff: NaN })).toThrow(RangeError);
-    expect(() => dvt.task.map((x: number) => x, [], { shouldRetry: 3 as never })).toThrow(TypeError);
+    expect(() => dvt.task.mapIterable((x: number) => x, [], { retryBackoff: NaN })).toThrow(
+      RangeError,
+    );
+    expect(() => dvt.task.map((x: number) => x, [], { shouldRetry: 3 as never })).toThrow(
+      TypeError,
+    );
   });
 });

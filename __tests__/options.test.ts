@@ -28,10 +28,13 @@ describe('constructor validation', () => {
     ['burst 0', { rateLimit: { perSecond: 5, burst: 0 } }, /`rateLimit.burst`.*0/],
     ['burst 0.5', { rateLimit: { perSecond: 5, burst: 0.5 } }, /`rateLimit.burst`.*0\.5/],
   ];
-  it.each(rangeCases)('throws RangeError for %s, naming option and value', (_name, options, message) => {
-    expect(() => build(options)).toThrow(RangeError);
-    expect(() => build(options)).toThrow(message);
-  });
+  it.each(rangeCases)(
+    'throws RangeError for %s, naming option and value',
+    (_name, options, message) => {
+      expect(() => build(options)).toThrow(RangeError);
+      expect(() => build(options)).toThrow(message);
+    },
+  );
 
   const typeCases: Array<[string, unknown, RegExp]> = [
     ['concurrency string', { concurrency: '4' }, /`concurrency`.*"4"/],

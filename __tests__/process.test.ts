@@ -156,10 +156,7 @@ describe('runMain', () => {
       const out = lines(result.stdout);
       expect(out[0]).toBe('result 2,4,6');
       expect(out[1]).toHaveLength(1024 * 1024);
-      expect(out.slice(2)).toEqual([
-        'end of output',
-        'after runMain exitCode=0 isShutdown=true',
-      ]);
+      expect(out.slice(2)).toEqual(['end of output', 'after runMain exitCode=0 isShutdown=true']);
       expect(result.code).toBe(0);
       expect(result.stderr).toBe('');
     },

@@ -15,7 +15,9 @@ afterEach(closeAll);
 describe('schedule', () => {
   it('runs an async function with its arguments', async () => {
     const dvt = create();
-    await expect(dvt.task.schedule(async (a: number, b: string) => `${a}${b}`, 1, 'x')).resolves.toBe('1x');
+    await expect(
+      dvt.task.schedule(async (a: number, b: string) => `${a}${b}`, 1, 'x'),
+    ).resolves.toBe('1x');
   });
 
   it('runs a sync function and resolves with its value', async () => {
@@ -30,7 +32,9 @@ describe('schedule', () => {
 
   it('adopts a thenable that is not a native promise', async () => {
     const dvt = create();
-    const thenable = { then: (resolve: (v: number) => void) => resolve(7) } as unknown as PromiseLike<number>;
+    const thenable = {
+      then: (resolve: (v: number) => void) => resolve(7),
+    } as unknown as PromiseLike<number>;
     await expect(dvt.task.schedule(thenable)).resolves.toBe(7);
   });
 
@@ -262,7 +266,11 @@ describe('toThread', () => {
 });
 
 describe('fromCallback and promisify', () => {
-  const legacyAdd = (a: number, b: number, callback: (error: Error | null, value?: number) => void): void => {
+  const legacyAdd = (
+    a: number,
+    b: number,
+    callback: (error: Error | null, value?: number) => void,
+  ): void => {
     setImmediate(() => callback(null, a + b));
   };
 
@@ -325,7 +333,9 @@ describe('fromCallback and promisify', () => {
 
   it('throws TypeError for a non-function', () => {
     const dvt = create();
-    expect(() => dvt.task.fromCallback(null as unknown as (done: (error: unknown) => void) => void)).toThrow(TypeError);
+    expect(() =>
+      dvt.task.fromCallback(null as unknown as (done: (error: unknown) => void) => void),
+    ).toThrow(TypeError);
     expect(() => dvt.task.promisify(1 as never)).toThrow(TypeError);
   });
 });
@@ -448,7 +458,9 @@ describe('current', () => {
 
   it("names an anonymous function '<anonymous>'", async () => {
     const dvt = create();
-    const name = await dvt.task.schedule([() => dvt.task.current()?.function][0] as () => string | undefined);
+    const name = await dvt.task.schedule(
+      [() => dvt.task.current()?.function][0] as () => string | undefined,
+    );
     expect(['<anonymous>', '']).toContain(name === '' ? '' : name);
   });
 

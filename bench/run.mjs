@@ -291,7 +291,12 @@ for (const w of ['W2', 'W3']) {
 }
 if (results.has('W4/dvt-map')) {
   const c = med('W4/dvt-map', 'ceiling');
-  target('W4 `map` ceiling hit ≥ 80%', c, `${pct(c)} (p-map ${pct(med('W4/p-map', 'ceiling'))})`, c >= 0.8);
+  target(
+    'W4 `map` ceiling hit ≥ 80%',
+    c,
+    `${pct(c)} (p-map ${pct(med('W4/p-map', 'ceiling'))})`,
+    c >= 0.8,
+  );
   const s = med('W4/dvt-schedule', 'ceiling');
   const p = med('W4/p-limit', 'ceiling');
   target("W4 `schedule` ceiling hit ≥ p-limit's", s, `${pct(s)} vs ${pct(p)}`, s >= p);
@@ -307,7 +312,10 @@ if (results.has('W5/dovetail')) {
   const d = med('W5/dovetail', 'deviation');
   const floors = ['floor', 'floor-deferred']
     .filter((id) => results.has(`W5/${id}`))
-    .map((id) => `${id === 'floor' ? 'floor' : 'deferred floor'} ${fix(med(`W5/${id}`, 'deviation'), 2)}`);
+    .map(
+      (id) =>
+        `${id === 'floor' ? 'floor' : 'deferred floor'} ${fix(med(`W5/${id}`, 'deviation'), 2)}`,
+    );
   target(
     'W5 every start within 5 ms of its ideal token-bucket time',
     d,

@@ -21,8 +21,13 @@ dvt.events.on(Event.STARTED, () => {
   running += 1;
   peak = Math.max(peak, running);
 });
-for (const event of [Event.DONE, Event.ERROR, Event.RETRY]) dvt.events.on(event, () => (running -= 1));
-dvt.events.on(Event.RETRY, (p) => console.log(`  retry: item ${p.executionId} attempt ${p.attempt} failed (${p.error}), next in ${p.sleep} ms`));
+for (const event of [Event.DONE, Event.ERROR, Event.RETRY])
+  dvt.events.on(event, () => (running -= 1));
+dvt.events.on(Event.RETRY, (p) =>
+  console.log(
+    `  retry: item ${p.executionId} attempt ${p.attempt} failed (${p.error}), next in ${p.sleep} ms`,
+  ),
+);
 
 const failedOnce = new Set();
 async function fetchItem(id) {
@@ -36,9 +41,12 @@ async function fetchItem(id) {
 }
 
 console.log('Dovetail demo: 10 items, concurrency 3, retries 2, timeout 300 ms');
-const results = await dvt.task.map(fetchItem, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], { returnErrors: true });
+const results = await dvt.task.map(fetchItem, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], {
+  returnErrors: true,
+});
 results.forEach((result, index) => {
-  const shown = result instanceof TimeoutError ? `TimeoutError after ${result.timeout} ms` : String(result);
+  const shown =
+    result instanceof TimeoutError ? `TimeoutError after ${result.timeout} ms` : String(result);
   console.log(`  ${index}: ${shown}`);
 });
 console.log(`peak running: ${peak} (limit 3)`);

@@ -41,7 +41,12 @@ function enableStore(): AsyncLocalStorage<TaskContext> {
 /**
  * Calls `call(a, b)` with `source` as the current task. @internal
  */
-export function runInContext<A, B, R>(source: ContextSource, call: (a: A, b: B) => R, a: A, b: B): R {
+export function runInContext<A, B, R>(
+  source: ContextSource,
+  call: (a: A, b: B) => R,
+  a: A,
+  b: B,
+): R {
   if (eager) store ??= new AsyncLocalStorage<TaskContext>();
   const previous = slot;
   const entered = store;
@@ -52,7 +57,8 @@ export function runInContext<A, B, R>(source: ContextSource, call: (a: A, b: B) 
     slot = previous;
     // `current()` switched the store on inside the call and entered it for this synchronous
     // stretch: leave it, so that only the task's own continuations keep the context.
-    if (entered === undefined && store !== undefined) store.enterWith(previous?.context() as TaskContext);
+    if (entered === undefined && store !== undefined)
+      store.enterWith(previous?.context() as TaskContext);
   }
 }
 

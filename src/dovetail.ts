@@ -205,7 +205,11 @@ export class Dovetail implements AsyncDisposable {
     } finally {
       this.events.close();
       untrack(this);
-      this.events.traceStruct({ method: 'shutdown', status: 'end', extra: { live: this.#core.liveCount } });
+      this.events.traceStruct({
+        method: 'shutdown',
+        status: 'end',
+        extra: { live: this.#core.liveCount },
+      });
     }
   }
 

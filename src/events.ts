@@ -55,14 +55,18 @@ export const BackendEvent = Object.freeze({
 } as const);
 
 /** One of the {@link Event} or {@link BackendEvent} values. */
-export type EventName = (typeof Event)[keyof typeof Event] | (typeof BackendEvent)[keyof typeof BackendEvent];
+export type EventName =
+  (typeof Event)[keyof typeof Event] | (typeof BackendEvent)[keyof typeof BackendEvent];
 
 // mitt ships CommonJS-style typings: under `nodenext` its default import types as the module
 // object, while at run time (ESM) it is the factory. This is the only module that imports mitt.
 type Bus = Emitter<Record<string, TaskPayload>>;
 const mitt = mittImport as unknown as () => Bus;
 
-const EVENT_NAMES: ReadonlySet<string> = new Set([...Object.values(Event), ...Object.values(BackendEvent)]);
+const EVENT_NAMES: ReadonlySet<string> = new Set([
+  ...Object.values(Event),
+  ...Object.values(BackendEvent),
+]);
 
 /** The API method that started a task. */
 export type MethodName =

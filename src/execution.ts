@@ -330,7 +330,8 @@ export class Execution implements GateJob, EventSource, ContextSource {
   /** Cancels every execution of `core` not yet settled that reports to `sink`, oldest first. */
   static cancelFor(core: Core, sink: Sink, reason: unknown): void {
     const mine: Execution[] = [];
-    for (let at = core.liveHead; at !== undefined; at = at.#next) if (at.#sink === sink) mine.push(at);
+    for (let at = core.liveHead; at !== undefined; at = at.#next)
+      if (at.#sink === sink) mine.push(at);
     for (let i = mine.length - 1; i >= 0; i--) (mine[i] as Execution).cancel(reason);
   }
 

@@ -30,7 +30,13 @@ export type {
 } from './events.js';
 export { TASK_CHANNEL } from './trace.js';
 export type { TraceStruct } from './trace.js';
-export { BackendError, CancelledError, DovetailError, ShutdownError, TimeoutError } from './errors.js';
+export {
+  BackendError,
+  CancelledError,
+  DovetailError,
+  ShutdownError,
+  TimeoutError,
+} from './errors.js';
 export type { BackendErrorOptions, DovetailErrorOptions, TimeoutErrorOptions } from './errors.js';
 export { DEFAULTS } from './options.js';
 export type {

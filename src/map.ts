@@ -21,15 +21,19 @@ export function assertIterable(items: unknown): void {
   if (
     object === null ||
     object === undefined ||
-    (typeof object[Symbol.asyncIterator] !== 'function' && typeof object[Symbol.iterator] !== 'function')
+    (typeof object[Symbol.asyncIterator] !== 'function' &&
+      typeof object[Symbol.iterator] !== 'function')
   ) {
-    throw new TypeError(`\`items\` must be an Iterable or AsyncIterable, received ${describe(items)}`);
+    throw new TypeError(
+      `\`items\` must be an Iterable or AsyncIterable, received ${describe(items)}`,
+    );
   }
 }
 
 function open<T>(items: MapInput<T>): Source<T> {
   const asyncIterator = (items as AsyncIterable<T>)[Symbol.asyncIterator];
-  if (typeof asyncIterator === 'function') return { sync: false, iterator: asyncIterator.call(items) };
+  if (typeof asyncIterator === 'function')
+    return { sync: false, iterator: asyncIterator.call(items) };
   return { sync: true, iterator: (items as Iterable<T>)[Symbol.iterator]() };
 }
 
@@ -37,7 +41,8 @@ function open<T>(items: MapInput<T>): Source<T> {
 function closeSource<T>(source: Source<T>): void {
   try {
     const result = source.iterator.return?.();
-    if (result !== undefined && !source.sync) (result as Promise<unknown>).then(undefined, () => {});
+    if (result !== undefined && !source.sync)
+      (result as Promise<unknown>).then(undefined, () => {});
   } catch {
     // A source whose return() throws has nothing left to release.
   }
@@ -71,7 +76,13 @@ abstract class Run<T> implements Sink {
   readonly #signal: AbortSignal | undefined;
   #onAbort: (() => void) | undefined;
 
-  constructor(host: MapHost, method: MethodName, fn: AnyFunction, items: MapInput<T>, options: ResolvedMapOptions) {
+  constructor(
+    host: MapHost,
+    method: MethodName,
+    fn: AnyFunction,
+    items: MapInput<T>,
+    options: ResolvedMapOptions,
+  ) {
     this.#host = host;
     this.#core = host.core;
     this.#policy = options.policy;
@@ -292,7 +303,8 @@ class StreamRun<T, R> extends Run<T> implements AsyncIterator<R> {
   #head = 0;
   #failure: { error: unknown } | undefined;
   #closed = false;
-  #waiter: { resolve: (step: IteratorResult<R>) => void; reject: (error: unknown) => void } | undefined;
+  #waiter:
+    { resolve: (step: IteratorResult<R>) => void; reject: (error: unknown) => void } | undefined;
 
   constructor(host: MapHost, fn: AnyFunction, items: MapInput<T>, options: ResolvedMapOptions) {
     super(host, 'mapIterable', fn, items, options);
@@ -431,15 +443,16 @@ export function mapStream<T, R>(
       if (current === undefined) {
         const error = refused;
         refused = null;
+        if (error === null) return Promise.resolve({ done: true, value: undefined });
         // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the source's own error, unchanged
-        return error === null ? Promise.resolve({ done: true, value: undefined }) : Promise.reject(error);
+        return Promise.reject(error);
       }
       return current.next();
     },
-    return: () => (run === undefined ? Promise.resolve({ done: true, value: undefined }) : run.return()),
+    return: () =>
+      run === undefined ? Promise.resolve({ done: true, value: undefined }) : run.return(),
     throw: (error?: unknown) => (run === undefined ? Promise.reject(error) : run.throw(error)),
     [Symbol.asyncIterator]: () => iterator,
   };
   return iterator;
 }
-

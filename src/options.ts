@@ -224,8 +224,16 @@ const BASE_POLICY: ResolvedPolicy = Object.freeze({
 export function resolveOptions(options: DovetailOptions | undefined): ResolvedOptions {
   if (options === undefined) options = {};
   assertObject('options', options);
-  const { concurrency, rateLimit, trace, traceLogger, tracePrefix, shutdownOnExit, autoRegister, backend } =
-    options;
+  const {
+    concurrency,
+    rateLimit,
+    trace,
+    traceLogger,
+    tracePrefix,
+    shutdownOnExit,
+    autoRegister,
+    backend,
+  } = options;
   if (concurrency !== undefined) assertCount('concurrency', concurrency);
   let limit: ResolvedOptions['rateLimit'];
   if (rateLimit !== undefined) {
@@ -238,7 +246,9 @@ export function resolveOptions(options: DovetailOptions | undefined): ResolvedOp
     if (rateLimit.burst !== undefined) {
       assertPositive('rateLimit.burst', rateLimit.burst);
       if (!(rateLimit.burst >= 1) || rateLimit.burst === Infinity) {
-        throw new RangeError(`\`rateLimit.burst\` must be a finite number >= 1, received ${rateLimit.burst}`);
+        throw new RangeError(
+          `\`rateLimit.burst\` must be a finite number >= 1, received ${rateLimit.burst}`,
+        );
       }
     }
     limit = Object.freeze({ perSecond: rateLimit.perSecond, burst: Math.max(1, burst) });
@@ -253,13 +263,18 @@ export function resolveOptions(options: DovetailOptions | undefined): ResolvedOp
   if (autoRegister !== undefined) assertBoolean('autoRegister', autoRegister);
   if (backend !== undefined) {
     assertObject('backend', backend);
-    const { createGate, createRateLimiter } = backend as { createGate?: unknown; createRateLimiter?: unknown };
+    const { createGate, createRateLimiter } = backend as {
+      createGate?: unknown;
+      createRateLimiter?: unknown;
+    };
     assertFunction('backend.createGate', createGate);
     assertFunction('backend.createRateLimiter', createRateLimiter);
   }
   if ('signal' in options && options.signal !== undefined) {
     // Not an instance option: a signal belongs to a call (`with({ signal })`, `map(..., { signal })`).
-    throw new TypeError('`signal` is not an instance option; pass it to `with({ signal })` or to `map()`');
+    throw new TypeError(
+      '`signal` is not an instance option; pass it to `with({ signal })` or to `map()`',
+    );
   }
   return Object.freeze({
     concurrency: concurrency ?? DEFAULTS.concurrency,
@@ -278,7 +293,10 @@ export function resolveOptions(options: DovetailOptions | undefined): ResolvedOp
  * Validates `with(overrides)` and merges them over `base`.
  * @throws TypeError / RangeError naming the override.
  */
-export function resolveOverrides(base: ResolvedPolicy, overrides: TaskOverrides | undefined): ResolvedPolicy {
+export function resolveOverrides(
+  base: ResolvedPolicy,
+  overrides: TaskOverrides | undefined,
+): ResolvedPolicy {
   if (overrides === undefined) return base;
   assertObject('overrides', overrides);
   return resolvePolicy(base, overrides, '');
@@ -304,18 +322,30 @@ export function resolveMapOptions(
   base: ResolvedPolicy,
 ): ResolvedMapOptions {
   if (options === undefined) {
-    return { concurrency: fallbackConcurrency, returnErrors: false, signal: undefined, policy: base };
+    return {
+      concurrency: fallbackConcurrency,
+      returnErrors: false,
+      signal: undefined,
+      policy: base,
+    };
   }
   assertObject('options', options);
-  const { concurrency, returnErrors, signal, timeout, retries, retryBackoff, shouldRetry } = options;
+  const { concurrency, returnErrors, signal, timeout, retries, retryBackoff, shouldRetry } =
+    options;
   if (concurrency !== undefined) assertCount('concurrency', concurrency);
   if (returnErrors !== undefined) assertBoolean('returnErrors', returnErrors);
   if (signal !== undefined) assertSignal('signal', signal);
-  const overridden = timeout !== undefined || retries !== undefined || retryBackoff !== undefined || shouldRetry !== undefined;
+  const overridden =
+    timeout !== undefined ||
+    retries !== undefined ||
+    retryBackoff !== undefined ||
+    shouldRetry !== undefined;
   return {
     concurrency: concurrency ?? fallbackConcurrency,
     returnErrors: returnErrors ?? false,
     signal,
-    policy: overridden ? resolvePolicy(base, { timeout, retries, retryBackoff, shouldRetry }, '') : base,
+    policy: overridden
+      ? resolvePolicy(base, { timeout, retries, retryBackoff, shouldRetry }, '')
+      : base,
   };
 }

@@ -142,7 +142,11 @@ export class TaskApi {
     items: MapInput<T>,
     options: MapOptions & { returnErrors: true },
   ): Promise<unknown[]>;
-  map<T, R>(fn: (item: T, index: number) => R, items: MapInput<T>, options?: MapOptions): Promise<Awaited<R>[]>;
+  map<T, R>(
+    fn: (item: T, index: number) => R,
+    items: MapInput<T>,
+    options?: MapOptions,
+  ): Promise<Awaited<R>[]>;
   map<T, R>(
     fn: (item: T, index: number) => R,
     items: MapInput<T>,
@@ -212,7 +216,10 @@ export class TaskApi {
    * const text = await dvt.task.fromCallback(readFile, 'package.json'); // Task<Buffer>
    * ```
    */
-  fromCallback<F extends CallbackApi>(fn: F, ...args: CallbackParameters<F>): Task<CallbackResult<F>> {
+  fromCallback<F extends CallbackApi>(
+    fn: F,
+    ...args: CallbackParameters<F>
+  ): Task<CallbackResult<F>> {
     assertFunction('fn', fn);
     return this.#start('fromCallback', Kind.CALLBACK, fn, args);
   }
@@ -232,7 +239,9 @@ export class TaskApi {
    * console.log((await statTask('package.json')).size);
    * ```
    */
-  promisify<F extends CallbackApi>(fn: F): (...args: CallbackParameters<F>) => Task<CallbackResult<F>> {
+  promisify<F extends CallbackApi>(
+    fn: F,
+  ): (...args: CallbackParameters<F>) => Task<CallbackResult<F>> {
     assertFunction('fn', fn);
     return (...args: CallbackParameters<F>): Task<CallbackResult<F>> =>
       this.#start('promisify', Kind.CALLBACK, fn, args);
@@ -287,12 +296,7 @@ export class TaskApi {
     return currentTask();
   }
 
-  #start<R>(
-    method: MethodName,
-    kind: Kind,
-    work: unknown,
-    args: readonly unknown[],
-  ): Task<R> {
+  #start<R>(method: MethodName, kind: Kind, work: unknown, args: readonly unknown[]): Task<R> {
     const host = this.#host;
     if (host.isShutdown) return refused<R>(method);
     const execution = new Execution(host.core, this.#policy, method, kind, work, args, undefined);

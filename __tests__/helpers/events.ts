@@ -4,4 +4,8 @@ import { Event, type EventName } from '../../src/index.js';
 export const TASK_EVENTS: readonly EventName[] = Object.values(Event);
 
 /** The events that end a task: exactly one of them per task. */
-export const TERMINAL: ReadonlySet<string> = new Set<string>([Event.DONE, Event.ERROR, Event.CANCELLED]);
+export const TERMINAL: ReadonlySet<string> = new Set<string>([
+  Event.DONE,
+  Event.ERROR,
+  Event.CANCELLED,
+]);

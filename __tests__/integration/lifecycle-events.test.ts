@@ -13,7 +13,6 @@ import { defer } from '../helpers/defer.js';
 import { TASK_EVENTS, TERMINAL } from '../helpers/events.js';
 import { closeAll, create } from '../helpers/instances.js';
 
-
 /** Records every payload of every lifecycle event, in order. */
 function record(dvt: Dovetail): TaskPayload[] {
   const seen: TaskPayload[] = [];
@@ -400,22 +399,19 @@ describe('map and mapIterable', () => {
 describe('late listeners and listeners that cancel', () => {
   afterEach(closeAll);
 
-  it(
-    'gives done its elapsed (a required field) to a listener added while the task runs',
-    async () => {
-      const dvt = create();
-      const hold = defer<number>();
-      const task = dvt.task.schedule(() => hold.promise);
-      await new Promise((resolve) => setImmediate(resolve));
-      let done: TaskPayload | undefined;
-      dvt.events.on(Event.DONE, (p) => {
-        done = p;
-      });
-      hold.resolve(1);
-      await task;
-      expect(done).toMatchObject({ event: 'done', elapsed: expect.any(Number) });
-    },
-  );
+  it('gives done its elapsed (a required field) to a listener added while the task runs', async () => {
+    const dvt = create();
+    const hold = defer<number>();
+    const task = dvt.task.schedule(() => hold.promise);
+    await new Promise((resolve) => setImmediate(resolve));
+    let done: TaskPayload | undefined;
+    dvt.events.on(Event.DONE, (p) => {
+      done = p;
+    });
+    hold.resolve(1);
+    await task;
+    expect(done).toMatchObject({ event: 'done', elapsed: expect.any(Number) });
+  });
 
   it('does not call the function of a task cancelled by a started listener', async () => {
     const dvt = create();

@@ -18,7 +18,9 @@ describe('retry policy (on p-retry)', () => {
     const t0 = Date.now();
     dvt.events.on(Event.RETRY, (p) => sleeps.push(p.sleep));
     dvt.events.on(Event.STARTED, () => starts.push(Date.now() - t0));
-    const outcome = expect(dvt.task.schedule(() => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    const outcome = expect(
+      dvt.task.schedule(() => Promise.reject(new Error('boom'))),
+    ).rejects.toThrow('boom');
     await jest.advanceTimersByTimeAsync(700);
     await outcome;
     expect(sleeps).toEqual([100, 200, 400]);

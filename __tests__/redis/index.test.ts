@@ -4,7 +4,13 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { BackendError, BackendEvent, CancelledError, Event, type BackendErrorPayload } from '../../src/index.js';
+import {
+  BackendError,
+  BackendEvent,
+  CancelledError,
+  Event,
+  type BackendErrorPayload,
+} from '../../src/index.js';
 import { redisBackend, RedisBackend, REDIS_DEFAULTS } from '../../src/redis/index.js';
 import { defer } from '../helpers/defer.js';
 import { closeAll, create } from '../helpers/instances.js';

@@ -4,7 +4,6 @@ import { expect } from '@jest/globals';
 import { Event, type Dovetail, type EventName, type TaskPayload } from '../../src/index.js';
 import { TASK_EVENTS, TERMINAL } from '../helpers/events.js';
 
-
 /** Every task event of one instance, in order, grouped by execution id. */
 export class Ledger {
   readonly byId = new Map<string, TaskPayload[]>();

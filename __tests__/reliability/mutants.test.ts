@@ -79,22 +79,19 @@ describe('execution', () => {
   });
 
   // Fixed in src/execution.ts: tasks sharing a with({ signal }) share one 'abort' listener.
-  it(
-    'holds one abort listener per with({ signal }), however many tasks are in flight',
-    async () => {
-      const controller = new AbortController();
-      const dvt = create();
-      const api = dvt.task.with({ signal: controller.signal });
-      const hold = defer();
-      // Fifty: one listener each would trip MaxListenersExceededWarning, which fails the run.
-      const tasks = Array.from({ length: 50 }, () => api.schedule(() => hold.promise));
-      await flush();
-      const listeners = getEventListeners(controller.signal, 'abort').length;
-      hold.resolve();
-      await Promise.all(tasks);
-      expect(listeners).toBeLessThanOrEqual(1);
-    },
-  );
+  it('holds one abort listener per with({ signal }), however many tasks are in flight', async () => {
+    const controller = new AbortController();
+    const dvt = create();
+    const api = dvt.task.with({ signal: controller.signal });
+    const hold = defer();
+    // Fifty: one listener each would trip MaxListenersExceededWarning, which fails the run.
+    const tasks = Array.from({ length: 50 }, () => api.schedule(() => hold.promise));
+    await flush();
+    const listeners = getEventListeners(controller.signal, 'abort').length;
+    hold.resolve();
+    await Promise.all(tasks);
+    expect(listeners).toBeLessThanOrEqual(1);
+  });
 
   it('cancel() without a reason gives a CancelledError with no cause', async () => {
     const dvt = create();

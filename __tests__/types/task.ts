@@ -27,9 +27,13 @@ dvt.task.map((s: string) => s.length, [1, 2]);
 // Callback APIs: parameters and result come from the function.
 const text: Task<Buffer> = dvt.task.fromCallback(readFile, 'package.json');
 const statTask: (path: string) => Task<Stats> = dvt.task.promisify(
-  stat as (path: string, callback: (error: NodeJS.ErrnoException | null, stats: Stats) => void) => void,
+  stat as (
+    path: string,
+    callback: (error: NodeJS.ErrnoException | null, stats: Stats) => void,
+  ) => void,
 );
-const legacy = (x: number, done: (error: Error | null, value?: string) => void): void => done(null, String(x));
+const legacy = (x: number, done: (error: Error | null, value?: string) => void): void =>
+  done(null, String(x));
 const legacyTask: Task<string | undefined> = dvt.task.fromCallback(legacy, 1);
 // @ts-expect-error wrong argument for the callback API
 dvt.task.fromCallback(legacy, 'one');
@@ -48,7 +52,8 @@ void [b, c, p, id, cancelled, lengths, iter, text, statTask, legacyTask];
 
 // Another overload of an overloaded API: through an arrow function that picks it.
 const utf8: Task<string | undefined> = dvt.task.fromCallback(
-  (path: string, done: (error: NodeJS.ErrnoException | null, text?: string) => void) => readFile(path, 'utf8', done),
+  (path: string, done: (error: NodeJS.ErrnoException | null, text?: string) => void) =>
+    readFile(path, 'utf8', done),
   'package.json',
 );
 void utf8;

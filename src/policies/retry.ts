@@ -44,7 +44,8 @@ export function retry<T>(
   hooks: RetryHooks<T>,
 ): Promise<T> {
   return pRetry(
-    (attempt) => (attempt === 1 ? Promise.reject(wrapFailure(firstFailure)) : hooks.attempt(attempt)),
+    (attempt) =>
+      attempt === 1 ? Promise.reject(wrapFailure(firstFailure)) : hooks.attempt(attempt),
     {
       retries,
       factor: 2,
@@ -55,7 +56,11 @@ export function retry<T>(
       // Called by p-retry only while retries are left; the delay it then sleeps is the one
       // computed here.
       shouldRetry: ({ error, attemptNumber }) =>
-        hooks.shouldRetry(unwrapFailure(error), attemptNumber, Math.round(backoff * 2 ** (attemptNumber - 1))),
+        hooks.shouldRetry(
+          unwrapFailure(error),
+          attemptNumber,
+          Math.round(backoff * 2 ** (attemptNumber - 1)),
+        ),
     },
   ).catch((error: unknown) => {
     throw unwrapFailure(error);

@@ -23,7 +23,9 @@ export function withTimeout<T>(
     return pTimeout(attempt, {
       milliseconds,
       fallback: () => {
-        const error = new TimeoutError(`timed out after ${milliseconds} ms`, { timeout: milliseconds });
+        const error = new TimeoutError(`timed out after ${milliseconds} ms`, {
+          timeout: milliseconds,
+        });
         onTimeout(error);
         throw error;
       },
