@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import { getEventListeners } from 'node:events';
 import { CancelledError, Event, TokenBucket } from '../../src/index.js';
 import { closeAll, create } from '../helpers/instances.js';
 
@@ -72,6 +73,62 @@ describe('TokenBucket', () => {
   it('holds no timer while idle', () => {
     void new TokenBucket(5, 5).acquire();
     expect(jest.getTimerCount()).toBe(0);
+  });
+
+  // The tests below kill mutants that survived a Stryker run over src/policies/rate-limit.ts.
+
+  // Kills the emptied listener removals (both branches) after a wait ends.
+  it("leaves no listener on the caller's signal once a wait is granted or cancelled", async () => {
+    const bucket = new TokenBucket(10, 1);
+    void bucket.acquire();
+    const controller = new AbortController();
+    const granted = bucket.acquire(controller.signal) as Promise<number>;
+    const cancelled = bucket.acquire(controller.signal) as Promise<number> & {
+      cancel(reason?: unknown): void;
+    };
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(2);
+    cancelled.cancel('not needed');
+    await expect(cancelled).rejects.toBe('not needed');
+    await jest.advanceTimersByTimeAsync(100);
+    await expect(granted).resolves.toBe(100);
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+  });
+
+  // Kills `if (false)` on the settled check of #cancel and `settled = false` where #fire grants a
+  // token: a token is given back once, by a wait that never got it.
+  it('gives no token back for a wait cancelled after its grant, or cancelled twice', async () => {
+    const bucket = new TokenBucket(10, 1);
+    void bucket.acquire();
+    type Wait = Promise<number> & { cancel(reason?: unknown): void };
+    const first = bucket.acquire() as Wait;
+    const second = bucket.acquire() as Wait;
+    await jest.advanceTimersByTimeAsync(100);
+    await expect(first).resolves.toBe(100);
+    first.cancel('too late');
+    second.cancel('gone');
+    second.cancel('gone again');
+    await expect(second).rejects.toBe('gone');
+    // One token was given back (the second's): the next caller still waits one interval.
+    const next = bucket.acquire();
+    expect(next).toBeInstanceOf(Promise);
+    await jest.advanceTimersByTimeAsync(100);
+    await expect(next).resolves.toBe(100);
+  });
+
+  // Kills `Math.min` for `Math.max` on the timer delay: a wait arms one timer, for when its token
+  // is due, rather than polling.
+  it('arms one timer for a wait, due when its token is', async () => {
+    const bucket = new TokenBucket(1, 1);
+    void bucket.acquire();
+    const armed = jest.spyOn(globalThis, 'setTimeout');
+    try {
+      const wait = bucket.acquire();
+      await jest.advanceTimersByTimeAsync(1000);
+      await expect(wait).resolves.toBe(1000);
+      expect(armed.mock.calls.map((call) => call[1])).toEqual([1000]);
+    } finally {
+      armed.mockRestore();
+    }
   });
 });
 
