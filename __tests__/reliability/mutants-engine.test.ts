@@ -36,6 +36,11 @@ function backendWith(parts: { gate?: Gate; limiter?: RateLimiter }): Backend {
   };
 }
 
+/** A gate that hands every job it is given to `take` (and keeps no count of its own). */
+function gateOf(take: (job: GateJob) => void): Gate {
+  return { active: 0, pending: 0, run: take, clear: () => undefined };
+}
+
 /** A LocalGate job that records its start in `order` and keeps the slot until `release` is called. */
 function holder(order: string[], name: string, releases: Map<string, () => void>): GateJob {
   return {
@@ -216,12 +221,7 @@ describe('execution: a gate that cannot grant a slot', () => {
   it('fails the task with the gate error, once, and emits error (not done)', async () => {
     const refused = new Error('store unreachable');
     const jobs: GateJob[] = [];
-    const gate: Gate = {
-      active: 0,
-      pending: 0,
-      run: (job) => void jobs.push(job),
-      clear: () => undefined,
-    };
+    const gate = gateOf((job) => void jobs.push(job));
     const dvt = create({ concurrency: 1, backend: backendWith({ gate }) });
     const errors: unknown[] = [];
     dvt.events.on('error', (payload) => void errors.push(payload.error));
@@ -785,15 +785,10 @@ describe('execution: settling once', () => {
   it('announces no retry after a gate failed a running retry', async () => {
     const lost = new Error('lease lost');
     const jobs: GateJob[] = [];
-    const gate: Gate = {
-      active: 0,
-      pending: 0,
-      run: (job) => {
-        jobs.push(job);
-        queueMicrotask(() => job.run(() => undefined));
-      },
-      clear: () => undefined,
-    };
+    const gate = gateOf((job) => {
+      jobs.push(job);
+      queueMicrotask(() => job.run(() => undefined));
+    });
     const dvt = create({
       concurrency: 1,
       retries: 3,
