@@ -550,8 +550,9 @@ describe('execution: a limiter that hands back a plain promise', () => {
     expect([dvt.active, dvt.pending]).toEqual([0, 0]);
   });
 
-  // Kills `if (true)`, `if (false)` and `===` on `if (rare !== undefined) rare.tokenWait = undefined`:
-  // a plain promise that grants a token starts the task (no per-task state was made for it).
+  // Written for the mutants of `if (rare !== undefined) rare.tokenWait = undefined`, which turned out
+  // equivalent (a limiter other than the bucket always has per-task state, and cancelling a granted
+  // TokenWait is a no-op); kept for the behaviour: a plain promise that grants a token starts the task.
   it('starts the task once the promise grants a token, and counts the wait', async () => {
     const dvt = create({
       rateLimit: { perSecond: 1 },
@@ -714,8 +715,9 @@ describe('execution: shutdown({ wait: false }) and a running attempt', () => {
 });
 
 describe('execution: settling once', () => {
-  // Kills `if (true)` on the RUNNING check where the retry loop succeeds: a task cancelled just as
-  // its retry succeeded stays cancelled, with one terminal event.
+  // Written for `if (true)` on the RUNNING check where the retry loop succeeds, which turned out
+  // equivalent (the cancel aborts the loop's signal, so p-retry rejects instead); kept for the
+  // behaviour: a task cancelled just as its retry succeeded stays cancelled, with one terminal event.
   it('ignores a retry loop that succeeds after the task was cancelled', async () => {
     const dvt = create({ retries: 1, retryBackoff: 0 });
     const terminal: string[] = [];
