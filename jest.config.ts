@@ -9,7 +9,7 @@ const config: Config = {
   modulePathIgnorePatterns: ['<rootDir>/.stryker-tmp'],
   setupFilesAfterEnv: ['<rootDir>/__tests__/helpers/setup.ts'],
   // Enforced by `npm run coverage` (CI). src/process.ts is left out: signals, exit codes and
-  // runMain are tested in child processes, which in-process coverage cannot see. dovetail/redis
+  // runMain are tested in child processes, which in-process coverage cannot see. dovetailjs/redis
   // has its own, lower bar (its outage paths need a real server to fail at the right moment).
   collectCoverageFrom: ['src/**/*.ts', '!src/process.ts'],
   coverageThreshold: {

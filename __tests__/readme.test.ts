@@ -100,7 +100,7 @@ describe('README.md code blocks', () => {
           skipLibCheck: true,
           noEmit: true,
           // The README imports the package by name; here the name means the source.
-          paths: { dovetail: [join(root, 'src', 'index.ts')] },
+          paths: { dovetailjs: [join(root, 'src', 'index.ts')] },
         },
         files: [...tsBlocks, ...typecheckOnly].map(fileOf),
       }),

@@ -20,7 +20,7 @@ import pMap, { pMapIterable } from 'p-map';
 import PQueue from 'p-queue';
 import pRetry from 'p-retry';
 import pTimeout from 'p-timeout';
-import { Dovetail, Event } from 'dovetail';
+import { Dovetail, Event } from 'dovetailjs';
 
 export const FULL = Object.freeze({ retries: 3, retryBackoff: 10, timeout: 5000 });
 

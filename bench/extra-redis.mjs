@@ -1,9 +1,9 @@
-// The dovetail/redis benchmark: `node bench/extra-redis.mjs [--quick]` (after `npm run build`),
+// The dovetailjs/redis benchmark: `node bench/extra-redis.mjs [--quick]` (after `npm run build`),
 // also run by `npm run bench`, which appends the markdown section it prints on stdout.
 //
 // 1. Overhead per task of the shared gate (acquire + release through Redis on loopback), and of
 //    the shared bucket (one token per task), in one process: no-op tasks, Dovetail with its
-//    in-process limits, Dovetail with dovetail/redis, and bottleneck with its Redis clustering
+//    in-process limits, Dovetail with dovetailjs/redis, and bottleneck with its Redis clustering
 //    (the same limit, datastore 'ioredis').
 // 2. Three processes sharing one concurrency limit of 30 on tasks that each take 5 ms (ideal:
 //    6 000 tasks/s): the combined throughput, and the peak combined concurrency seen in Redis.
@@ -183,7 +183,7 @@ const own = process.env.REDIS_URL === undefined ? await startRedis() : undefined
 const url = process.env.REDIS_URL ?? own?.url;
 if (url === undefined) {
   process.stdout.write(
-    '## Shared limits on Redis (dovetail/redis)\n\nSkipped: no redis-server here and no REDIS_URL (apt-get install -y redis-server).\n',
+    '## Shared limits on Redis (dovetailjs/redis)\n\nSkipped: no redis-server here and no REDIS_URL (apt-get install -y redis-server).\n',
   );
   process.exit(0);
 }
@@ -268,10 +268,10 @@ try {
 
   const us = (v) => (v === undefined ? '–' : `${v.toFixed(1)} µs`);
   say(
-    '## Shared limits on Redis (dovetail/redis)',
+    '## Shared limits on Redis (dovetailjs/redis)',
     '',
     `Redis on loopback (${own === undefined ? 'REDIS_URL' : 'a redis-server started for the run'}), ${runs} run(s) per case, median; each case in a fresh process. ` +
-      '`local`: Dovetail with its in-process limits; `redis`: Dovetail with `dovetail/redis`; ' +
+      '`local`: Dovetail with its in-process limits; `redis`: Dovetail with `dovetailjs/redis`; ' +
       "`bottleneck`: bottleneck 2 with `datastore: 'ioredis'` and the same limit.",
     '',
     `### Time per no-op task in one process (${perTaskN} tasks)`,

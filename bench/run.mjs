@@ -354,7 +354,7 @@ say(
     .map((l) => l.toFixed(1))
     .join(' / ')}`,
   `- Every case runs in a fresh process (\`node bench/worker.mjs\`); ${RUNS_FAST} runs for W1 and W6, ${RUNS_SLOW} for the others, rounds interleaved across libraries; the tables show medians. Peak RSS is the child's own \`process.resourceUsage().maxRSS\` (it includes Node's baseline of about 40 MB).`,
-  "- Dovetail is measured through its public API from the built package (`import { Dovetail } from 'dovetail'`, i.e. dist/). Every library runs the same workload code (bench/worker.mjs) through a small adapter (bench/adapters.mjs).",
+  "- Dovetail is measured through its public API from the built package (`import { Dovetail } from 'dovetailjs'`, i.e. dist/). Every library runs the same workload code (bench/worker.mjs) through a small adapter (bench/adapters.mjs).",
   '',
 );
 if (quick)

@@ -1,8 +1,8 @@
 // One worker of examples/distributed.ts: runs its share of the tasks under the limits it shares,
 // through Redis, with the other workers. Prints one JSON line with what it saw.
 import { Redis } from 'ioredis';
-import { Dovetail, Event } from 'dovetail';
-import { redisBackend } from 'dovetail/redis';
+import { Dovetail, Event } from 'dovetailjs';
+import { redisBackend } from 'dovetailjs/redis';
 
 const url = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 const key = process.env['DOVETAIL_KEY'] ?? 'example';

@@ -5,7 +5,7 @@
 //
 // Run it: npx tsx examples/legacy-callbacks.ts
 import { readFile } from 'node:fs';
-import { Dovetail, Event, TimeoutError } from 'dovetail';
+import { Dovetail, Event, TimeoutError } from 'dovetailjs';
 
 type Callback<T> = (error: Error | null, value?: T) => void;
 

@@ -1,6 +1,6 @@
 // The demo: a small tour of Dovetail against the built package (npm run demo).
 // Ten fake upstream calls, at most three at once, a flaky one retried, a slow one timed out.
-import { Dovetail, Event, TimeoutError } from 'dovetail';
+import { Dovetail, Event, TimeoutError } from 'dovetailjs';
 
 const sleep = (ms, signal) =>
   new Promise((resolve, reject) => {

@@ -8,7 +8,7 @@
 // Node 20 and 22 cannot parse `await using` in plain JavaScript (it arrived in Node 24), and tsx
 // leaves .mjs files alone, so script.mts is this same script with types: tsx lowers `await using`
 // there, as TypeScript does when you compile it. Keep the two files in step.
-import { Dovetail, Event } from 'dovetail';
+import { Dovetail, Event } from 'dovetailjs';
 
 const pages = Array.from({ length: 12 }, (_, i) => `/docs/page-${i + 1}`);
 const missing = new Set(['/docs/page-5', '/docs/page-9']);

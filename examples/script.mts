@@ -1,7 +1,7 @@
 // examples/script.mjs with types, so that Node 20 and 22 can run it: `npx tsx examples/script.mts`.
 // tsx lowers `await using`, which plain JavaScript gets only from Node 24 on. The code below is
 // script.mjs's with type annotations added; keep the two files in step.
-import { Dovetail, Event } from 'dovetail';
+import { Dovetail, Event } from 'dovetailjs';
 
 const pages = Array.from({ length: 12 }, (_, i) => `/docs/page-${i + 1}`);
 const missing = new Set(['/docs/page-5', '/docs/page-9']);

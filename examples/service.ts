@@ -7,7 +7,7 @@
 // Try it:   curl 'http://127.0.0.1:8080/?user=7'
 // Stop it:  kill -TERM <pid>
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { Dovetail, ShutdownError } from 'dovetail';
+import { Dovetail, ShutdownError } from 'dovetailjs';
 
 const dvt = new Dovetail({
   concurrency: 4,

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Type-checks every ```ts block of the TSDoc @example tags in src/ (house style: "a compiling
 // @example"), the way __tests__/readme.test.ts checks the README: each block is a file of its
-// own, compiled strictly against the source, with 'dovetail' and 'dovetail/redis' mapped to it.
+// own, compiled strictly against the source, with 'dovetailjs' and 'dovetailjs/redis' mapped to it.
 //
 //   node scripts/check-tsdoc-examples.mjs     # prints each error as src/file.ts:line, exits 1 on any
 import { execFileSync } from 'node:child_process';
@@ -51,8 +51,8 @@ writeFileSync(
       skipLibCheck: true,
       noEmit: true,
       paths: {
-        dovetail: [join(root, 'src', 'index.ts')],
-        'dovetail/redis': [join(root, 'src', 'redis', 'index.ts')],
+        dovetailjs: [join(root, 'src', 'index.ts')],
+        'dovetailjs/redis': [join(root, 'src', 'redis', 'index.ts')],
       },
     },
     files: [...origin.keys()],

@@ -73,7 +73,7 @@ export function runInContext<A, B, R>(
  * @returns `{ id, attempt, signal, function }`, or `undefined`.
  * @example
  * ```ts
- * import { Dovetail, currentTask } from 'dovetail';
+ * import { Dovetail, currentTask } from 'dovetailjs';
  * const dvt = new Dovetail({ timeout: 1000 });
  * await dvt.task.schedule(async () => {
  *   const { id, signal } = currentTask()!;

@@ -39,7 +39,7 @@ export interface ShutdownOptions {
  *
  * @example
  * ```ts
- * import { Dovetail } from 'dovetail';
+ * import { Dovetail } from 'dovetailjs';
  * await using dvt = new Dovetail({ concurrency: 8, retries: 2, retryBackoff: 100, timeout: 5000 });
  * const pages = await dvt.task.map(async (n: number) => n * 2, [1, 2, 3]);
  * console.log(pages, dvt.events.stats());
@@ -134,7 +134,7 @@ export class Dovetail implements AsyncDisposable {
    * Resolves once no task is queued or running (at once when idle).
    * @example
    * ```ts
-   * import { Dovetail } from 'dovetail';
+   * import { Dovetail } from 'dovetailjs';
    * const dvt = new Dovetail();
    * void dvt.task.schedule(async () => 1);
    * await dvt.onIdle();
@@ -161,7 +161,7 @@ export class Dovetail implements AsyncDisposable {
    * @throws TypeError when `wait` is not a boolean.
    * @example
    * ```ts
-   * import { Dovetail } from 'dovetail';
+   * import { Dovetail } from 'dovetailjs';
    * const dvt = new Dovetail();
    * process.once('SIGTERM', () => void dvt.shutdown({ wait: true }));
    * ```

@@ -11,7 +11,7 @@ export interface DovetailErrorOptions {
  *
  * @example
  * ```ts
- * import { Dovetail, DovetailError } from 'dovetail';
+ * import { Dovetail, DovetailError } from 'dovetailjs';
  * const dvt = new Dovetail();
  * const task = dvt.task.schedule(async () => 'ok');
  * try { await task; } catch (error) { if (error instanceof DovetailError) console.log(error.name); }
@@ -40,7 +40,7 @@ export interface TimeoutErrorOptions extends DovetailErrorOptions {
  *
  * @example
  * ```ts
- * import { Dovetail, TimeoutError } from 'dovetail';
+ * import { Dovetail, TimeoutError } from 'dovetailjs';
  * const dvt = new Dovetail({ timeout: 50 });
  * await dvt.task.schedule(() => new Promise(() => {})).catch((error: unknown) => {
  *   if (error instanceof TimeoutError) console.log(`gave up after ${error.timeout} ms`);
@@ -69,7 +69,7 @@ export class TimeoutError extends DovetailError {
  *
  * @example
  * ```ts
- * import { CancelledError, Dovetail } from 'dovetail';
+ * import { CancelledError, Dovetail } from 'dovetailjs';
  * const dvt = new Dovetail();
  * const task = dvt.task.schedule(() => new Promise((resolve) => setTimeout(resolve, 1000)));
  * task.cancel('not needed');
@@ -93,7 +93,7 @@ export class CancelledError extends DovetailError {
  *
  * @example
  * ```ts
- * import { Dovetail, ShutdownError } from 'dovetail';
+ * import { Dovetail, ShutdownError } from 'dovetailjs';
  * const dvt = new Dovetail();
  * await dvt.shutdown();
  * await dvt.task.schedule(() => 1).catch((error: unknown) => console.log(error instanceof ShutdownError));
@@ -115,23 +115,23 @@ export class ShutdownError extends DovetailError {
  * Options of {@link BackendError}.
  * @example
  * ```ts
- * import { BackendError } from 'dovetail';
+ * import { BackendError } from 'dovetailjs';
  * const error = new BackendError('Redis unreachable', { key: 'payments-api', cause: new Error('ECONNREFUSED') });
  * ```
  */
 export interface BackendErrorOptions extends DovetailErrorOptions {
-  /** The shared limit's key (for `dovetail/redis`, the `key` option). */
+  /** The shared limit's key (for `dovetailjs/redis`, the `key` option). */
   key?: string | undefined;
 }
 
 /**
- * A shared back end (for example `dovetail/redis`) could not grant a slot or a token within its
+ * A shared back end (for example `dovetailjs/redis`) could not grant a slot or a token within its
  * bounded wait: the store is unreachable, too slow, or refused the command. `key` names the
  * shared limit and `cause` holds the underlying error.
  *
  * @example
  * ```ts
- * import { BackendError, Dovetail } from 'dovetail';
+ * import { BackendError, Dovetail } from 'dovetailjs';
  * const dvt = new Dovetail();
  * await dvt.task.schedule(async () => 1).catch((error: unknown) => {
  *   if (error instanceof BackendError) console.error(`limit ${error.key} unavailable`, error.cause);

@@ -16,7 +16,7 @@ import { taskChannel, Tracer, type TraceStruct } from './trace.js';
  *
  * @example
  * ```ts
- * import { Dovetail, Event } from 'dovetail';
+ * import { Dovetail, Event } from 'dovetailjs';
  * const dvt = new Dovetail({ retries: 2 });
  * dvt.events.on(Event.RETRY, (p) => console.log(`attempt ${p.attempt} failed, next in ${p.sleep} ms`));
  * ```
@@ -40,11 +40,11 @@ export const Event = Object.freeze({
 
 /**
  * Events about the instance rather than one task: `backend_error`, emitted when a shared back end
- * (`dovetail/redis`) fails. Kept apart from {@link Event}, which lists exactly the task lifecycle.
+ * (`dovetailjs/redis`) fails. Kept apart from {@link Event}, which lists exactly the task lifecycle.
  *
  * @example
  * ```ts
- * import { BackendEvent, Dovetail } from 'dovetail';
+ * import { BackendEvent, Dovetail } from 'dovetailjs';
  * const dvt = new Dovetail();
  * dvt.events.on(BackendEvent.BACKEND_ERROR, (p) => console.warn(`${p.key}: ${p.operation} failed`));
  * ```
@@ -139,13 +139,13 @@ export interface CancelledPayload extends TaskPayload {
 }
 
 /**
- * Payload of `backend_error`: a shared back end (`dovetail/redis`) failed, once per outage and
+ * Payload of `backend_error`: a shared back end (`dovetailjs/redis`) failed, once per outage and
  * per operation. It concerns the instance, not one task: `method` is `'backend'`, `task` is `0`
  * and `executionId` is `''`.
  *
  * @example
  * ```ts
- * import { BackendEvent, Dovetail } from 'dovetail';
+ * import { BackendEvent, Dovetail } from 'dovetailjs';
  * const dvt = new Dovetail();
  * dvt.events.on(BackendEvent.BACKEND_ERROR, (p) => console.warn(`${p.key}: ${p.operation} failed, ${p.fallback}`, p.error));
  * ```
@@ -334,7 +334,7 @@ export class Events {
    * @throws RangeError when `maxChainDepth` < 1.
    * @example
    * ```ts
-   * import { Dovetail, Event } from 'dovetail';
+   * import { Dovetail, Event } from 'dovetailjs';
    * const dvt = new Dovetail();
    * const id = dvt.events.on(Event.DONE, (p) => console.log(p.executionId, p.elapsed));
    * dvt.events.off(id);
@@ -434,7 +434,7 @@ export class Events {
    *
    * @example
    * ```ts
-   * import { Dovetail } from 'dovetail';
+   * import { Dovetail } from 'dovetailjs';
    * const dvt = new Dovetail();
    * const next = dvt.events.once('done');
    * dvt.task.schedule(() => 42);
@@ -552,7 +552,7 @@ export class Events {
    *
    * @example
    * ```ts
-   * import { Dovetail } from 'dovetail';
+   * import { Dovetail } from 'dovetailjs';
    * const dvt = new Dovetail({ trace: true, tracePrefix: 'import' });
    * dvt.events.trace('batch 3 loaded'); // console.debug('DVT-import batch 3 loaded')
    * ```
@@ -569,7 +569,7 @@ export class Events {
    * @throws TypeError when `fields` is not an object (tracing on or off).
    * @example
    * ```ts
-   * import { Dovetail } from 'dovetail';
+   * import { Dovetail } from 'dovetailjs';
    * const dvt = new Dovetail({ trace: true });
    * dvt.events.traceStruct({ method: 'import', status: 'batch', elapsed: 12, extra: { rows: 500 } });
    * ```

@@ -26,7 +26,7 @@ export type Kind = (typeof Kind)[keyof typeof Kind];
  *
  * @example
  * ```ts
- * import { Dovetail, type Task } from 'dovetail';
+ * import { Dovetail, type Task } from 'dovetailjs';
  * const dvt = new Dovetail();
  * const task: Task<number> = dvt.task.schedule(async () => 42);
  * console.log(task.id, task instanceof Promise, await task);

@@ -11,7 +11,7 @@ import { exitInstances, hasExitInstances } from './registry.js';
  * The signals Dovetail handles.
  * @example
  * ```ts
- * import type { ShutdownSignal } from 'dovetail';
+ * import type { ShutdownSignal } from 'dovetailjs';
  * const code = (signal: ShutdownSignal): number => (signal === 'SIGINT' ? 130 : 143);
  * ```
  */
@@ -22,7 +22,7 @@ export type ShutdownSignal = 'SIGINT' | 'SIGTERM';
  * instance that has `shutdownOnExit`). The process waits for its promise, within the grace period.
  * @example
  * ```ts
- * import { shutdownAll, type AppShutdownHook } from 'dovetail';
+ * import { shutdownAll, type AppShutdownHook } from 'dovetailjs';
  * const hook: AppShutdownHook = async (signal) => {
  *   console.error(`${signal}: shutting down`);
  *   await shutdownAll({ wait: true });
@@ -35,7 +35,7 @@ export type AppShutdownHook = (signal: ShutdownSignal) => void | PromiseLike<voi
  * Options of {@link runMain}.
  * @example
  * ```ts
- * import { runMain, type RunMainOptions } from 'dovetail';
+ * import { runMain, type RunMainOptions } from 'dovetailjs';
  * const options: RunMainOptions = { grace: 2_000 };
  * runMain(async (signal) => { await new Promise((resolve) => setTimeout(resolve, 100, signal)); }, options);
  * ```
@@ -120,7 +120,7 @@ function onExit(): void {
  * @example
  * ```ts
  * import { createServer } from 'node:http';
- * import { setAppShutdownHook, shutdownAll } from 'dovetail';
+ * import { setAppShutdownHook, shutdownAll } from 'dovetailjs';
  * const server = createServer();
  * setAppShutdownHook(async (signal) => {
  *   console.error(`${signal}: closing`);
@@ -243,7 +243,7 @@ function onSignal(signal: ShutdownSignal): void {
  * @throws TypeError when `main` is not a function; RangeError when `grace` is negative or not finite.
  * @example
  * ```ts
- * import { Dovetail, runMain } from 'dovetail';
+ * import { Dovetail, runMain } from 'dovetailjs';
  * const dvt = new Dovetail({ concurrency: 4 });
  * const urls = ['http://127.0.0.1:8080/a', 'http://127.0.0.1:8080/b'];
  * runMain(async (signal) => {

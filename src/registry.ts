@@ -73,7 +73,7 @@ function entryOf(dvt: unknown, name: string): Entry {
  * @throws TypeError when `dvt` is not a `Dovetail` instance.
  * @example
  * ```ts
- * import { Dovetail, listActive, register } from 'dovetail';
+ * import { Dovetail, listActive, register } from 'dovetailjs';
  * const dvt = new Dovetail({ autoRegister: false });
  * register(dvt);
  * console.log(listActive().includes(dvt)); // true
@@ -94,7 +94,7 @@ export function register(dvt: Dovetail): void {
  * @throws TypeError when `dvt` is not a `Dovetail` instance.
  * @example
  * ```ts
- * import { Dovetail, unregister } from 'dovetail';
+ * import { Dovetail, unregister } from 'dovetailjs';
  * const dvt = new Dovetail();
  * unregister(dvt); // true
  * ```
@@ -109,7 +109,7 @@ export function unregister(dvt: Dovetail): boolean {
  * @returns A new array; changing it changes nothing in the registry.
  * @example
  * ```ts
- * import { listActive } from 'dovetail';
+ * import { listActive } from 'dovetailjs';
  * for (const dvt of listActive()) console.log(dvt.active, dvt.pending);
  * ```
  */
@@ -133,7 +133,7 @@ export function listActive(): Dovetail[] {
  * @example
  * ```ts
  * import { createServer } from 'node:http';
- * import { shutdownAll } from 'dovetail';
+ * import { shutdownAll } from 'dovetailjs';
  * const server = createServer();
  * process.once('SIGTERM', () => void shutdownAll({ wait: true }).then(() => server.close()));
  * ```

@@ -89,7 +89,7 @@ export class TaskApi {
    * @throws TypeError when `work` is neither a function nor a thenable.
    * @example
    * ```ts
-   * import { Dovetail } from 'dovetail';
+   * import { Dovetail } from 'dovetailjs';
    * const dvt = new Dovetail({ concurrency: 4, retries: 2, timeout: 5000 });
    * const task = dvt.task.schedule(async (url: string) => (await fetch(url)).status, 'http://127.0.0.1:9/');
    * console.log(task.id);
@@ -113,7 +113,7 @@ export class TaskApi {
    * @throws TypeError when `fn` is not a function.
    * @example
    * ```ts
-   * import { Dovetail } from 'dovetail';
+   * import { Dovetail } from 'dovetailjs';
    * const dvt = new Dovetail();
    * const sum = await dvt.task.toThread((n: number) => n * (n + 1) / 2, 1000);
    * ```
@@ -132,7 +132,7 @@ export class TaskApi {
    * @throws TypeError / RangeError for a non-function, a non-iterable or a bad option.
    * @example
    * ```ts
-   * import { Dovetail } from 'dovetail';
+   * import { Dovetail } from 'dovetailjs';
    * const dvt = new Dovetail();
    * const lengths = await dvt.task.map(async (word: string) => word.length, ['a', 'bb'], { concurrency: 2 });
    * ```
@@ -167,7 +167,7 @@ export class TaskApi {
    * @throws TypeError / RangeError for a non-function, a non-iterable or a bad option.
    * @example
    * ```ts
-   * import { Dovetail } from 'dovetail';
+   * import { Dovetail } from 'dovetailjs';
    * const dvt = new Dovetail();
    * async function* ids() { for (let i = 0; i < 1000; i++) yield i; }
    * for await (const doubled of dvt.task.mapIterable(async (n: number) => n * 2, ids(), { concurrency: 8 })) {
@@ -211,7 +211,7 @@ export class TaskApi {
    * @example
    * ```ts
    * import { readFile } from 'node:fs';
-   * import { Dovetail } from 'dovetail';
+   * import { Dovetail } from 'dovetailjs';
    * const dvt = new Dovetail({ timeout: 1000 });
    * const text = await dvt.task.fromCallback(readFile, 'package.json'); // Task<Buffer>
    * ```
@@ -232,7 +232,7 @@ export class TaskApi {
    * @example
    * ```ts
    * import { stat, type Stats } from 'node:fs';
-   * import { Dovetail } from 'dovetail';
+   * import { Dovetail } from 'dovetailjs';
    * const dvt = new Dovetail({ retries: 2 });
    * // stat is overloaded: an arrow function picks the (path, callback) form.
    * const statTask = dvt.task.promisify((path: string, done: (error: Error | null, stats: Stats) => void) => stat(path, done));
@@ -254,7 +254,7 @@ export class TaskApi {
    * @throws TypeError when `fn` is not a function.
    * @example
    * ```ts
-   * import { Dovetail } from 'dovetail';
+   * import { Dovetail } from 'dovetailjs';
    * const dvt = new Dovetail({ concurrency: 2 });
    * const fetchUser = dvt.task.wrap(async (id: number) => ({ id }));
    * const user = await fetchUser(7);
@@ -272,7 +272,7 @@ export class TaskApi {
    * @throws TypeError / RangeError naming the override.
    * @example
    * ```ts
-   * import { Dovetail } from 'dovetail';
+   * import { Dovetail } from 'dovetailjs';
    * const dvt = new Dovetail({ retries: 3 });
    * const controller = new AbortController();
    * const quick = dvt.task.with({ timeout: 200, retries: 0, signal: controller.signal });
@@ -287,7 +287,7 @@ export class TaskApi {
    * The task running now (across awaits), or `undefined` outside a task. See {@link currentTask}.
    * @example
    * ```ts
-   * import { Dovetail } from 'dovetail';
+   * import { Dovetail } from 'dovetailjs';
    * const dvt = new Dovetail();
    * await dvt.task.schedule(() => console.log(dvt.task.current()?.id));
    * ```

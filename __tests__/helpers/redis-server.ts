@@ -12,7 +12,7 @@ export const hasRedisServer: boolean =
 
 /** The line printed when the Redis tests are skipped. */
 export const SKIP_LINE =
-  'dovetail/redis tests skipped: redis-server not found (install it: apt-get install -y redis-server; with CI set they fail instead)';
+  'dovetailjs/redis tests skipped: redis-server not found (install it: apt-get install -y redis-server; with CI set they fail instead)';
 
 /** Whether the suite must fail rather than skip when the server is missing. */
 export const requireRedis: boolean =

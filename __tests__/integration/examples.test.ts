@@ -81,7 +81,7 @@ describe('examples', () => {
         'retry: attempt 1 failed (TimeoutError: timed out after 400 ms), next in 50 ms',
         'retry: attempt 2 failed (TimeoutError: timed out after 400 ms), next in 100 ms',
         'stuck: gave up, timed out after 400 ms on each of 3 attempts',
-        'package name: dovetail',
+        'package name: dovetailjs',
         expect.stringMatching(/^stats: \{"queued":4,"started":7,"done":3,"error":1,"retries":3,/),
       ]);
       expect(result.code).toBe(0);

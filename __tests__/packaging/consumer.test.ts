@@ -47,7 +47,7 @@ const consumerEsm = `
 import {
   Dovetail, Event, TimeoutError, currentTask,
   type DovetailOptions, type RetryPayload, type Task, type TaskContext,
-} from 'dovetail';
+} from 'dovetailjs';
 
 const options: DovetailOptions = { concurrency: 4, retries: 2, retryBackoff: 100, rateLimit: { perSecond: 10 } };
 await using dvt = new Dovetail(options);
@@ -70,7 +70,7 @@ new Dovetail({ concurrency: '4' });
 
 // CommonJS TypeScript: \`require\` of the ESM package, allowed by TypeScript >= 5.8 under nodenext.
 const consumerCjs = `
-import dovetail = require('dovetail');
+import dovetail = require('dovetailjs');
 const dvt = new dovetail.Dovetail({ concurrency: 1 });
 const task: Promise<number> = dvt.task.schedule(() => 1);
 void task.then(() => dvt.shutdown());
@@ -175,7 +175,7 @@ describe('the packed package, installed into a fresh project', () => {
   });
 
   // Profile node16: TypeScript's legacy `node10` resolution ignores `exports`, so it cannot see
-  // `dovetail/redis`; a package for Node >= 20 leaves it out. And `require()` of ESM is allowed
+  // `dovetailjs/redis`; a package for Node >= 20 leaves it out. And `require()` of ESM is allowed
   // (Node >= 20.19), so a CommonJS import resolving to ESM is not a problem here.
   it('passes arethetypeswrong', async () => {
     await expect(

@@ -1,4 +1,4 @@
-// dovetail/redis in one process: options, sharing between instances, and Redis going away.
+// dovetailjs/redis in one process: options, sharing between instances, and Redis going away.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -74,7 +74,7 @@ describe('redisBackend options', () => {
   });
 });
 
-describeRedis('dovetail/redis on a real redis-server', () => {
+describeRedis('dovetailjs/redis on a real redis-server', () => {
   let server: RedisServer;
   const clients: Redis[] = [];
   let keySeq = 0;

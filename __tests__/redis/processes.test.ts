@@ -49,7 +49,7 @@ async function runWorkers(configs: Record<string, unknown>[]): Promise<WorkerRep
   return outputs.map((text) => JSON.parse(text.trim().split('\n').pop() ?? '{}') as WorkerReport);
 }
 
-describeRedis('dovetail/redis across processes', () => {
+describeRedis('dovetailjs/redis across processes', () => {
   let server: RedisServer;
   let redis: Redis;
 

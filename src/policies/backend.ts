@@ -3,12 +3,12 @@ import type { RateLimiter } from './rate-limit.js';
 
 /**
  * Where an instance's concurrency gate and rate limiter live. The default keeps both in this
- * process; a shared back end (for example `dovetail/redis`) makes every process that uses it share
+ * process; a shared back end (for example `dovetailjs/redis`) makes every process that uses it share
  * one limit and one bucket.
  *
  * @example
  * ```ts
- * import { Dovetail, LocalGate, TokenBucket, type Backend } from 'dovetail';
+ * import { Dovetail, LocalGate, TokenBucket, type Backend } from 'dovetailjs';
  * const backend: Backend = {
  *   createGate: ({ concurrency }) => new LocalGate(concurrency),
  *   createRateLimiter: ({ perSecond, burst }) => new TokenBucket(perSecond, burst),
@@ -38,7 +38,7 @@ export interface Backend {
  * One failure of a shared store, as a back end reports it through {@link BackendHooks}.
  * @example
  * ```ts
- * import { BackendError, type BackendProblem } from 'dovetail';
+ * import { BackendError, type BackendProblem } from 'dovetailjs';
  * const problem: BackendProblem = {
  *   error: new BackendError('no answer within 5000 ms', { key: 'payments-api' }),
  *   key: 'payments-api',
@@ -65,7 +65,7 @@ export interface BackendProblem {
  *
  * @example
  * ```ts
- * import { LocalGate, type Backend, type BackendHooks } from 'dovetail';
+ * import { LocalGate, type Backend, type BackendHooks } from 'dovetailjs';
  * const backend: Backend = {
  *   createGate: ({ concurrency }, hooks?: BackendHooks) => {
  *     hooks?.report({ error: new Error('demo'), key: 'k', operation: 'gate', fallback: 'local' });

@@ -43,7 +43,7 @@ interface Waiter {
  *
  * @example
  * ```ts
- * import { TokenBucket } from 'dovetail';
+ * import { TokenBucket } from 'dovetailjs';
  * const bucket = new TokenBucket(10, 2); // 10 a second, 2 at once
  * const waited = await bucket.acquire(); // 0: a token was free
  * console.log(waited);

@@ -1,4 +1,4 @@
-// `dovetail/redis`: one concurrency limit and one rate limit shared by every process, on Redis.
+// `dovetailjs/redis`: one concurrency limit and one rate limit shared by every process, on Redis.
 // Only this entry point loads `redis-semaphore`; `ioredis` is the caller's (an optional peer).
 import type { Redis } from 'ioredis';
 import {
@@ -23,7 +23,7 @@ export type { BackendErrorPolicy } from './store.js';
  * Options of {@link redisBackend}.
  * @example
  * ```ts
- * import type { RedisBackendOptions } from 'dovetail/redis';
+ * import type { RedisBackendOptions } from 'dovetailjs/redis';
  * const options: RedisBackendOptions = { key: 'payments-api', leaseTime: 30_000, onBackendError: 'local' };
  * ```
  */
@@ -83,7 +83,7 @@ export interface RedisBackendOptions {
  * The defaults of {@link RedisBackendOptions} (frozen).
  * @example
  * ```ts
- * import { REDIS_DEFAULTS } from 'dovetail/redis';
+ * import { REDIS_DEFAULTS } from 'dovetailjs/redis';
  * console.log(REDIS_DEFAULTS.leaseTime); // 10000
  * ```
  */
@@ -110,8 +110,8 @@ export const REDIS_DEFAULTS = Object.freeze({
  * @example
  * ```ts
  * import { Redis } from 'ioredis';
- * import { Dovetail } from 'dovetail';
- * import { RedisBackend } from 'dovetail/redis';
+ * import { Dovetail } from 'dovetailjs';
+ * import { RedisBackend } from 'dovetailjs/redis';
  * const backend = new RedisBackend(new Redis(), { key: 'payments-api' });
  * await using dvt = new Dovetail({ concurrency: 20, backend });
  * ```
@@ -165,8 +165,8 @@ export class RedisBackend implements Backend {
  * @example
  * ```ts
  * import { Redis } from 'ioredis';
- * import { Dovetail } from 'dovetail';
- * import { redisBackend } from 'dovetail/redis';
+ * import { Dovetail } from 'dovetailjs';
+ * import { redisBackend } from 'dovetailjs/redis';
  * const redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379');
  * const dvt = new Dovetail({
  *   concurrency: 20,

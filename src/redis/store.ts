@@ -8,7 +8,7 @@ import type { BackendHooks, BackendProblem } from '../policies/backend.js';
  * under this process's own limits.
  * @example
  * ```ts
- * import type { BackendErrorPolicy } from 'dovetail/redis';
+ * import type { BackendErrorPolicy } from 'dovetailjs/redis';
  * const policy: BackendErrorPolicy = process.env['NODE_ENV'] === 'production' ? 'fail' : 'local';
  * ```
  */
