@@ -5,6 +5,7 @@
 import { CancelledError } from './errors.js';
 import { assertFunction, assertNonNegative, assertObject, describe } from './internal/assert.js';
 import type { Dovetail } from './dovetail.js';
+import { warn } from './internal/util.js';
 import { exitInstances, hasExitInstances } from './registry.js';
 
 /**
@@ -138,15 +139,12 @@ export function setAppShutdownHook(hook: AppShutdownHook | null): void {
   appHook = hook;
 }
 
-function warn(message: string, code: string, error: unknown): void {
-  try {
-    process.emitWarning(`${message}: ${error instanceof Error ? error.message : String(error)}`, {
-      code,
-      detail: error instanceof Error ? error.stack : undefined,
-    });
-  } catch {
-    // A report must never throw.
-  }
+function warnOf(message: string, code: string, error: unknown): void {
+  warn(
+    `${message}: ${error instanceof Error ? error.message : String(error)}`,
+    code,
+    error instanceof Error ? error.stack : undefined,
+  );
 }
 
 /**
@@ -155,7 +153,7 @@ function warn(message: string, code: string, error: unknown): void {
  */
 function shutdownEach(instances: readonly Dovetail[], wait: boolean): Promise<unknown> {
   return Promise.all(instances.map((dvt) => dvt.shutdown({ wait }))).catch((error: unknown) => {
-    warn('A Dovetail instance failed to shut down', 'DOVETAIL_SHUTDOWN_ERROR', error);
+    warnOf('A Dovetail instance failed to shut down', 'DOVETAIL_SHUTDOWN_ERROR', error);
   });
 }
 
@@ -172,7 +170,7 @@ async function shutdownForSignal(
   try {
     await hook(signal);
   } catch (error) {
-    warn('The Dovetail app shutdown hook failed', 'DOVETAIL_SHUTDOWN_HOOK_ERROR', error);
+    warnOf('The Dovetail app shutdown hook failed', 'DOVETAIL_SHUTDOWN_HOOK_ERROR', error);
   }
 }
 

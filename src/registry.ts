@@ -6,6 +6,7 @@
 // or the DOVETAIL_NOT_SHUT_DOWN warning could never fire for a registered one.
 import type { Dovetail, ShutdownOptions } from './dovetail.js';
 import { assertBoolean, assertObject, describe } from './internal/assert.js';
+import { warn } from './internal/util.js';
 import { syncSignalHandler } from './process.js';
 
 /** How an instance takes part in the registry. @internal */
@@ -45,15 +46,11 @@ function collected(entry: Entry): void {
   refs.delete(entry);
   registered.delete(entry);
   if (entry.exit && exiting.delete(entry)) syncSignalHandler();
-  try {
-    process.emitWarning(
-      `Dovetail instance #${entry.seq} was garbage-collected without shutdown(); ` +
-        'call `await dvt.shutdown()` or declare it with `await using` so its tasks finish cleanly',
-      { code: 'DOVETAIL_NOT_SHUT_DOWN' },
-    );
-  } catch {
-    // emitWarning may throw under --throw-deprecation-style flags; a finalizer must never throw.
-  }
+  warn(
+    `Dovetail instance #${entry.seq} was garbage-collected without shutdown(); ` +
+      'call `await dvt.shutdown()` or declare it with `await using` so its tasks finish cleanly',
+    'DOVETAIL_NOT_SHUT_DOWN',
+  );
 }
 
 function entryOf(dvt: unknown, name: string): Entry {

@@ -3,6 +3,7 @@ import { ShutdownError } from './errors.js';
 import type { MethodName } from './events.js';
 import { Execution, Kind, type Core, type Task } from './execution.js';
 import { assertFunction, describe } from './internal/assert.js';
+import { isThenable, noop } from './internal/util.js';
 import { assertIterable, mapArray, mapStream, type MapHost, type MapInput } from './map.js';
 import {
   DEFAULTS,
@@ -41,7 +42,6 @@ export interface TaskHost extends MapHost {
   readonly concurrency: number;
 }
 
-const noop = (): void => {};
 let refusedSeq = 0;
 
 /** A task that was refused because the instance is shutting down. */
@@ -54,14 +54,6 @@ function refused<R>(method: MethodName): Task<R> {
   task.id = `refused-${++refusedSeq}`;
   task.cancel = () => false;
   return task;
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as PromiseLike<unknown>).then === 'function'
-  );
 }
 
 /**

@@ -1,4 +1,5 @@
 import { tracingChannel, type TracingChannel } from 'node:diagnostics_channel';
+import { objectText } from './internal/util.js';
 import type { TraceLogger } from './options.js';
 
 /** Fields of a structured trace line, for `events.traceStruct()`. */
@@ -35,15 +36,7 @@ const formatValue = (value: unknown): string => {
   if (value instanceof Error) return JSON.stringify(`${value.name}: ${value.message}`);
   // A function's source would flood the line: its name says enough.
   if (typeof value === 'function') return `[function ${value.name || '<anonymous>'}]`;
-  if (typeof value === 'object' && value !== null) {
-    try {
-      // JSON.stringify gives undefined for an object whose toJSON returns undefined.
-      return JSON.stringify(value) ?? Object.prototype.toString.call(value);
-    } catch {
-      // Circular or holding a BigInt.
-      return Object.prototype.toString.call(value);
-    }
-  }
+  if (typeof value === 'object' && value !== null) return objectText(value);
   return String(value);
 };
 

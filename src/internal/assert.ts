@@ -1,3 +1,5 @@
+import { objectText } from './util.js';
+
 // Validation shared by the constructor, with() and map(): one rule per kind of value, each
 // message naming the option and the value received.
 
@@ -5,13 +7,7 @@ const show = (value: unknown): string => {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'function') return `function ${value.name || '<anonymous>'}`;
   if (typeof value === 'symbol' || typeof value === 'bigint') return value.toString();
-  if (value !== null && typeof value === 'object') {
-    try {
-      return JSON.stringify(value) ?? Object.prototype.toString.call(value);
-    } catch {
-      return Object.prototype.toString.call(value);
-    }
-  }
+  if (value !== null && typeof value === 'object') return objectText(value);
   return String(value);
 };
 

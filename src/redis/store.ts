@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { BackendError } from '../errors.js';
 import type { BackendHooks, BackendProblem } from '../policies/backend.js';
+import { noop } from '../internal/util.js';
 
 /**
  * What the Redis back end does when Redis fails: fail the tasks with `BackendError`, or run them
@@ -27,8 +28,6 @@ export interface StoreSettings {
 }
 
 type Operation = BackendProblem['operation'];
-
-const noop = (): void => {};
 
 /**
  * One Redis connection as the gate and the limiter of a back end see it: every command runs under
