@@ -1,4 +1,5 @@
-import { Execution, type Core } from './execution.js';
+import { Accounting } from './engine/accounting.js';
+import type { Core } from './engine/core.js';
 import { ShutdownError } from './errors.js';
 import { Events, watchTaskChannel } from './events.js';
 import { assertBoolean, assertObject } from './internal/assert.js';
@@ -89,12 +90,8 @@ export class Dovetail implements AsyncDisposable {
       events,
       gate,
       limiter,
-      liveHead: undefined,
-      liveCount: 0,
-      pending: 0,
-      active: 0,
+      accounting: new Accounting(events.counters, () => this.#drained()),
       stopping: false,
-      drained: () => this.#drained(),
     };
     const host: TaskHost = {
       core: this.#core,
@@ -117,12 +114,12 @@ export class Dovetail implements AsyncDisposable {
 
   /** Tasks running now (between their first start and settling). */
   get active(): number {
-    return this.#core.active;
+    return this.#core.accounting.active;
   }
 
   /** Tasks waiting for the concurrency gate or the rate limiter. */
   get pending(): number {
-    return this.#core.pending;
+    return this.#core.accounting.pending;
   }
 
   /** The instance's concurrency limit (`Infinity` when unbounded). */
@@ -141,7 +138,7 @@ export class Dovetail implements AsyncDisposable {
    * ```
    */
   onIdle(): Promise<void> {
-    if (this.#core.liveCount === 0) return Promise.resolve();
+    if (this.#core.accounting.liveCount === 0) return Promise.resolve();
     if (this.#idle === undefined) {
       let resolve!: () => void;
       const promise = new Promise<void>((done) => {
@@ -194,7 +191,7 @@ export class Dovetail implements AsyncDisposable {
     core.stopping = true;
     this.#shuttingDown = true;
     const reason = new ShutdownError('instance shut down without waiting');
-    for (const execution of Execution.live(core)) execution.stop(reason);
+    for (const execution of core.accounting.live()) execution.stop(reason);
     // What the gate still holds was cancelled above; let it go.
     core.gate?.clear();
   }
@@ -208,7 +205,7 @@ export class Dovetail implements AsyncDisposable {
       this.events.traceStruct({
         method: 'shutdown',
         status: 'end',
-        extra: { live: this.#core.liveCount },
+        extra: { live: this.#core.accounting.liveCount },
       });
     }
   }

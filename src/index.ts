@@ -3,7 +3,7 @@ export { Dovetail } from './dovetail.js';
 export type { ShutdownOptions } from './dovetail.js';
 export { TaskApi } from './task.js';
 export type { CallbackApi, CallbackParameters, CallbackResult, NodeCallback } from './task.js';
-export type { Task } from './execution.js';
+export type { Task } from './engine/task-promise.js';
 export type { MapInput } from './map.js';
 export { currentTask } from './context.js';
 export type { TaskContext } from './context.js';

@@ -1,7 +1,9 @@
 import { AsyncResource } from 'node:async_hooks';
 import { ShutdownError } from './errors.js';
 import type { AnyFunction, MethodName } from './events.js';
-import { Execution, Kind, SCOPE, type Core, type Sink } from './execution.js';
+import { Kind } from './engine/attempt.js';
+import { cancelFor, SCOPE, type Core, type Member, type Sink } from './engine/core.js';
+import { Execution } from './engine/execution.js';
 import { describe } from './internal/assert.js';
 import type { ResolvedMapOptions, ResolvedPolicy } from './options.js';
 
@@ -98,7 +100,7 @@ abstract class Run<T> implements Sink {
   protected abstract finished(): void;
   /** The run fails with `error`: stop and report. */
   protected abstract failed(error: unknown): void;
-  abstract settled(execution: Execution, ok: boolean, value: unknown): void;
+  abstract settled(execution: Member, ok: boolean, value: unknown): void;
 
   /** Hooks the signal; false when it has already aborted. */
   protected watchSignal(): boolean {
@@ -117,7 +119,7 @@ abstract class Run<T> implements Sink {
     if (this.#onAbort !== undefined) this.#signal?.removeEventListener('abort', this.#onAbort);
     if (closeIterator && !this.exhausted) closeSource(this.#source);
     this.exhausted = true;
-    if (this.running > 0) Execution.cancelFor(this.#core, this, reason);
+    if (this.running > 0) cancelFor(this.#core, this, reason);
     this.running = 0;
   }
 
@@ -250,7 +252,7 @@ class ArrayRun<T, R> extends Run<T> {
     this.#reject(error);
   }
 
-  settled(execution: Execution, ok: boolean, value: unknown): void {
+  settled(execution: Member, ok: boolean, value: unknown): void {
     if (this.#settled) return;
     this.done();
     if (ok || this.#returnErrors) this.#results[execution.index] = value as R;
@@ -365,7 +367,7 @@ class StreamRun<T, R> extends Run<T> implements AsyncIterator<R> {
     } else this.#failure = { error };
   }
 
-  settled(execution: Execution, ok: boolean, value: unknown): void {
+  settled(execution: Member, ok: boolean, value: unknown): void {
     if (this.stopped) return;
     this.done();
     if (!ok && !this.#returnErrors) {

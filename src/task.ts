@@ -1,7 +1,10 @@
 import { currentTask, type TaskContext } from './context.js';
 import { ShutdownError } from './errors.js';
 import type { MethodName } from './events.js';
-import { Execution, Kind, type Core, type Task } from './execution.js';
+import { Kind } from './engine/attempt.js';
+import type { Core } from './engine/core.js';
+import { Execution } from './engine/execution.js';
+import type { Task } from './engine/task-promise.js';
 import { assertFunction, describe } from './internal/assert.js';
 import { isThenable, noop } from './internal/util.js';
 import { assertIterable, mapArray, mapStream, type MapHost, type MapInput } from './map.js';
@@ -112,7 +115,7 @@ export class TaskApi {
    */
   toThread<A extends unknown[], R>(fn: (...args: A) => R, ...args: A): Task<Awaited<R>> {
     assertFunction('fn', fn);
-    return this.#start('toThread', Kind.DEFERRED, fn, args);
+    return this.#start('toThread', Kind.TO_THREAD, fn, args);
   }
 
   /**

@@ -1,0 +1,107 @@
+import type { Stats } from '../events.js';
+
+/** Where an execution is counted. */
+export const Counted = Object.freeze({ NOWHERE: 0, PENDING: 1, ACTIVE: 2 } as const);
+export type Counted = (typeof Counted)[keyof typeof Counted];
+
+/** The terminal events, each a counter of its own. */
+export type Outcome = 'done' | 'error' | 'cancelled';
+
+/** An execution as the accounting sees it: a node of the live list, counted in one place. */
+export interface Counting {
+  /** Where it is counted now. */
+  counted: Counted;
+  /** The live list's links (newest first), owned by the accounting. */
+  livePrev: Counting | undefined;
+  liveNext: Counting | undefined;
+}
+
+/**
+ * Every count of an instance, in one place: the executions not yet settled (an intrusive list:
+ * no per-task set entry), how many of them wait (`pending`) or run (`active`), and the `stats()`
+ * counters. Nothing else counts tasks.
+ */
+export class Accounting<T extends Counting = Counting> {
+  /** The `stats()` counters, built-in and custom (the bus reads and extends them). */
+  readonly counters: Stats;
+  /** Waiting for the gate, a token, or the first start. */
+  pending = 0;
+  /** Running: from the first start (or a reserved slot with nothing else to wait for) to settling. */
+  active = 0;
+  /** Executions not yet settled. */
+  liveCount = 0;
+  #head: T | undefined;
+  readonly #drained: () => void;
+
+  /** @param drained - Called when the last live execution has settled. */
+  constructor(counters: Stats, drained: () => void) {
+    this.counters = counters;
+    this.#drained = drained;
+  }
+
+  /** A task entered the instance: live, pending, and `queued` counted. */
+  enter(execution: T): void {
+    const head = this.#head;
+    if (head !== undefined) head.livePrev = execution;
+    execution.liveNext = head;
+    this.#head = execution;
+    this.liveCount += 1;
+    this.pending += 1;
+    execution.counted = Counted.PENDING;
+    this.counters.queued += 1;
+  }
+
+  /** From pending to active (no-op once active). */
+  activate(execution: T): void {
+    if (execution.counted !== Counted.PENDING) return;
+    this.pending -= 1;
+    this.active += 1;
+    execution.counted = Counted.ACTIVE;
+  }
+
+  /**
+   * The execution settled with `outcome`: it leaves the counts and the live list. The caller
+   * hands out the outcome, then calls {@link afterSettle}.
+   */
+  leave(execution: T, outcome: Outcome): void {
+    if (execution.counted === Counted.ACTIVE) this.active -= 1;
+    else if (execution.counted === Counted.PENDING) this.pending -= 1;
+    execution.counted = Counted.NOWHERE;
+    this.counters[outcome] += 1;
+    const prev = execution.livePrev;
+    const next = execution.liveNext;
+    if (prev === undefined) this.#head = next as T | undefined;
+    else prev.liveNext = next;
+    if (next !== undefined) next.livePrev = prev;
+    execution.livePrev = undefined;
+    execution.liveNext = undefined;
+    this.liveCount -= 1;
+  }
+
+  /** Tells the instance once nothing is live any more. */
+  afterSettle(): void {
+    if (this.liveCount === 0) this.#drained();
+  }
+
+  /** An attempt started. */
+  started(): void {
+    this.counters.started += 1;
+  }
+
+  /** An attempt waited for a rate-limit token. */
+  throttled(): void {
+    this.counters.throttled += 1;
+  }
+
+  /** A retry was scheduled. */
+  retried(): void {
+    this.counters.retries += 1;
+  }
+
+  /** Every execution not yet settled, newest first. */
+  live(): T[] {
+    const all: T[] = [];
+    for (let at = this.#head; at !== undefined; at = at.liveNext as T | undefined) all.push(at);
+    return all;
+  }
+}

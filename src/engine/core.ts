@@ -1,0 +1,68 @@
+import type { AsyncResource } from 'node:async_hooks';
+import type { ShutdownError } from '../errors.js';
+import type { Events } from '../events.js';
+import type { Gate } from '../policies/gate.js';
+import type { RateLimiter } from '../policies/rate-limit.js';
+import type { Accounting, Counting } from './accounting.js';
+
+/** An execution as the instance and `map` see it. */
+export interface Member extends Counting {
+  /** Where its outcome goes when it has no `Task` of its own (a `map` item). */
+  readonly sink: Sink | undefined;
+  /** The `map` slot it fills. */
+  readonly index: number;
+  /** Called once its gate slot is free (with no gate: a microtask after it was scheduled). */
+  run(release: (() => void) | undefined): void;
+  cancel(reason?: unknown): boolean;
+  /** `shutdown({ wait: false })`. */
+  stop(reason: ShutdownError): void;
+}
+
+/** Receives the outcome of an execution that has no `Task` of its own (a `map` item). */
+export interface Sink {
+  /** The async context of the `map()` call, in which every item runs. */
+  readonly scope: AsyncResource;
+  settled(execution: Member, ok: boolean, value: unknown): void;
+}
+
+/** What the executions of one instance share; owned by `Dovetail`. */
+export interface Core {
+  readonly events: Events;
+  readonly gate: Gate | undefined;
+  readonly limiter: RateLimiter | undefined;
+  readonly accounting: Accounting<Member>;
+  /** `shutdown({ wait: false })` began: no further attempt starts. */
+  stopping: boolean;
+}
+
+/**
+ * The async resource type of a task's scope (what async_hooks and AsyncLocalStorage see). Its
+ * `destroy` is left to Node, which emits it at garbage collection, and only when some async hook
+ * listens for it (an APM's context map would otherwise keep every task's entry).
+ */
+export const SCOPE = 'Dovetail';
+
+// Executions with no gate start a microtask after they were scheduled, all those of one
+// synchronous stretch in one microtask (Node's queueMicrotask() makes an AsyncResource and a
+// bound function per call).
+const resolved = Promise.resolve();
+let due: Member[] = [];
+const runDue = (): void => {
+  const now = due;
+  due = [];
+  for (const member of now) member.run(undefined);
+};
+
+/** Runs `member` a microtask from now, with no gate slot. */
+export function runSoon(member: Member): void {
+  if (due.push(member) === 1) void resolved.then(runDue);
+}
+
+/** Cancels every live execution of `core` that reports to `sink`, oldest first. */
+export function cancelFor(core: Core, sink: Sink, reason: unknown): void {
+  const live = core.accounting.live();
+  for (let i = live.length - 1; i >= 0; i--) {
+    const member = live[i] as Member;
+    if (member.sink === sink) member.cancel(reason);
+  }
+}

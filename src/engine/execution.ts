@@ -1,0 +1,454 @@
+import { AsyncResource } from 'node:async_hooks';
+import type { ClearablePromise } from 'p-timeout';
+import type { TaskContext } from '../context.js';
+import { CancelledError, ShutdownError, type TimeoutError } from '../errors.js';
+import type { AnyFunction, EventName, EventSource, MethodName, TaskPayload } from '../events.js';
+import { noop } from '../internal/util.js';
+import type { ResolvedPolicy } from '../options.js';
+import type { GateJob } from '../policies/gate.js';
+import { TokenBucket, type TokenWait } from '../policies/rate-limit.js';
+import { Counted, type Outcome } from './accounting.js';
+import {
+  announceAttempt,
+  announceEnd,
+  announceQueued,
+  announceRetry,
+  functionName,
+  type Announced,
+} from './announce.js';
+import { runSoon, SCOPE, type Core, type Member, type Sink } from './core.js';
+import { AttemptContext, invoke, Kind, timed, type AttemptOwner } from './attempt.js';
+import { newHoldings, Phase, type Holdings } from './phase.js';
+import { RetryLoop, type RetryOwner } from './retry.js';
+import { unwatch, watch } from './signals.js';
+import { createTask, type Task, type TaskOwner } from './task-promise.js';
+
+let sequence = 0;
+
+/**
+ * One execution of one task, as a small state machine rather than an async function, so that
+ * `cancel()` can settle it at once whatever the attempt is doing, and so that a task that
+ * succeeds at once allocates no retry loop, no timer, no limiter wait, no AbortController and no
+ * context object. Its life: {@link Phase}.
+ */
+export class Execution
+  implements GateJob, EventSource, AttemptOwner, TaskOwner, RetryOwner, Member, Announced
+{
+  readonly seq: number;
+  counted: Counted = Counted.NOWHERE;
+  livePrev: Member | undefined;
+  liveNext: Member | undefined;
+
+  readonly #core: Core;
+  readonly #policy: ResolvedPolicy;
+  readonly #method: MethodName;
+  readonly #kind: Kind;
+  readonly #work: unknown;
+  readonly #args: readonly unknown[];
+  readonly #sink: Sink | undefined;
+  /** The async context of the call that scheduled the task: every attempt runs in it. */
+  readonly #scope: AsyncResource;
+  #resolve: ((value: unknown) => void) | undefined;
+  #reject: ((error: unknown) => void) | undefined;
+  #task: Task<unknown> | undefined;
+  #phase: Phase = Phase.QUEUED;
+  #attempt = 0;
+  #startedAt = -1;
+  #context: AttemptContext | undefined;
+  #holdings: Holdings | undefined;
+  /** Gives the gate slot back; set while the execution holds one. */
+  #release: (() => void) | undefined;
+
+  constructor(
+    core: Core,
+    policy: ResolvedPolicy,
+    method: MethodName,
+    kind: Kind,
+    work: unknown,
+    args: readonly unknown[],
+    sink: Sink | undefined,
+  ) {
+    this.seq = ++sequence;
+    this.#core = core;
+    this.#policy = policy;
+    this.#method = method;
+    this.#kind = kind;
+    this.#work = work;
+    this.#args = args;
+    this.#sink = sink;
+    this.#scope = sink === undefined ? new AsyncResource(SCOPE) : sink.scope;
+    // A promise handed over may reject while the task still waits for its slot or token: it is
+    // observed from now on, so that wait is not reported as an unhandled rejection.
+    if (kind === Kind.PROMISE && work instanceof Promise) work.catch(noop);
+  }
+
+  /** Where the outcome goes when the execution has no `Task` of its own (a `map` item). */
+  get sink(): Sink | undefined {
+    return this.#sink;
+  }
+
+  /** The task's function; undefined for a promise handed over as it is. */
+  get fn(): AnyFunction | undefined {
+    return this.#kind === Kind.PROMISE ? undefined : (this.#work as AnyFunction);
+  }
+
+  /** The `map` slot this execution fills: its second argument. */
+  get index(): number {
+    return this.#args[1] as number;
+  }
+
+  /** The execution id: the same string as `Task.id` and the payloads' `executionId`. */
+  get id(): string {
+    return String(this.seq);
+  }
+
+  /** The `Task` promise for this execution (made once, for `schedule` and friends). */
+  task<R>(): Task<R> {
+    return (this.#task ??= createTask<unknown>(this)) as Task<R>;
+  }
+
+  /** @internal Part of {@link TaskOwner}: the task's resolvers. */
+  bind(resolve: (value: unknown) => void, reject: (error: unknown) => void): void {
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  get channelContext(): Record<string, unknown> | undefined {
+    return this.#holdings?.channelContext;
+  }
+
+  set channelContext(value: Record<string, unknown> | undefined) {
+    this.#hold().channelContext = value;
+  }
+
+  /** The context of the attempt now running (made on first request). */
+  context(): TaskContext {
+    let context = this.#context;
+    if (context === undefined || context.attempt !== this.#attempt) {
+      context = new AttemptContext(
+        this.id,
+        this.#attempt,
+        functionName(this.#kind, this.#work) ?? '<promise>',
+      );
+      const aborted = this.#holdings?.abortReason;
+      if (aborted !== undefined) context.abort(aborted.reason);
+      this.#context = context;
+    }
+    return context;
+  }
+
+  isCurrent(attempt: number): boolean {
+    return this.#phase !== Phase.SETTLED && this.#attempt === attempt;
+  }
+
+  refuses(): boolean {
+    if (!this.#core.stopping) return false;
+    // Shut down without waiting before the body ran: it never runs.
+    this.cancel(new ShutdownError('instance shut down before toThread() ran'));
+    return true;
+  }
+
+  timedOut(error: TimeoutError): void {
+    this.#abortAttempt(error);
+  }
+
+  /** Enters the instance: counts, announces, and queues for the gate. */
+  start(): void {
+    const core = this.#core;
+    core.accounting.enter(this);
+    announceQueued(core.events, this);
+    const signal = this.#policy.signal;
+    if (signal !== undefined) {
+      if (signal.aborted) {
+        this.cancel(signal.reason);
+        return;
+      }
+      watch(signal, this);
+    }
+    if (core.gate !== undefined) core.gate.run(this);
+    else {
+      this.admitted();
+      runSoon(this);
+    }
+  }
+
+  /**
+   * The gate reserved a slot: from now on the task counts as active, unless it still has to
+   * wait for its first rate-limit token.
+   */
+  admitted(): void {
+    if (this.#core.limiter === undefined) this.#core.accounting.activate(this);
+  }
+
+  /**
+   * Called by the gate once a slot is free (and once the task is due, with no gate). The slot is
+   * held until the execution settles, so a cancelled task frees its slot at once.
+   */
+  run(release: (() => void) | undefined): void {
+    if (this.#phase !== Phase.QUEUED) {
+      // Cancelled while it waited for the slot.
+      release?.();
+      return;
+    }
+    this.#release = release;
+    this.#attemptNext(1);
+  }
+
+  /** Called by a gate that cannot grant a slot (a shared back end that failed). */
+  reject(error: unknown): void {
+    if (this.#phase === Phase.SETTLED) return;
+    this.#settle(false, error, 'error');
+  }
+
+  /** Cancels the execution at once. @returns `false` when it had already settled. */
+  cancel(reason?: unknown): boolean {
+    if (this.#phase === Phase.SETTLED) return false;
+    const error =
+      reason === undefined
+        ? new CancelledError()
+        : new CancelledError(undefined, { cause: reason });
+    this.#settle(false, error, 'cancelled');
+    return true;
+  }
+
+  /**
+   * `shutdown({ wait: false })`: cancel what has not started, cancel what sleeps between
+   * retries, abort the signal of what runs.
+   */
+  stop(reason: ShutdownError): void {
+    if (this.#phase === Phase.SETTLED) return;
+    if (this.#attempt === 0 || this.#phase === Phase.SLEEPING) this.cancel(reason);
+    else this.#abortAttempt(reason);
+  }
+
+  // ---- attempts ------------------------------------------------------------------------------
+
+  #attemptNext(attempt: number): void {
+    this.#phase = Phase.TOKEN;
+    const limiter = this.#core.limiter;
+    if (limiter === undefined) {
+      this.#launch(attempt, 0);
+      return;
+    }
+    let waited: number | Promise<number>;
+    try {
+      // The in-process bucket hands back a wait that can be called off directly: no
+      // AbortController per task.
+      waited = limiter instanceof TokenBucket ? limiter.acquire() : limiter.acquire(this.#signal());
+    } catch (error) {
+      // The limiter could not give a token (a shared back end failed): the task fails with that
+      // error, unretried.
+      this.#settleFailure(error);
+      return;
+    }
+    if (typeof waited === 'number') {
+      this.#launch(attempt, waited);
+      return;
+    }
+    if (typeof (waited as Partial<TokenWait>).cancel === 'function')
+      this.#hold().tokenWait = waited as TokenWait;
+    waited.then(
+      (ms) => {
+        const holdings = this.#holdings;
+        if (holdings !== undefined) holdings.tokenWait = undefined;
+        this.#launch(attempt, ms);
+      },
+      (error: unknown) => {
+        // Aborted because the task settled: nothing to do. Anything else is a back-end failure.
+        if (this.#phase !== Phase.SETTLED) this.#settleFailure(error);
+      },
+    );
+  }
+
+  #launch(attempt: number, waited: number): void {
+    if (this.#phase !== Phase.TOKEN) return;
+    const core = this.#core;
+    const events = core.events;
+    if (core.stopping) {
+      this.cancel(new ShutdownError('instance is shutting down'));
+      return;
+    }
+    if (waited > 0) {
+      core.accounting.throttled();
+      announceAttempt(events, this, 'rate_limited', attempt, waited);
+      if (this.#phase !== Phase.TOKEN) return;
+    }
+    core.accounting.activate(this);
+    this.#phase = Phase.RUNNING;
+    this.#attempt = attempt;
+    const holdings = this.#holdings;
+    if (holdings !== undefined) holdings.abortReason = undefined;
+    core.accounting.started();
+    // Always timed: a listener added while the task runs still gets its elapsed.
+    if (this.#startedAt < 0) this.#startedAt = performance.now();
+    announceAttempt(events, this, 'started', attempt, 0);
+    // A listener may have cancelled the task (or shut the instance down): then nothing runs.
+    if (this.#phase !== Phase.RUNNING) return;
+    let out: unknown;
+    try {
+      // In the caller's async context: an AsyncLocalStorage store set around schedule() (a request
+      // id, say) is there in the task, however long it waited and whichever task ran before.
+      out = this.#scope.runInAsyncScope(this.#invoke, this);
+    } catch (error) {
+      this.#fail(attempt, error);
+      return;
+    }
+    const timeout = this.#policy.timeout;
+    const promise = timed(out, timeout, this);
+    if (promise === undefined) {
+      this.#succeed(attempt, out);
+      return;
+    }
+    if (timeout !== Infinity) this.#hold().timer = promise as ClearablePromise<unknown>;
+    promise.then(
+      (value) => this.#succeed(attempt, value),
+      (error: unknown) => this.#fail(attempt, error),
+    );
+  }
+
+  #invoke(): unknown {
+    return invoke(this, this.#kind, this.#work, this.#args, this.#attempt);
+  }
+
+  #succeed(attempt: number, value: unknown): void {
+    if (this.#phase !== Phase.RUNNING || attempt !== this.#attempt) return;
+    const holdings = this.#holdings;
+    if (holdings === undefined) {
+      this.#settle(true, value, 'done');
+      return;
+    }
+    this.#clearTimer(holdings);
+    if (holdings.loop !== undefined) holdings.loop.succeeded(value);
+    else this.#settle(true, value, 'done');
+  }
+
+  #fail(attempt: number, error: unknown): void {
+    if (this.#phase !== Phase.RUNNING || attempt !== this.#attempt) return;
+    const holdings = this.#holdings;
+    if (holdings !== undefined) {
+      this.#clearTimer(holdings);
+      if (holdings.loop !== undefined) {
+        holdings.loop.failed(error);
+        return;
+      }
+    }
+    const policy = this.#policy;
+    if (policy.retries === 0 || this.#kind === Kind.PROMISE) {
+      this.#settleFailure(error);
+      return;
+    }
+    this.#hold().loop = new RetryLoop(
+      this,
+      error,
+      policy.retries,
+      policy.retryBackoff,
+      this.#signal(),
+    );
+  }
+
+  /** @internal Part of {@link RetryOwner}. */
+  attemptNext(attempt: number): void {
+    this.#attemptNext(attempt);
+  }
+
+  /** @internal Part of {@link RetryOwner}. */
+  loopEnded(ok: boolean, value: unknown): void {
+    if (this.#phase === Phase.SETTLED) return;
+    if (ok) this.#settle(true, value, 'done');
+    else this.#settleFailure(value);
+  }
+
+  /** @internal Part of {@link RetryOwner}. */
+  shouldRetry(error: unknown, attempt: number): boolean {
+    if (this.#phase !== Phase.RUNNING || this.#core.stopping) return false;
+    if (error instanceof CancelledError || error instanceof ShutdownError) return false;
+    const decide = this.#policy.shouldRetry;
+    return decide === undefined || decide(error, attempt);
+  }
+
+  /** @internal Part of {@link RetryOwner}. */
+  retrying(error: unknown, attempt: number, sleep: number): void {
+    this.#phase = Phase.SLEEPING;
+    this.#core.accounting.retried();
+    announceRetry(this.#core.events, this, attempt, sleep, error);
+  }
+
+  #abortAttempt(reason: unknown): void {
+    const context = this.#context;
+    if (context !== undefined && context.attempt === this.#attempt) context.abort(reason);
+    else this.#hold().abortReason ??= { reason };
+  }
+
+  // ---- settling ------------------------------------------------------------------------------
+
+  #settleFailure(error: unknown): void {
+    this.#settle(false, error, error instanceof CancelledError ? 'cancelled' : 'error');
+  }
+
+  #settle(ok: boolean, value: unknown, event: Outcome): void {
+    const core = this.#core;
+    const wasRunning = this.#attempt > 0;
+    this.#phase = Phase.SETTLED;
+    core.accounting.leave(this, event);
+    const signal = this.#policy.signal;
+    if (signal !== undefined) unwatch(signal, this);
+    const holdings = this.#holdings;
+    if (holdings !== undefined) {
+      this.#clearTimer(holdings);
+      if (holdings.tokenWait !== undefined) {
+        holdings.tokenWait.cancel(value);
+        holdings.tokenWait = undefined;
+      }
+      if (event === 'cancelled') holdings.controller?.abort(value);
+      // A retry loop waiting on an attempt that will never run ends too (it sees the task settled).
+      if (!ok) holdings.loop?.end(value);
+    }
+    if (event === 'cancelled' && wasRunning) this.#abortAttempt(value);
+    const events = core.events;
+    announceEnd(events, this, event, value, this.#attempt, this.#startedAt);
+    events.releaseExecution(this);
+    const release = this.#release;
+    if (release !== undefined) {
+      this.#release = undefined;
+      release();
+    }
+    if (this.#sink !== undefined) this.#sink.settled(this, ok, value);
+    else if (ok) this.#resolve?.(value);
+    else {
+      // A cancelled task nobody awaits must not crash the process as an unhandled rejection:
+      // cancelling is the caller's own decision. Errors of the work itself are left alone.
+      if (event === 'cancelled') this.#task?.catch(noop);
+      this.#reject?.(value);
+    }
+    core.accounting.afterSettle();
+  }
+
+  #clearTimer(holdings: Holdings): void {
+    if (holdings.timer !== undefined) {
+      holdings.timer.clear();
+      holdings.timer = undefined;
+    }
+  }
+
+  #hold(): Holdings {
+    return (this.#holdings ??= newHoldings());
+  }
+
+  #signal(): AbortSignal {
+    const holdings = this.#hold();
+    return (holdings.controller ??= new AbortController()).signal;
+  }
+
+  /** @internal Part of {@link Announced}. */
+  payload(event: EventName): TaskPayload {
+    const payload: TaskPayload = {
+      event,
+      method: this.#method,
+      task: this.seq,
+      executionId: this.id,
+    };
+    const name = functionName(this.#kind, this.#work);
+    if (name !== undefined) payload.function = name;
+    return payload;
+  }
+}

@@ -1,0 +1,47 @@
+import type { ClearablePromise } from 'p-timeout';
+import type { TokenWait } from '../policies/rate-limit.js';
+import type { RetryLoop } from './retry.js';
+
+/** Where an execution is in its life. */
+export const Phase = Object.freeze({
+  /** Waiting for its gate slot. */
+  QUEUED: 0,
+  /** Holds its slot; waits for a rate-limit token before an attempt. */
+  TOKEN: 1,
+  /** An attempt runs. */
+  RUNNING: 2,
+  /** Between attempts: the retry delay. */
+  SLEEPING: 3,
+  /** Settled: done, failed or cancelled. */
+  SETTLED: 4,
+} as const);
+export type Phase = (typeof Phase)[keyof typeof Phase];
+
+/**
+ * What an execution holds only while something needs it, made on first use so that a plain task
+ * stays small.
+ */
+export interface Holdings {
+  /** The execution's own signal, for waits between attempts (token, retry sleep). */
+  controller: AbortController | undefined;
+  /** In phase TOKEN: the wait for an in-process token, to call off if the task settles first. */
+  tokenWait: TokenWait | undefined;
+  /** In phase RUNNING: the attempt's timeout. */
+  timer: ClearablePromise<unknown> | undefined;
+  /** Why the running attempt was aborted, before anyone asked for its context. */
+  abortReason: { reason: unknown } | undefined;
+  /** Once the first attempt failed and retries remain: the retry loop, which gets each outcome. */
+  loop: RetryLoop | undefined;
+  /** The object published on `dovetail:task` for this task. */
+  channelContext: Record<string, unknown> | undefined;
+}
+
+/** Fresh holdings, every field empty (one shape for every execution). */
+export const newHoldings = (): Holdings => ({
+  controller: undefined,
+  tokenWait: undefined,
+  timer: undefined,
+  abortReason: undefined,
+  loop: undefined,
+  channelContext: undefined,
+});

@@ -1,0 +1,145 @@
+import pRetry from 'p-retry';
+
+/**
+ * Carries whatever an attempt threw through `p-retry`, which would otherwise refuse to retry a
+ * `TypeError` or a non-Error value. Never leaves the engine: the caller gets `value` back.
+ */
+class AttemptFailure extends Error {
+  readonly value: unknown;
+  constructor(value: unknown) {
+    super('attempt failed');
+    this.value = value;
+  }
+}
+
+/** Wraps a thrown value for `p-retry`. */
+function wrapFailure(value: unknown): Error {
+  return new AttemptFailure(value);
+}
+
+/** The value an attempt threw, from whatever `p-retry` rejected with. */
+function unwrapFailure(error: unknown): unknown {
+  return error instanceof AttemptFailure ? error.value : error;
+}
+
+/** The delay before the attempt after failed attempt `failed`: `backoff * 2 ** (failed - 1)` ms. */
+export function retryDelay(backoff: number, failed: number): number {
+  return Math.round(backoff * 2 ** (failed - 1));
+}
+
+/** What the retry loop asks of the execution it runs for. */
+export interface RetryOwner {
+  /** Starts attempt `attempt` (2, 3, ...); its outcome comes back through the loop. */
+  attemptNext(attempt: number): void;
+  /** Whether failed attempt `attempt` is retried. */
+  shouldRetry(value: unknown, attempt: number): boolean;
+  /** The retry is decided and its sleep armed: announce it. */
+  retrying(value: unknown, attempt: number, sleep: number): void;
+  /** The loop ended: with an attempt's success, or the last failure (or `signal.reason`). */
+  loopEnded(ok: boolean, value: unknown): void;
+}
+
+/** How `retry()` asks about each failure. */
+interface RetryHooks<T> {
+  /** Runs attempt `attempt` (2, 3, ...); rejects with `wrapFailure(value)` on failure. */
+  attempt(attempt: number): Promise<T>;
+  shouldRetry(value: unknown, attempt: number): boolean;
+  retrying(value: unknown, attempt: number, sleep: number): void;
+}
+
+/** Resolves after `ms`, or rejects with `signal.reason` once `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Continues a task whose first attempt failed with `firstFailure`, on `p-retry`: at most
+ * `retries` more attempts. The first failure is replayed as p-retry's first attempt, so a task
+ * that succeeds at once never enters this loop. Each delay is computed once, here: its timer is
+ * armed, then the retry announced with it, then slept (p-retry itself is told to wait 0 ms).
+ * Rejects with the last value thrown (unwrapped), or with `signal.reason` once `signal` aborts.
+ */
+function retry<T>(
+  firstFailure: unknown,
+  retries: number,
+  backoff: number,
+  signal: AbortSignal,
+  hooks: RetryHooks<T>,
+): Promise<T> {
+  return pRetry(
+    (attempt) =>
+      attempt === 1 ? Promise.reject(wrapFailure(firstFailure)) : hooks.attempt(attempt),
+    {
+      retries,
+      minTimeout: 0,
+      maxTimeout: 0,
+      randomize: false,
+      signal,
+      // Called by p-retry only while retries are left.
+      shouldRetry: ({ error, attemptNumber }) => {
+        const value = unwrapFailure(error);
+        if (!hooks.shouldRetry(value, attemptNumber)) return false;
+        const delay = retryDelay(backoff, attemptNumber);
+        const slept = delay > 0 ? sleep(delay, signal) : true;
+        hooks.retrying(value, attemptNumber, delay);
+        return slept;
+      },
+    },
+  ).catch((error: unknown) => {
+    throw unwrapFailure(error);
+  });
+}
+
+/**
+ * The retries of one execution whose first attempt failed: the loop runs on `p-retry` and gets
+ * the outcome of each later attempt from the execution.
+ */
+export class RetryLoop {
+  #attempt: { resolve: (value: unknown) => void; reject: (error: unknown) => void } | undefined;
+
+  constructor(
+    owner: RetryOwner,
+    firstFailure: unknown,
+    retries: number,
+    backoff: number,
+    signal: AbortSignal,
+  ) {
+    retry(firstFailure, retries, backoff, signal, {
+      attempt: (next) =>
+        new Promise((resolve, reject) => {
+          this.#attempt = { resolve, reject };
+          owner.attemptNext(next);
+        }),
+      shouldRetry: (value, failed) => owner.shouldRetry(value, failed),
+      retrying: (value, failed, sleep) => owner.retrying(value, failed, sleep),
+    }).then(
+      (value) => owner.loopEnded(true, value),
+      (error: unknown) => owner.loopEnded(false, error),
+    );
+  }
+
+  /** The current attempt succeeded with `value`. */
+  succeeded(value: unknown): void {
+    this.#attempt?.resolve(value);
+  }
+
+  /** The current attempt failed with `value`. */
+  failed(value: unknown): void {
+    this.#attempt?.reject(wrapFailure(value));
+  }
+
+  /** The task settled outside the loop (cancelled, shut down): the loop ends too. */
+  end(reason: unknown): void {
+    this.#attempt?.reject(reason);
+  }
+}
