@@ -22,7 +22,7 @@ export interface Member extends Counting {
 export interface Sink {
   /** The async context of the `map()` call, in which every item runs. */
   readonly scope: AsyncResource;
-  settled(execution: Member, ok: boolean, value: unknown): void;
+  settled(item: { readonly index: number }, ok: boolean, value: unknown): void;
 }
 
 /** What the executions of one instance share; owned by `Dovetail`. */

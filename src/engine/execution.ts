@@ -1,10 +1,6 @@
-import { AsyncResource } from 'node:async_hooks';
 import type { ClearablePromise } from 'p-timeout';
-import type { TaskContext } from '../context.js';
 import { CancelledError, ShutdownError, type TimeoutError } from '../errors.js';
-import type { AnyFunction, EventName, EventSource, MethodName, TaskPayload } from '../events.js';
-import { noop } from '../internal/util.js';
-import type { ResolvedPolicy } from '../options.js';
+import type { EventSource } from '../events.js';
 import type { GateJob } from '../policies/gate.js';
 import { TokenBucket, type TokenWait } from '../policies/rate-limit.js';
 import { Counted, type Outcome } from './accounting.js';
@@ -13,136 +9,40 @@ import {
   announceEnd,
   announceQueued,
   announceRetry,
-  functionName,
   type Announced,
 } from './announce.js';
-import { runSoon, SCOPE, type Core, type Member, type Sink } from './core.js';
-import { AttemptContext, invoke, Kind, timed, type AttemptOwner } from './attempt.js';
-import { newHoldings, Phase, type Holdings } from './phase.js';
+import { invoke, Kind, timed, type AttemptOwner } from './attempt.js';
+import { runSoon, type Member } from './core.js';
+import { Phase, type Holdings } from './phase.js';
+import { TaskRecord } from './record.js';
 import { RetryLoop, type RetryOwner } from './retry.js';
 import { unwatch, watch } from './signals.js';
-import { createTask, type Task, type TaskOwner } from './task-promise.js';
-
-let sequence = 0;
+import type { TaskOwner } from './task-promise.js';
 
 /**
  * One execution of one task, as a small state machine rather than an async function, so that
  * `cancel()` can settle it at once whatever the attempt is doing, and so that a task that
  * succeeds at once allocates no retry loop, no timer, no limiter wait, no AbortController and no
- * context object. Its life: {@link Phase}.
+ * context object. Its life: {@link Phase}; what it is: {@link TaskRecord}.
  */
 export class Execution
+  extends TaskRecord
   implements GateJob, EventSource, AttemptOwner, TaskOwner, RetryOwner, Member, Announced
 {
-  readonly seq: number;
   counted: Counted = Counted.NOWHERE;
   livePrev: Member | undefined;
   liveNext: Member | undefined;
-
-  readonly #core: Core;
-  readonly #policy: ResolvedPolicy;
-  readonly #method: MethodName;
-  readonly #kind: Kind;
-  readonly #work: unknown;
-  readonly #args: readonly unknown[];
-  readonly #sink: Sink | undefined;
-  /** The async context of the call that scheduled the task: every attempt runs in it. */
-  readonly #scope: AsyncResource;
-  #resolve: ((value: unknown) => void) | undefined;
-  #reject: ((error: unknown) => void) | undefined;
-  #task: Task<unknown> | undefined;
   #phase: Phase = Phase.QUEUED;
-  #attempt = 0;
   #startedAt = -1;
-  #context: AttemptContext | undefined;
-  #holdings: Holdings | undefined;
   /** Gives the gate slot back; set while the execution holds one. */
   #release: (() => void) | undefined;
 
-  constructor(
-    core: Core,
-    policy: ResolvedPolicy,
-    method: MethodName,
-    kind: Kind,
-    work: unknown,
-    args: readonly unknown[],
-    sink: Sink | undefined,
-  ) {
-    this.seq = ++sequence;
-    this.#core = core;
-    this.#policy = policy;
-    this.#method = method;
-    this.#kind = kind;
-    this.#work = work;
-    this.#args = args;
-    this.#sink = sink;
-    this.#scope = sink === undefined ? new AsyncResource(SCOPE) : sink.scope;
-    // A promise handed over may reject while the task still waits for its slot or token: it is
-    // observed from now on, so that wait is not reported as an unhandled rejection.
-    if (kind === Kind.PROMISE && work instanceof Promise) work.catch(noop);
-  }
-
-  /** Where the outcome goes when the execution has no `Task` of its own (a `map` item). */
-  get sink(): Sink | undefined {
-    return this.#sink;
-  }
-
-  /** The task's function; undefined for a promise handed over as it is. */
-  get fn(): AnyFunction | undefined {
-    return this.#kind === Kind.PROMISE ? undefined : (this.#work as AnyFunction);
-  }
-
-  /** The `map` slot this execution fills: its second argument. */
-  get index(): number {
-    return this.#args[1] as number;
-  }
-
-  /** The execution id: the same string as `Task.id` and the payloads' `executionId`. */
-  get id(): string {
-    return String(this.seq);
-  }
-
-  /** The `Task` promise for this execution (made once, for `schedule` and friends). */
-  task<R>(): Task<R> {
-    return (this.#task ??= createTask<unknown>(this)) as Task<R>;
-  }
-
-  /** @internal Part of {@link TaskOwner}: the task's resolvers. */
-  bind(resolve: (value: unknown) => void, reject: (error: unknown) => void): void {
-    this.#resolve = resolve;
-    this.#reject = reject;
-  }
-
-  get channelContext(): Record<string, unknown> | undefined {
-    return this.#holdings?.channelContext;
-  }
-
-  set channelContext(value: Record<string, unknown> | undefined) {
-    this.#hold().channelContext = value;
-  }
-
-  /** The context of the attempt now running (made on first request). */
-  context(): TaskContext {
-    let context = this.#context;
-    if (context === undefined || context.attempt !== this.#attempt) {
-      context = new AttemptContext(
-        this.id,
-        this.#attempt,
-        functionName(this.#kind, this.#work) ?? '<promise>',
-      );
-      const aborted = this.#holdings?.abortReason;
-      if (aborted !== undefined) context.abort(aborted.reason);
-      this.#context = context;
-    }
-    return context;
-  }
-
   isCurrent(attempt: number): boolean {
-    return this.#phase !== Phase.SETTLED && this.#attempt === attempt;
+    return this.#phase !== Phase.SETTLED && this.attempt === attempt;
   }
 
   refuses(): boolean {
-    if (!this.#core.stopping) return false;
+    if (!this.core.stopping) return false;
     // Shut down without waiting before the body ran: it never runs.
     this.cancel(new ShutdownError('instance shut down before toThread() ran'));
     return true;
@@ -154,10 +54,10 @@ export class Execution
 
   /** Enters the instance: counts, announces, and queues for the gate. */
   start(): void {
-    const core = this.#core;
+    const core = this.core;
     core.accounting.enter(this);
     announceQueued(core.events, this);
-    const signal = this.#policy.signal;
+    const signal = this.policy.signal;
     if (signal !== undefined) {
       if (signal.aborted) {
         this.cancel(signal.reason);
@@ -177,7 +77,7 @@ export class Execution
    * wait for its first rate-limit token.
    */
   admitted(): void {
-    if (this.#core.limiter === undefined) this.#core.accounting.activate(this);
+    if (this.core.limiter === undefined) this.core.accounting.activate(this);
   }
 
   /**
@@ -217,7 +117,7 @@ export class Execution
    */
   stop(reason: ShutdownError): void {
     if (this.#phase === Phase.SETTLED) return;
-    if (this.#attempt === 0 || this.#phase === Phase.SLEEPING) this.cancel(reason);
+    if (this.attempt === 0 || this.#phase === Phase.SLEEPING) this.cancel(reason);
     else this.#abortAttempt(reason);
   }
 
@@ -225,7 +125,7 @@ export class Execution
 
   #attemptNext(attempt: number): void {
     this.#phase = Phase.TOKEN;
-    const limiter = this.#core.limiter;
+    const limiter = this.core.limiter;
     if (limiter === undefined) {
       this.#launch(attempt, 0);
       return;
@@ -234,7 +134,7 @@ export class Execution
     try {
       // The in-process bucket hands back a wait that can be called off directly: no
       // AbortController per task.
-      waited = limiter instanceof TokenBucket ? limiter.acquire() : limiter.acquire(this.#signal());
+      waited = limiter instanceof TokenBucket ? limiter.acquire() : limiter.acquire(this.signal());
     } catch (error) {
       // The limiter could not give a token (a shared back end failed): the task fails with that
       // error, unretried.
@@ -246,10 +146,10 @@ export class Execution
       return;
     }
     if (typeof (waited as Partial<TokenWait>).cancel === 'function')
-      this.#hold().tokenWait = waited as TokenWait;
+      this.hold().tokenWait = waited as TokenWait;
     waited.then(
       (ms) => {
-        const holdings = this.#holdings;
+        const holdings = this.holdings;
         if (holdings !== undefined) holdings.tokenWait = undefined;
         this.#launch(attempt, ms);
       },
@@ -262,7 +162,7 @@ export class Execution
 
   #launch(attempt: number, waited: number): void {
     if (this.#phase !== Phase.TOKEN) return;
-    const core = this.#core;
+    const core = this.core;
     const events = core.events;
     if (core.stopping) {
       this.cancel(new ShutdownError('instance is shutting down'));
@@ -275,9 +175,7 @@ export class Execution
     }
     core.accounting.activate(this);
     this.#phase = Phase.RUNNING;
-    this.#attempt = attempt;
-    const holdings = this.#holdings;
-    if (holdings !== undefined) holdings.abortReason = undefined;
+    this.attempt = attempt;
     core.accounting.started();
     // Always timed: a listener added while the task runs still gets its elapsed.
     if (this.#startedAt < 0) this.#startedAt = performance.now();
@@ -288,18 +186,18 @@ export class Execution
     try {
       // In the caller's async context: an AsyncLocalStorage store set around schedule() (a request
       // id, say) is there in the task, however long it waited and whichever task ran before.
-      out = this.#scope.runInAsyncScope(this.#invoke, this);
+      out = this.scope.runInAsyncScope(this.#invoke, this);
     } catch (error) {
       this.#fail(attempt, error);
       return;
     }
-    const timeout = this.#policy.timeout;
+    const timeout = this.policy.timeout;
     const promise = timed(out, timeout, this);
     if (promise === undefined) {
       this.#succeed(attempt, out);
       return;
     }
-    if (timeout !== Infinity) this.#hold().timer = promise as ClearablePromise<unknown>;
+    if (timeout !== Infinity) this.hold().timer = promise as ClearablePromise<unknown>;
     promise.then(
       (value) => this.#succeed(attempt, value),
       (error: unknown) => this.#fail(attempt, error),
@@ -307,12 +205,12 @@ export class Execution
   }
 
   #invoke(): unknown {
-    return invoke(this, this.#kind, this.#work, this.#args, this.#attempt);
+    return invoke(this, this.kind, this.work, this.args, this.attempt);
   }
 
   #succeed(attempt: number, value: unknown): void {
-    if (this.#phase !== Phase.RUNNING || attempt !== this.#attempt) return;
-    const holdings = this.#holdings;
+    if (this.#phase !== Phase.RUNNING || attempt !== this.attempt) return;
+    const holdings = this.holdings;
     if (holdings === undefined) {
       this.#settle(true, value, 'done');
       return;
@@ -323,8 +221,8 @@ export class Execution
   }
 
   #fail(attempt: number, error: unknown): void {
-    if (this.#phase !== Phase.RUNNING || attempt !== this.#attempt) return;
-    const holdings = this.#holdings;
+    if (this.#phase !== Phase.RUNNING || attempt !== this.attempt) return;
+    const holdings = this.holdings;
     if (holdings !== undefined) {
       this.#clearTimer(holdings);
       if (holdings.loop !== undefined) {
@@ -332,17 +230,17 @@ export class Execution
         return;
       }
     }
-    const policy = this.#policy;
-    if (policy.retries === 0 || this.#kind === Kind.PROMISE) {
+    const policy = this.policy;
+    if (policy.retries === 0 || this.kind === Kind.PROMISE) {
       this.#settleFailure(error);
       return;
     }
-    this.#hold().loop = new RetryLoop(
+    this.hold().loop = new RetryLoop(
       this,
       error,
       policy.retries,
       policy.retryBackoff,
-      this.#signal(),
+      this.signal(),
     );
   }
 
@@ -360,23 +258,21 @@ export class Execution
 
   /** @internal Part of {@link RetryOwner}. */
   shouldRetry(error: unknown, attempt: number): boolean {
-    if (this.#phase !== Phase.RUNNING || this.#core.stopping) return false;
+    if (this.#phase !== Phase.RUNNING || this.core.stopping) return false;
     if (error instanceof CancelledError || error instanceof ShutdownError) return false;
-    const decide = this.#policy.shouldRetry;
+    const decide = this.policy.shouldRetry;
     return decide === undefined || decide(error, attempt);
   }
 
   /** @internal Part of {@link RetryOwner}. */
   retrying(error: unknown, attempt: number, sleep: number): void {
     this.#phase = Phase.SLEEPING;
-    this.#core.accounting.retried();
-    announceRetry(this.#core.events, this, attempt, sleep, error);
+    this.core.accounting.retried();
+    announceRetry(this.core.events, this, attempt, sleep, error);
   }
 
   #abortAttempt(reason: unknown): void {
-    const context = this.#context;
-    if (context !== undefined && context.attempt === this.#attempt) context.abort(reason);
-    else this.#hold().abortReason ??= { reason };
+    this.context().abort(reason);
   }
 
   // ---- settling ------------------------------------------------------------------------------
@@ -386,13 +282,13 @@ export class Execution
   }
 
   #settle(ok: boolean, value: unknown, event: Outcome): void {
-    const core = this.#core;
-    const wasRunning = this.#attempt > 0;
+    const core = this.core;
+    const wasRunning = this.attempt > 0;
     this.#phase = Phase.SETTLED;
     core.accounting.leave(this, event);
-    const signal = this.#policy.signal;
+    const signal = this.policy.signal;
     if (signal !== undefined) unwatch(signal, this);
-    const holdings = this.#holdings;
+    const holdings = this.holdings;
     if (holdings !== undefined) {
       this.#clearTimer(holdings);
       if (holdings.tokenWait !== undefined) {
@@ -405,21 +301,14 @@ export class Execution
     }
     if (event === 'cancelled' && wasRunning) this.#abortAttempt(value);
     const events = core.events;
-    announceEnd(events, this, event, value, this.#attempt, this.#startedAt);
+    announceEnd(events, this, event, value, this.attempt, this.#startedAt);
     events.releaseExecution(this);
     const release = this.#release;
     if (release !== undefined) {
       this.#release = undefined;
       release();
     }
-    if (this.#sink !== undefined) this.#sink.settled(this, ok, value);
-    else if (ok) this.#resolve?.(value);
-    else {
-      // A cancelled task nobody awaits must not crash the process as an unhandled rejection:
-      // cancelling is the caller's own decision. Errors of the work itself are left alone.
-      if (event === 'cancelled') this.#task?.catch(noop);
-      this.#reject?.(value);
-    }
+    this.deliver(ok, value, event === 'cancelled');
     core.accounting.afterSettle();
   }
 
@@ -428,27 +317,5 @@ export class Execution
       holdings.timer.clear();
       holdings.timer = undefined;
     }
-  }
-
-  #hold(): Holdings {
-    return (this.#holdings ??= newHoldings());
-  }
-
-  #signal(): AbortSignal {
-    const holdings = this.#hold();
-    return (holdings.controller ??= new AbortController()).signal;
-  }
-
-  /** @internal Part of {@link Announced}. */
-  payload(event: EventName): TaskPayload {
-    const payload: TaskPayload = {
-      event,
-      method: this.#method,
-      task: this.seq,
-      executionId: this.id,
-    };
-    const name = functionName(this.#kind, this.#work);
-    if (name !== undefined) payload.function = name;
-    return payload;
   }
 }

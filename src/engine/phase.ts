@@ -28,8 +28,6 @@ export interface Holdings {
   tokenWait: TokenWait | undefined;
   /** In phase RUNNING: the attempt's timeout. */
   timer: ClearablePromise<unknown> | undefined;
-  /** Why the running attempt was aborted, before anyone asked for its context. */
-  abortReason: { reason: unknown } | undefined;
   /** Once the first attempt failed and retries remain: the retry loop, which gets each outcome. */
   loop: RetryLoop | undefined;
   /** The object published on `dovetail:task` for this task. */
@@ -41,7 +39,6 @@ export const newHoldings = (): Holdings => ({
   controller: undefined,
   tokenWait: undefined,
   timer: undefined,
-  abortReason: undefined,
   loop: undefined,
   channelContext: undefined,
 });

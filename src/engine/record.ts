@@ -1,0 +1,144 @@
+import { AsyncResource } from 'node:async_hooks';
+import type { AnyFunction, EventName, MethodName, TaskPayload } from '../events.js';
+import { noop } from '../internal/util.js';
+import type { ResolvedPolicy } from '../options.js';
+import { functionName } from './announce.js';
+import { AttemptContext, Kind } from './attempt.js';
+import { SCOPE, type Core, type Sink } from './core.js';
+import { newHoldings, type Holdings } from './phase.js';
+import { createTask, type Task } from './task-promise.js';
+
+let sequence = 0;
+
+/**
+ * What one task is, apart from where it is in its life: its identity, its work, where its outcome
+ * goes (its `Task` promise or a `map` sink), the payloads and the attempt context it hands out,
+ * and what it holds only while something needs it. The state machine ({@link Execution}) builds
+ * on it.
+ */
+export abstract class TaskRecord {
+  readonly seq: number;
+  readonly core: Core;
+  readonly policy: ResolvedPolicy;
+  readonly kind: Kind;
+  readonly work: unknown;
+  readonly args: readonly unknown[];
+  /** Where the outcome goes when the task has no `Task` of its own (a `map` item). */
+  readonly sink: Sink | undefined;
+  /** The async context of the call that scheduled the task: every attempt runs in it. */
+  readonly scope: AsyncResource;
+  /** The attempt started last (0 before the first). */
+  attempt = 0;
+  /** What it holds only while something needs it; made on first use. */
+  holdings: Holdings | undefined;
+  readonly #method: MethodName;
+  #resolve: ((value: unknown) => void) | undefined;
+  #reject: ((error: unknown) => void) | undefined;
+  #task: Task<unknown> | undefined;
+  #context: AttemptContext | undefined;
+
+  constructor(
+    core: Core,
+    policy: ResolvedPolicy,
+    method: MethodName,
+    kind: Kind,
+    work: unknown,
+    args: readonly unknown[],
+    sink: Sink | undefined,
+  ) {
+    this.seq = ++sequence;
+    this.core = core;
+    this.policy = policy;
+    this.#method = method;
+    this.kind = kind;
+    this.work = work;
+    this.args = args;
+    this.sink = sink;
+    this.scope = sink === undefined ? new AsyncResource(SCOPE) : sink.scope;
+    // A promise handed over may reject while the task still waits for its slot or token: it is
+    // observed from now on, so that wait is not reported as an unhandled rejection.
+    if (kind === Kind.PROMISE && work instanceof Promise) work.catch(noop);
+  }
+
+  /** The execution id: the same string as `Task.id` and the payloads' `executionId`. */
+  get id(): string {
+    return String(this.seq);
+  }
+
+  /** The task's function; undefined for a promise handed over as it is. */
+  get fn(): AnyFunction | undefined {
+    return this.kind === Kind.PROMISE ? undefined : (this.work as AnyFunction);
+  }
+
+  /** The `map` slot this task fills: its second argument. */
+  get index(): number {
+    return this.args[1] as number;
+  }
+
+  /** The object published on `dovetail:task` for this task. */
+  get channelContext(): Record<string, unknown> | undefined {
+    return this.holdings?.channelContext;
+  }
+
+  set channelContext(value: Record<string, unknown> | undefined) {
+    this.hold().channelContext = value;
+  }
+
+  /** The `Task` promise (made once, for `schedule` and friends). */
+  task<R>(): Task<R> {
+    return (this.#task ??= createTask<unknown>(this)) as Task<R>;
+  }
+
+  /** Receives the task's resolvers while {@link task} makes it. */
+  bind(resolve: (value: unknown) => void, reject: (error: unknown) => void): void {
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  abstract cancel(reason?: unknown): boolean;
+
+  /** The context of the attempt now running (made on first request, or when it is aborted). */
+  context(): AttemptContext {
+    let context = this.#context;
+    if (context === undefined || context.attempt !== this.attempt) {
+      const name = functionName(this.kind, this.work) ?? '<promise>';
+      this.#context = context = new AttemptContext(this.id, this.attempt, name);
+    }
+    return context;
+  }
+
+  /** A payload with the fields every event of this task carries. */
+  payload(event: EventName): TaskPayload {
+    const payload: TaskPayload = {
+      event,
+      method: this.#method,
+      task: this.seq,
+      executionId: this.id,
+    };
+    const name = functionName(this.kind, this.work);
+    if (name !== undefined) payload.function = name;
+    return payload;
+  }
+
+  hold(): Holdings {
+    return (this.holdings ??= newHoldings());
+  }
+
+  /** The task's own signal, for its waits between attempts (token, retry sleep). */
+  signal(): AbortSignal {
+    const holdings = this.hold();
+    return (holdings.controller ??= new AbortController()).signal;
+  }
+
+  /** Hands the outcome to the sink or the task promise. */
+  deliver(ok: boolean, value: unknown, cancelled: boolean): void {
+    if (this.sink !== undefined) this.sink.settled(this, ok, value);
+    else if (ok) this.#resolve?.(value);
+    else {
+      // A cancelled task nobody awaits must not crash the process as an unhandled rejection:
+      // cancelling is the caller's own decision. Errors of the work itself are left alone.
+      if (cancelled) this.#task?.catch(noop);
+      this.#reject?.(value);
+    }
+  }
+}
