@@ -364,6 +364,43 @@ describe('wrap', () => {
     expect([...methods]).toEqual(['wrap']);
   });
 
+  it('keeps this: a wrapped function called as a method sees its object', async () => {
+    const dvt = create({ retries: 1 });
+    const seen: unknown[] = [];
+    const account = {
+      balance: 42,
+      read: dvt.task.wrap(function (this: { balance: number }, extra: number) {
+        seen.push(this);
+        if (seen.length === 1) throw new Error('retried with the same this');
+        return this.balance + extra;
+      }),
+    };
+    await expect(account.read(1)).resolves.toBe(43);
+    expect(seen).toEqual([account, account]);
+    const other = { balance: 7 };
+    await expect(account.read.call(other, 0)).resolves.toBe(7);
+  });
+
+  it('a method call keeps its arguments and its function-scoped listeners', async () => {
+    const dvt = create();
+    const names: string[] = [];
+    function total(this: { base: number }, a: number, b: number): number {
+      return this.base + a + b;
+    }
+    dvt.events.on(Event.DONE, (p) => names.push(p.function ?? ''), { function: total });
+    const box = { base: 100, total: dvt.task.wrap(total) };
+    await expect(box.total(2, 3)).resolves.toBe(105);
+    expect(names).toEqual(['total']);
+  });
+
+  it('called plainly, fn gets no this', async () => {
+    const dvt = create();
+    const wrapped = dvt.task.wrap(function (this: unknown) {
+      return this;
+    });
+    await expect(wrapped()).resolves.toBeUndefined();
+  });
+
   it('throws TypeError for a non-function', () => {
     expect(() => create().task.wrap({} as never)).toThrow(TypeError);
   });

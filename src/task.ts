@@ -244,7 +244,8 @@ export class TaskApi {
 
   /**
    * Returns a function with the same parameters that runs `fn` as a task on each call (the
-   * Python library's `managed` decorator). Scoped listeners keyed on `fn` hear its tasks.
+   * Python library's `managed` decorator). Called as a method, it passes its `this` on to `fn`.
+   * Scoped listeners keyed on `fn` hear its tasks.
    *
    * @throws TypeError when `fn` is not a function.
    * @example
@@ -255,9 +256,18 @@ export class TaskApi {
    * const user = await fetchUser(7);
    * ```
    */
-  wrap<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => Task<Awaited<R>> {
+  wrap<T, A extends unknown[], R>(
+    fn: (this: T, ...args: A) => R,
+  ): (this: T, ...args: A) => Task<Awaited<R>> {
     assertFunction('fn', fn);
-    return (...args: A): Task<Awaited<R>> => this.#start('wrap', Kind.CALL, fn, args);
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the wrapper's own `this` is the caller's object
+    const api = this;
+    return function (this: T, ...args: A): Task<Awaited<R>> {
+      // Called as a method (or with call/apply): `fn` runs with the same `this`, as a decorator's would.
+      return this === undefined
+        ? api.#start('wrap', Kind.CALL, fn, args)
+        : api.#start('wrap', Kind.METHOD, fn, [this, ...args]);
+    };
   }
 
   /**

@@ -42,13 +42,24 @@ dvt.task.fromCallback(legacy, 'one');
 const wrapped: (n: number) => Task<number> = dvt.task.wrap(async (n: number) => n);
 // @ts-expect-error wrong argument to the wrapped function
 wrapped('x');
+// wrap keeps `this`: a method wrapped keeps its object's type, and a plain call is refused.
+const counter = {
+  step: 2,
+  next: dvt.task.wrap(function (this: { step: number }, n: number) {
+    return n + this.step;
+  }),
+};
+const stepped: Task<number> = counter.next(1);
+const { next: detached } = counter;
+// @ts-expect-error a method that needs its object, called without one
+void detached(1);
 
 // with() validates override names.
 dvt.task.with({ timeout: 10, retries: 1, retryBackoff: 5, shouldRetry: () => true });
 // @ts-expect-error unknown override
 dvt.task.with({ timout: 10 });
 
-void [b, c, p, id, cancelled, lengths, iter, text, statTask, legacyTask];
+void [b, c, p, id, cancelled, lengths, iter, text, statTask, legacyTask, stepped];
 
 // Another overload of an overloaded API: through an arrow function that picks it.
 const utf8: Task<string | undefined> = dvt.task.fromCallback(
