@@ -1,7 +1,8 @@
 // Dovetail's own lifecycle: shutdown (wait true/false, concurrent calls, work after it), await
 // using, onIdle. Policies and the task API have their own test files.
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
-import { CancelledError, Event, ShutdownError } from '../src/index.js';
+import fc from 'fast-check';
+import { CancelledError, Event, ShutdownError, type Dovetail } from '../src/index.js';
 import { defer, flush } from './helpers/defer.js';
 import { closeAll, create } from './helpers/instances.js';
 
@@ -307,5 +308,64 @@ describe('onIdle', () => {
     expect(idle).toBe(false);
     again.resolve();
     await c;
+  });
+});
+
+describe('counters at submission', () => {
+  /** Schedules `n` held tasks; returns the counters seen at once and what started before a macrotask. */
+  async function submit(dvt: Dovetail, n: number) {
+    const order: (number | 'macrotask')[] = [];
+    setImmediate(() => order.push('macrotask'));
+    const gates = Array.from({ length: n }, () => defer());
+    const tasks = gates.map((gate, i) =>
+      dvt.task.schedule(() => {
+        order.push(i);
+        return gate.promise;
+      }),
+    );
+    const counts = [dvt.active, dvt.pending];
+    await flush();
+    for (const gate of gates) gate.resolve();
+    await Promise.all(tasks);
+    return { counts, before: order.slice(0, order.indexOf('macrotask')) };
+  }
+
+  it('a fresh instance: 3 tasks at concurrency 2 show active 2, pending 1, and 2 start at once', async () => {
+    const dvt = create({ concurrency: 2 });
+    expect(await submit(dvt, 3)).toEqual({ counts: [2, 1], before: [0, 1] });
+  });
+
+  it('right after a burst finished, a free slot is used at once, exactly as on a fresh instance', async () => {
+    const dvt = create({ concurrency: 2 });
+    await Promise.all([1, 2].map(() => dvt.task.schedule(async () => {})));
+    expect(await submit(dvt, 3)).toEqual({ counts: [2, 1], before: [0, 1] });
+    expect(await submit(dvt, 3)).toEqual({ counts: [2, 1], before: [0, 1] });
+  });
+
+  it('holds for any run of bursts and concurrency', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 5 }),
+        fc.array(fc.tuple(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 0, max: 6 })), {
+          minLength: 1,
+          maxLength: 5,
+        }),
+        async (concurrency, bursts) => {
+          const dvt = create({ concurrency });
+          for (const [n, quick] of bursts) {
+            // A burst of tasks that finish at once, awaited: its lanes are still closing when the
+            // next tasks arrive.
+            await Promise.all(
+              Array.from({ length: quick }, () => dvt.task.schedule(async () => {})),
+            );
+            const { counts, before } = await submit(dvt, n);
+            const starting = Math.min(concurrency, n);
+            expect(counts).toEqual([starting, n - starting]);
+            expect(before).toEqual(Array.from({ length: starting }, (_, i) => i));
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
   });
 });

@@ -54,18 +54,19 @@ export class LocalGate implements Gate {
   readonly #limit: LimitFunction;
   readonly #concurrency: number;
   readonly #waiting = new Denque<GateJob>();
-  readonly #refill: () => void;
   readonly #lane: (job: GateJob) => Promise<void>;
   #running = 0;
+  /**
+   * Lanes open: each holds (or is about to hold) one p-limit slot. A lane leaves this count the
+   * moment it finds nothing to run, before p-limit has freed its slot, so that a job arriving
+   * then is admitted at once instead of waiting for p-limit to catch up.
+   */
+  #lanes = 0;
 
   /** @param concurrency - Slots, an integer >= 1 (already validated). */
   constructor(concurrency: number) {
     this.#concurrency = concurrency;
     this.#limit = pLimit(concurrency);
-    this.#refill = () => {
-      const waiting = this.#waiting;
-      while (waiting.length > 0 && this.#free()) this.#open(waiting.shift() as GateJob);
-    };
     this.#lane = (job) => new Promise<void>((close) => new Lane(this, close).start(job));
   }
 
@@ -84,13 +85,19 @@ export class LocalGate implements Gate {
 
   clear(): void {
     this.#waiting.clear();
+    // Lanes still queued in p-limit never run now.
+    this.#lanes -= this.#limit.pendingCount;
     this.#limit.clearQueue();
   }
 
-  /** The next waiting job, now admitted; undefined when none waits. @internal */
+  /**
+   * The next waiting job, now admitted; undefined when none waits, and the lane closes.
+   * @internal
+   */
   take(): GateJob | undefined {
     const job = this.#waiting.shift();
-    job?.admitted?.();
+    if (job === undefined) this.#lanes -= 1;
+    else job.admitted?.();
     return job;
   }
 
@@ -100,15 +107,15 @@ export class LocalGate implements Gate {
   }
 
   #free(): boolean {
-    const limit = this.#limit;
-    return limit.activeCount + limit.pendingCount < this.#concurrency;
+    return this.#lanes < this.#concurrency;
   }
 
   #open(job: GateJob): void {
+    this.#lanes += 1;
     job.admitted?.();
-    // The lane's promise settles once no job waits; p-limit then frees its slot, and the promise
-    // it hands back settles after that: time to open lanes for jobs that came in the meantime.
-    void this.#limit(this.#lane, job).then(this.#refill, this.#refill);
+    // A lane closes only when no job waits, so nothing is left for it to pick up after p-limit
+    // frees its slot: a job that arrives later opens a lane of its own.
+    void this.#limit(this.#lane, job);
   }
 }
 
