@@ -4,7 +4,7 @@ export type { ShutdownOptions } from './dovetail.js';
 export { TaskApi } from './task.js';
 export type { CallbackApi, CallbackParameters, CallbackResult, NodeCallback } from './task.js';
 export type { Task } from './engine/task-promise.js';
-export type { MapInput } from './map.js';
+export type { MapInput } from './map/source.js';
 export { currentTask } from './context.js';
 export type { TaskContext } from './context.js';
 export { BackendEvent, Event, Events } from './events.js';

@@ -7,7 +7,10 @@ import { Execution } from './engine/execution.js';
 import type { Task } from './engine/task-promise.js';
 import { assertFunction, describe } from './internal/assert.js';
 import { isThenable, noop } from './internal/util.js';
-import { assertIterable, mapArray, mapStream, type MapHost, type MapInput } from './map.js';
+import { mapArray } from './map/array.js';
+import type { MapHost } from './map/run.js';
+import { assertIterable, type MapInput } from './map/source.js';
+import { mapStream } from './map/stream.js';
 import {
   DEFAULTS,
   resolveMapOptions,

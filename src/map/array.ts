@@ -1,0 +1,92 @@
+import { ShutdownError } from '../errors.js';
+import type { AnyFunction } from '../events.js';
+import type { ResolvedMapOptions } from '../options.js';
+import { Run, type MapHost } from './run.js';
+import type { MapInput } from './source.js';
+
+class ArrayRun<T, R> extends Run<T> {
+  readonly #results: R[] = [];
+  readonly #limit: number;
+  readonly #returnErrors: boolean;
+  readonly #resolve: (values: R[]) => void;
+  readonly #reject: (error: unknown) => void;
+  #settled = false;
+
+  constructor(
+    host: MapHost,
+    fn: AnyFunction,
+    items: MapInput<T>,
+    options: ResolvedMapOptions,
+    resolve: (values: R[]) => void,
+    reject: (error: unknown) => void,
+  ) {
+    super(host, 'map', fn, items, options);
+    this.#limit = options.concurrency;
+    this.#returnErrors = options.returnErrors;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  begin(signal: AbortSignal | undefined): void {
+    if (!this.watchSignal()) {
+      this.stop(signal?.reason, true);
+      this.#settled = true;
+      this.#reject(signal?.reason);
+      return;
+    }
+    this.fill();
+  }
+
+  protected room(): boolean {
+    return this.running < this.#limit;
+  }
+
+  protected finished(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.stop(undefined, false);
+    this.#resolve(this.#results);
+  }
+
+  protected failed(error: unknown): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.stop(error, true);
+    this.#reject(error);
+  }
+
+  settled(execution: { readonly index: number }, ok: boolean, value: unknown): void {
+    if (this.#settled) return;
+    this.done();
+    if (ok || this.#returnErrors) this.#results[execution.index] = value as R;
+    else {
+      this.failed(value);
+      return;
+    }
+    this.fill();
+  }
+}
+
+/** @internal */
+export function mapArray<T, R>(
+  host: MapHost,
+  fn: AnyFunction,
+  items: MapInput<T>,
+  options: ResolvedMapOptions,
+): Promise<R[]> {
+  return new Promise<R[]>((resolve, reject) => {
+    if (host.isShutdown) {
+      reject(new ShutdownError('instance is shut down; map() was not started'));
+      return;
+    }
+    let run: ArrayRun<T, R>;
+    try {
+      run = new ArrayRun<T, R>(host, fn, items, options, resolve, reject);
+    } catch (error) {
+      // The iterable's own [Symbol.iterator]() threw.
+      reject(error);
+      return;
+    }
+    run.begin(options.signal);
+  });
+}

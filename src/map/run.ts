@@ -1,0 +1,159 @@
+import { AsyncResource } from 'node:async_hooks';
+import { ShutdownError } from '../errors.js';
+import type { AnyFunction, MethodName } from '../events.js';
+import { Kind } from '../engine/attempt.js';
+import { cancelFor, SCOPE, type Core, type Sink } from '../engine/core.js';
+import { Execution } from '../engine/execution.js';
+import type { ResolvedMapOptions, ResolvedPolicy } from '../options.js';
+import { closeSource, open, type MapInput, type Source } from './source.js';
+
+/** What `map` needs from the instance. @internal */
+export interface MapHost {
+  readonly core: Core;
+  readonly isShutdown: boolean;
+}
+
+/**
+ * Pulls items one at a time (never two `next()` calls in flight on an async source) while
+ * `room()` allows, and starts one execution per item.
+ */
+export abstract class Run<T> implements Sink {
+  /** Items started and not yet settled (their executions are found through the live list). */
+  protected running = 0;
+  /** The async context of the call that started the run: every item runs in it. */
+  readonly scope = new AsyncResource(SCOPE);
+  protected pulled = 0;
+  protected exhausted = false;
+  protected stopped = false;
+  #pulling = false;
+  readonly #source: Source<T>;
+  readonly #host: MapHost;
+  readonly #core: Core;
+  readonly #policy: ResolvedPolicy;
+  readonly #method: MethodName;
+  readonly #fn: AnyFunction;
+  readonly #signal: AbortSignal | undefined;
+  #onAbort: (() => void) | undefined;
+
+  constructor(
+    host: MapHost,
+    method: MethodName,
+    fn: AnyFunction,
+    items: MapInput<T>,
+    options: ResolvedMapOptions,
+  ) {
+    this.#host = host;
+    this.#core = host.core;
+    this.#policy = options.policy;
+    this.#method = method;
+    this.#fn = fn;
+    this.#signal = options.signal;
+    this.#source = open(items);
+  }
+
+  /** Whether another item may start now. */
+  protected abstract room(): boolean;
+  /** The source has no more items (or the run stopped) and nothing is running. */
+  protected abstract finished(): void;
+  /** The run fails with `error`: stop and report. */
+  protected abstract failed(error: unknown): void;
+  abstract settled(execution: { readonly index: number }, ok: boolean, value: unknown): void;
+
+  /** Hooks the signal; false when it has already aborted. */
+  protected watchSignal(): boolean {
+    const signal = this.#signal;
+    if (signal === undefined) return true;
+    if (signal.aborted) return false;
+    this.#onAbort = () => this.failed(signal.reason);
+    signal.addEventListener('abort', this.#onAbort, { once: true });
+    return true;
+  }
+
+  /** Stops pulling, cancels what runs and closes the source. */
+  protected stop(reason: unknown, closeIterator: boolean): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.#onAbort !== undefined) this.#signal?.removeEventListener('abort', this.#onAbort);
+    if (closeIterator && !this.exhausted) closeSource(this.#source);
+    this.exhausted = true;
+    if (this.running > 0) cancelFor(this.#core, this, reason);
+    this.running = 0;
+  }
+
+  protected done(): void {
+    this.running -= 1;
+  }
+
+  protected fill(): void {
+    while (!this.stopped && !this.exhausted && !this.#pulling && this.room()) {
+      const source = this.#source;
+      if (source.sync) {
+        let step: IteratorResult<T>;
+        try {
+          step = source.iterator.next();
+        } catch (error) {
+          this.exhausted = true;
+          this.failed(error);
+          return;
+        }
+        if (step.done === true) {
+          this.exhausted = true;
+          break;
+        }
+        this.#launch(step.value);
+      } else {
+        this.#pulling = true;
+        let next: Promise<IteratorResult<T>>;
+        try {
+          next = Promise.resolve(source.iterator.next());
+        } catch (error) {
+          this.#pulling = false;
+          this.exhausted = true;
+          this.failed(error);
+          return;
+        }
+        next.then(
+          (step) => {
+            this.#pulling = false;
+            if (this.stopped) return;
+            if (step.done === true) {
+              this.exhausted = true;
+              if (this.running === 0) this.finished();
+              return;
+            }
+            this.#launch(step.value);
+            this.fill();
+          },
+          (error: unknown) => {
+            this.#pulling = false;
+            this.exhausted = true;
+            this.failed(error);
+          },
+        );
+        return;
+      }
+    }
+    if (this.exhausted && this.running === 0 && !this.#pulling) this.finished();
+  }
+
+  #launch(item: T): void {
+    if (this.#host.isShutdown) {
+      // Items not yet started are not tasks yet: a shutdown ends the run instead of queueing them
+      // (and, like any early stop, closes the source).
+      this.failed(new ShutdownError(`instance is shutting down; ${this.#method}() stopped`));
+      return;
+    }
+    const index = this.pulled++;
+    const execution = new Execution(
+      this.#core,
+      this.#policy,
+      this.#method,
+      Kind.CALL,
+      this.#fn,
+      [item, index],
+      this,
+    );
+    this.running += 1;
+    execution.start();
+  }
+}
