@@ -138,7 +138,7 @@ export class Dovetail implements AsyncDisposable {
    * ```
    */
   onIdle(): Promise<void> {
-    if (this.#core.accounting.liveCount === 0) return Promise.resolve();
+    if (this.#core.accounting.idle) return Promise.resolve();
     if (this.#idle === undefined) {
       let resolve!: () => void;
       const promise = new Promise<void>((done) => {

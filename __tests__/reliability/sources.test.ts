@@ -69,7 +69,36 @@ describe('map() over a hostile source', () => {
     expect(dvt.events.stats().queued).toBe(0);
   });
 
-  it('a shutdown between two pulls of an async source ends the map; started items finish', async () => {
+  it('a waiting shutdown between two pulls of an async source lets the map finish, then resolves', async () => {
+    const dvt = create();
+    const ledger = new Ledger(dvt);
+    const gate = defer();
+    async function* slow(): AsyncGenerator<number> {
+      yield 1;
+      await gate.promise;
+      yield 2;
+    }
+    const order: string[] = [];
+    const mapping = dvt.task
+      .map((n: number) => n, slow())
+      .then((out) => {
+        order.push('map');
+        return out;
+      });
+    await flush();
+    // No task is live between the two pulls, yet the map is the instance's work.
+    const closing = dvt.shutdown().then(() => order.push('shutdown'));
+    await flush();
+    expect(order).toEqual([]);
+    gate.resolve();
+    await expect(mapping).resolves.toEqual([1, 2]);
+    await closing;
+    expect(order).toEqual(['map', 'shutdown']);
+    expect(dvt.events.stats()).toMatchObject({ queued: 2, done: 2 });
+    expectBalanced(dvt, ledger);
+  });
+
+  it('a shutdown without waiting between two pulls ends the map with ShutdownError', async () => {
     const dvt = create();
     const ledger = new Ledger(dvt);
     const gate = defer();
@@ -80,7 +109,7 @@ describe('map() over a hostile source', () => {
     }
     const mapping = dvt.task.map((n: number) => n, slow());
     await flush();
-    const closing = dvt.shutdown();
+    const closing = dvt.shutdown({ wait: false });
     gate.resolve();
     await expect(mapping).rejects.toBeInstanceOf(ShutdownError);
     await closing;

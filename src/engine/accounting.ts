@@ -30,6 +30,8 @@ export class Accounting<T extends Counting = Counting> {
   active = 0;
   /** Executions not yet settled. */
   liveCount = 0;
+  /** `map()` calls in progress: each one is work of the instance until it settles. */
+  #runs = 0;
   #head: T | undefined;
   readonly #drained: () => void;
 
@@ -78,9 +80,25 @@ export class Accounting<T extends Counting = Counting> {
     this.liveCount -= 1;
   }
 
+  /** Whether nothing is live: no execution and no `map()` call in progress. */
+  get idle(): boolean {
+    return this.liveCount === 0 && this.#runs === 0;
+  }
+
   /** Tells the instance once nothing is live any more. */
   afterSettle(): void {
-    if (this.liveCount === 0) this.#drained();
+    if (this.idle) this.#drained();
+  }
+
+  /** A `map()` call began: the instance is not idle until {@link closeRun}. */
+  openRun(): void {
+    this.#runs += 1;
+  }
+
+  /** A `map()` call settled. */
+  closeRun(): void {
+    this.#runs -= 1;
+    this.afterSettle();
   }
 
   /** An attempt started. */

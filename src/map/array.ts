@@ -10,6 +10,7 @@ class ArrayRun<T, R> extends Run<T> {
   readonly #returnErrors: boolean;
   readonly #resolve: (values: R[]) => void;
   readonly #reject: (error: unknown) => void;
+  readonly #host: MapHost;
   #settled = false;
 
   constructor(
@@ -21,6 +22,7 @@ class ArrayRun<T, R> extends Run<T> {
     reject: (error: unknown) => void,
   ) {
     super(host, 'map', fn, items, options);
+    this.#host = host;
     this.#limit = options.concurrency;
     this.#returnErrors = options.returnErrors;
     this.#resolve = resolve;
@@ -34,6 +36,8 @@ class ArrayRun<T, R> extends Run<T> {
       this.#reject(signal?.reason);
       return;
     }
+    // Work of the instance from now until it settles: a waiting shutdown waits for it.
+    this.#host.core.accounting.openRun();
     this.fill();
   }
 
@@ -46,6 +50,7 @@ class ArrayRun<T, R> extends Run<T> {
     this.#settled = true;
     this.stop(undefined, false);
     this.#resolve(this.#results);
+    this.#host.core.accounting.closeRun();
   }
 
   protected failed(error: unknown): void {
@@ -53,6 +58,12 @@ class ArrayRun<T, R> extends Run<T> {
     this.#settled = true;
     this.stop(error, true);
     this.#reject(error);
+    this.#host.core.accounting.closeRun();
+  }
+
+  /** A map is one call whose items are all queued work: a waiting shutdown lets it finish. */
+  protected stopsOnShutdown(): boolean {
+    return false;
   }
 
   settled(execution: { readonly index: number }, ok: boolean, value: unknown): void {

@@ -57,6 +57,11 @@ export abstract class Run<T> implements Sink {
   protected abstract finished(): void;
   /** The run fails with `error`: stop and report. */
   protected abstract failed(error: unknown): void;
+  /**
+   * The instance began a waiting shutdown: whether the run stops pulling (a stream, which then
+   * ends once its running items were read) or goes on (a `map`, which is work already queued).
+   */
+  protected abstract stopsOnShutdown(): boolean;
   abstract settled(execution: { readonly index: number }, ok: boolean, value: unknown): void;
 
   /** Hooks the signal; false when it has already aborted. */
@@ -84,8 +89,26 @@ export abstract class Run<T> implements Sink {
     this.running -= 1;
   }
 
+  /** Pulls nothing more and closes the source; what runs goes on. */
+  protected endSource(): void {
+    if (!this.exhausted) closeSource(this.#source);
+    this.exhausted = true;
+  }
+
+  /** Whether a shutdown keeps this run from starting another item (having dealt with it). */
+  #halted(): boolean {
+    if (this.#core.stopping) {
+      // Without waiting: items not yet started are not tasks yet, so they never start, and the
+      // run ends (closing its source, like any early stop).
+      this.failed(new ShutdownError(`instance is shutting down; ${this.#method}() stopped`));
+      return true;
+    }
+    return this.#host.isShutdown && this.stopsOnShutdown();
+  }
+
   protected fill(): void {
     while (!this.stopped && !this.exhausted && !this.#pulling && this.room()) {
+      if (this.#halted()) break;
       const source = this.#source;
       if (source.sync) {
         let step: IteratorResult<T>;
@@ -137,12 +160,8 @@ export abstract class Run<T> implements Sink {
   }
 
   #launch(item: T): void {
-    if (this.#host.isShutdown) {
-      // Items not yet started are not tasks yet: a shutdown ends the run instead of queueing them
-      // (and, like any early stop, closes the source).
-      this.failed(new ShutdownError(`instance is shutting down; ${this.#method}() stopped`));
-      return;
-    }
+    // An item pulled before a shutdown that stops the run is not a task yet: it never starts.
+    if (this.#halted()) return;
     const index = this.pulled++;
     const execution = new Execution(
       this.#core,

@@ -20,6 +20,8 @@ class StreamRun<T, R> extends Run<T> implements AsyncIterator<R> {
   readonly #values: unknown[];
   #head = 0;
   #failure: { error: unknown } | undefined;
+  /** A waiting shutdown stopped the pulling: thrown once every item started was read. */
+  #ending: ShutdownError | undefined;
   #closed = false;
   #waiter:
     { resolve: (step: IteratorResult<R>) => void; reject: (error: unknown) => void } | undefined;
@@ -43,6 +45,7 @@ class StreamRun<T, R> extends Run<T> implements AsyncIterator<R> {
     if (this.#closed) return Promise.resolve({ done: true, value: undefined });
     const step = this.#take();
     if (step !== undefined) return Promise.resolve(step);
+    if (this.#failure !== undefined) return this.next();
     return new Promise<IteratorResult<R>>((resolve, reject) => {
       this.#waiter = { resolve, reject };
       this.fill();
@@ -70,6 +73,13 @@ class StreamRun<T, R> extends Run<T> implements AsyncIterator<R> {
 
   protected finished(): void {
     this.#wake();
+  }
+
+  /** A stream its consumer pulls: a waiting shutdown makes it pull nothing new. */
+  protected stopsOnShutdown(): boolean {
+    this.#ending ??= new ShutdownError('instance is shutting down; mapIterable() pulls no more');
+    this.endSource();
+    return true;
   }
 
   protected failed(error: unknown): void {
@@ -101,6 +111,11 @@ class StreamRun<T, R> extends Run<T> implements AsyncIterator<R> {
     const slot = this.#head % this.#limit;
     if (this.#states[slot] === EMPTY) {
       if (this.exhausted && this.running === 0 && this.#head >= this.pulled) {
+        if (this.#ending !== undefined) {
+          // Every item started before the shutdown was read: now the loop throws.
+          this.failed(this.#ending);
+          return undefined;
+        }
         // The stream ended by itself: let go of the signal too.
         this.stop(undefined, false);
         this.#closed = true;
@@ -127,8 +142,13 @@ class StreamRun<T, R> extends Run<T> implements AsyncIterator<R> {
     // Cleared before #take(): taking refills, and a refill that ends the source wakes again.
     this.#waiter = undefined;
     const step = this.#take();
-    if (step === undefined) this.#waiter ??= waiter;
-    else waiter.resolve(step);
+    if (step !== undefined) waiter.resolve(step);
+    else if (this.#failure !== undefined) {
+      const { error } = this.#failure;
+      this.#failure = undefined;
+      this.#closed = true;
+      waiter.reject(error);
+    } else this.#waiter ??= waiter;
   }
 }
 
