@@ -1,6 +1,7 @@
 import { Execution, type Core } from './execution.js';
 import { ShutdownError } from './errors.js';
-import { Events, watchTaskChannel } from './events.js';
+import { Events } from './events/bus.js';
+import { watchTaskChannel } from './events/channel.js';
 import { assertBoolean, assertObject } from './internal/assert.js';
 import { resolveOptions, type DovetailOptions, type ResolvedOptions } from './options.js';
 import type { BackendHooks, BackendProblem } from './policies/backend.js';

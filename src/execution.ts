@@ -2,14 +2,14 @@ import { AsyncResource } from 'node:async_hooks';
 import type { ClearablePromise } from 'p-timeout';
 import { runInContext, type ContextSource, type TaskContext } from './context.js';
 import { CancelledError, ShutdownError, TimeoutError } from './errors.js';
+import type { Events } from './events/bus.js';
 import type {
   AnyFunction,
   EventName,
   EventSource,
-  Events,
   MethodName,
   TaskPayload,
-} from './events.js';
+} from './events/types.js';
 import type { ResolvedPolicy } from './options.js';
 import type { Gate, GateJob } from './policies/gate.js';
 import { TokenBucket, type RateLimiter, type TokenWait } from './policies/rate-limit.js';

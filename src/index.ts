@@ -7,7 +7,8 @@ export type { Task } from './execution.js';
 export type { MapInput } from './map.js';
 export { currentTask } from './context.js';
 export type { TaskContext } from './context.js';
-export { BackendEvent, Event, Events } from './events.js';
+export { BackendEvent, Event } from './events/types.js';
+export { Events } from './events/bus.js';
 export type {
   AnyFunction,
   BackendErrorPayload,
@@ -25,10 +26,10 @@ export type {
   Registrar,
   RetryPayload,
   StartedPayload,
-  Stats,
   TaskPayload,
-} from './events.js';
-export { TASK_CHANNEL } from './trace.js';
+} from './events/types.js';
+export type { Stats } from './events/stats.js';
+export { TASK_CHANNEL } from './events/channel.js';
 export type { TraceStruct } from './trace.js';
 export {
   BackendError,

@@ -1,6 +1,6 @@
 import { AsyncResource } from 'node:async_hooks';
 import { ShutdownError } from './errors.js';
-import type { AnyFunction, MethodName } from './events.js';
+import type { AnyFunction, MethodName } from './events/types.js';
 import { Execution, Kind, SCOPE, type Core, type Sink } from './execution.js';
 import { describe } from './internal/assert.js';
 import type { ResolvedMapOptions, ResolvedPolicy } from './options.js';

@@ -1,6 +1,6 @@
 import { currentTask, type TaskContext } from './context.js';
 import { ShutdownError } from './errors.js';
-import type { MethodName } from './events.js';
+import type { MethodName } from './events/types.js';
 import { Execution, Kind, type Core, type Task } from './execution.js';
 import { assertFunction, describe } from './internal/assert.js';
 import { isThenable, noop } from './internal/util.js';
