@@ -7,7 +7,7 @@ import { resolveOptions, type DovetailOptions, type ResolvedOptions } from './op
 import type { BackendHooks, BackendProblem } from './policies/backend.js';
 import { LocalGate, type Gate } from './policies/gate.js';
 import { TokenBucket, type RateLimiter } from './policies/rate-limit.js';
-import { track, untrack } from './registry.js';
+import { track, untrack } from './lifecycle/registry.js';
 import { TaskApi, type TaskHost } from './task.js';
 import { Tracer } from './trace.js';
 

@@ -1,13 +1,14 @@
-// The lifecycle registry: which instances exist, which are registered, which want to be shut down
-// on SIGINT/SIGTERM, and which were collected without shutdown. Contract with dovetail.ts: track()
-// when an instance is built, untrack() once its shutdown completed.
+// The lifecycle registry: which instances exist, which are registered, and which were collected
+// without shutdown. Contract with dovetail.ts: track() when an instance is built, untrack() once
+// its shutdown completed. The instances with `shutdownOnExit` are handed to the process module,
+// which owns that set; imports go one way, from here to there.
 //
 // Instances are only ever held through WeakRef: registering an instance must not keep it alive,
 // or the DOVETAIL_NOT_SHUT_DOWN warning could never fire for a registered one.
-import type { Dovetail, ShutdownOptions } from './dovetail.js';
-import { assertBoolean, assertObject, describe } from './internal/assert.js';
-import { warn } from './internal/util.js';
-import { syncSignalHandler } from './process.js';
+import type { Dovetail, ShutdownOptions } from '../dovetail.js';
+import { assertBoolean, assertObject, describe } from '../internal/assert.js';
+import { warn } from '../internal/util.js';
+import { addExitInstance, removeExitInstance } from './process.js';
 
 /** How an instance takes part in the registry. @internal */
 export interface TrackOptions {
@@ -23,7 +24,6 @@ export interface TrackOptions {
 interface Entry {
   /** Creation order, to name the instance in the warning. */
   readonly seq: number;
-  readonly exit: boolean;
   /** Shut down, or collected: gone from every set. */
   done: boolean;
 }
@@ -34,8 +34,6 @@ const deref = (entry: Entry): Dovetail | undefined => refs.get(entry)?.deref();
 const entries = new WeakMap<Dovetail, Entry>();
 /** Registered instances, in registration order. */
 const registered = new Set<Entry>();
-/** Live instances with `shutdownOnExit`; the signal handler exists while this is not empty. */
-const exiting = new Set<Entry>();
 let sequence = 0;
 // Made on first use, so that importing the package does nothing.
 let finalizer: FinalizationRegistry<Entry> | undefined;
@@ -43,9 +41,10 @@ let finalizer: FinalizationRegistry<Entry> | undefined;
 function collected(entry: Entry): void {
   if (entry.done) return;
   entry.done = true;
+  const ref = refs.get(entry);
   refs.delete(entry);
   registered.delete(entry);
-  if (entry.exit && exiting.delete(entry)) syncSignalHandler();
+  if (ref !== undefined) removeExitInstance(ref);
   warn(
     `Dovetail instance #${entry.seq} was garbage-collected without shutdown(); ` +
       'call `await dvt.shutdown()` or declare it with `await using` so its tasks finish cleanly',
@@ -149,37 +148,16 @@ export function shutdownAll(options?: ShutdownOptions): Promise<void> {
   return Promise.all(running).then(() => undefined);
 }
 
-/** The live instances with `shutdownOnExit` (registered or not). @internal */
-export function exitInstances(): Dovetail[] {
-  const out: Dovetail[] = [];
-  for (const entry of exiting) {
-    const dvt = deref(entry);
-    if (dvt !== undefined) out.push(dvt);
-  }
-  return out;
-}
-
-/** Whether some live instance has `shutdownOnExit`. @internal */
-export function hasExitInstances(): boolean {
-  return exiting.size > 0;
-}
-
 /** Called by the `Dovetail` constructor. @internal */
 export function track(dvt: Dovetail, options: TrackOptions): void {
-  const entry: Entry = {
-    seq: ++sequence,
-    exit: options.shutdownOnExit,
-    done: false,
-  };
+  const entry: Entry = { seq: ++sequence, done: false };
+  const ref = new WeakRef(dvt);
   entries.set(dvt, entry);
-  refs.set(entry, new WeakRef(dvt));
+  refs.set(entry, ref);
   // Every instance, registered or not, warns when collected without shutdown.
   (finalizer ??= new FinalizationRegistry(collected)).register(dvt, entry, entry);
   if (options.autoRegister) registered.add(entry);
-  if (entry.exit) {
-    exiting.add(entry);
-    if (exiting.size === 1) syncSignalHandler();
-  }
+  if (options.shutdownOnExit) addExitInstance(ref);
 }
 
 /** Called once an instance's shutdown completed: it leaves the registry. @internal */
@@ -187,8 +165,9 @@ export function untrack(dvt: Dovetail): void {
   const entry = entries.get(dvt);
   if (entry === undefined || entry.done) return;
   entry.done = true;
+  const ref = refs.get(entry);
   refs.delete(entry);
   finalizer?.unregister(entry);
   registered.delete(entry);
-  if (entry.exit && exiting.delete(entry) && exiting.size === 0) syncSignalHandler();
+  if (ref !== undefined) removeExitInstance(ref);
 }
