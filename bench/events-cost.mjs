@@ -96,7 +96,7 @@ const noEmission = path.join(cache, 'no-emission');
 mkdirSync(cache, { recursive: true });
 cpSync(path.join(root, 'dist'), withEvents, { recursive: true });
 cpSync(path.join(root, 'dist'), noEmission, { recursive: true });
-const eventsFile = path.join(noEmission, 'events.js');
+const eventsFile = path.join(noEmission, 'events', 'bus.js');
 const source = readFileSync(eventsFile, 'utf8');
 const signature = /(\n\s*wants\(event, source\) \{)/;
 if (!signature.test(source))
@@ -161,8 +161,9 @@ if (argv.includes('--paired')) {
 // The event path's calls in isolation: what one task with no listener spends in them (three
 // `wants()` checks, queued / started / terminal, and `releaseExecution()`), on a real bus.
 const direct = await (async () => {
-  const { Events, watchTaskChannel } = await import(
-    pathToFileURL(path.join(withEvents, 'events.js')).href
+  const { Events } = await import(pathToFileURL(path.join(withEvents, 'events', 'bus.js')).href);
+  const { watchTaskChannel } = await import(
+    pathToFileURL(path.join(withEvents, 'events', 'channel.js')).href
   );
   const { Tracer } = await import(pathToFileURL(path.join(withEvents, 'trace.js')).href);
   watchTaskChannel();

@@ -1,13 +1,15 @@
 import { Accounting } from './engine/accounting.js';
 import type { Core } from './engine/core.js';
 import { ShutdownError } from './errors.js';
-import { Events, watchTaskChannel } from './events.js';
+import { Events } from './events/bus.js';
+import { watchTaskChannel } from './events/channel.js';
 import { assertBoolean, assertObject } from './internal/assert.js';
 import { resolveOptions, type DovetailOptions, type ResolvedOptions } from './options.js';
 import type { BackendHooks, BackendProblem } from './policies/backend.js';
 import { LocalGate, type Gate } from './policies/gate.js';
 import { TokenBucket, type RateLimiter } from './policies/rate-limit.js';
-import { track, untrack } from './registry.js';
+import type { ShutdownOptions } from './lifecycle/instance.js';
+import { track, untrack } from './lifecycle/tracking.js';
 import { TaskApi, type TaskHost } from './task.js';
 import { Tracer } from './trace.js';
 
@@ -21,16 +23,6 @@ function reportBackend(events: Events, problem: BackendProblem): void {
     executionId: '',
     ...problem,
   });
-}
-
-/** Options of `shutdown()`. */
-export interface ShutdownOptions {
-  /**
-   * `true`: wait for running and queued tasks. `false`: cancel queued tasks, abort the signal of
-   * running ones, and resolve without waiting for them.
-   * @defaultValue `true`
-   */
-  wait?: boolean | undefined;
 }
 
 /**

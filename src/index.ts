@@ -1,13 +1,14 @@
 // Public surface: named re-exports only.
 export { Dovetail } from './dovetail.js';
-export type { ShutdownOptions } from './dovetail.js';
+export type { ShutdownOptions } from './lifecycle/instance.js';
 export { TaskApi } from './task.js';
 export type { CallbackApi, CallbackParameters, CallbackResult, NodeCallback } from './task.js';
 export type { Task } from './engine/task-promise.js';
 export type { MapInput } from './map/source.js';
 export { currentTask } from './context.js';
 export type { TaskContext } from './context.js';
-export { BackendEvent, Event, Events } from './events.js';
+export { BackendEvent, Event } from './events/types.js';
+export { Events } from './events/bus.js';
 export type {
   AnyFunction,
   BackendErrorPayload,
@@ -25,10 +26,10 @@ export type {
   Registrar,
   RetryPayload,
   StartedPayload,
-  Stats,
   TaskPayload,
-} from './events.js';
-export { TASK_CHANNEL } from './trace.js';
+} from './events/types.js';
+export type { Stats } from './events/stats.js';
+export { TASK_CHANNEL } from './events/channel.js';
 export type { TraceStruct } from './trace.js';
 export {
   BackendError,
@@ -52,6 +53,6 @@ export type { Gate, GateJob } from './policies/gate.js';
 export { TokenBucket } from './policies/rate-limit.js';
 export type { RateLimiter, TokenWait } from './policies/rate-limit.js';
 export type { Backend, BackendHooks, BackendProblem } from './policies/backend.js';
-export { listActive, register, shutdownAll, unregister } from './registry.js';
-export { runMain, setAppShutdownHook } from './process.js';
-export type { AppShutdownHook, RunMainOptions, ShutdownSignal } from './process.js';
+export { listActive, register, shutdownAll, unregister } from './lifecycle/registry.js';
+export { runMain, setAppShutdownHook } from './lifecycle/process.js';
+export type { AppShutdownHook, RunMainOptions, ShutdownSignal } from './lifecycle/process.js';

@@ -1,6 +1,6 @@
 import { currentTask, type TaskContext } from './context.js';
 import { ShutdownError } from './errors.js';
-import type { MethodName } from './events.js';
+import type { MethodName } from './events/types.js';
 import { Kind } from './engine/attempt.js';
 import type { Core } from './engine/core.js';
 import { Execution } from './engine/execution.js';

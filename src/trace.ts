@@ -1,4 +1,3 @@
-import { tracingChannel, type TracingChannel } from 'node:diagnostics_channel';
 import { objectText } from './internal/util.js';
 import type { TraceLogger } from './options.js';
 
@@ -16,19 +15,6 @@ export interface TraceStruct {
   elapsed?: number | undefined;
   /** Further `key=value` pairs. */
   extra?: Readonly<Record<string, unknown>> | undefined;
-}
-
-/** Name of the `node:diagnostics_channel` TracingChannel on which task lifecycles are published. */
-export const TASK_CHANNEL = 'dovetail:task';
-
-let channel: TracingChannel<object, object> | undefined;
-
-/**
- * The `dovetail:task` TracingChannel, made on first use so that importing the package does nothing.
- * @internal
- */
-export function taskChannel(): TracingChannel<object, object> {
-  return (channel ??= tracingChannel<object, object>(TASK_CHANNEL));
 }
 
 const formatValue = (value: unknown): string => {

@@ -1,4 +1,4 @@
-import type { Stats } from '../events.js';
+import type { Stats } from '../events/stats.js';
 
 /** Where an execution is counted. */
 export const Counted = Object.freeze({ NOWHERE: 0, PENDING: 1, ACTIVE: 2 } as const);

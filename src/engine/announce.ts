@@ -1,5 +1,6 @@
 import { TimeoutError } from '../errors.js';
-import type { AnyFunction, EventName, EventSource, Events, TaskPayload } from '../events.js';
+import type { Events } from '../events/bus.js';
+import type { AnyFunction, EventName, EventSource, TaskPayload } from '../events/types.js';
 import { Kind } from './attempt.js';
 
 /** An execution as its announcements see it. */

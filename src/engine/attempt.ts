@@ -1,6 +1,6 @@
 import type { ClearablePromise } from 'p-timeout';
 import { runInContext, type ContextSource, type TaskContext } from '../context.js';
-import type { AnyFunction } from '../events.js';
+import type { AnyFunction } from '../events/types.js';
 import { isThenable } from '../internal/util.js';
 import { withTimeout } from '../policies/timeout.js';
 import type { TimeoutError } from '../errors.js';

@@ -1,6 +1,6 @@
 import type { AsyncResource } from 'node:async_hooks';
 import type { ShutdownError } from '../errors.js';
-import type { Events } from '../events.js';
+import type { Events } from '../events/bus.js';
 import type { Gate } from '../policies/gate.js';
 import type { RateLimiter } from '../policies/rate-limit.js';
 import type { Accounting, Counting } from './accounting.js';

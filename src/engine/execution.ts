@@ -1,6 +1,6 @@
 import type { ClearablePromise } from 'p-timeout';
 import { CancelledError, ShutdownError, type TimeoutError } from '../errors.js';
-import type { EventSource } from '../events.js';
+import type { EventSource } from '../events/types.js';
 import type { GateJob } from '../policies/gate.js';
 import { TokenBucket, type TokenWait } from '../policies/rate-limit.js';
 import { Counted, type Outcome } from './accounting.js';

@@ -1,5 +1,5 @@
 import { AsyncResource } from 'node:async_hooks';
-import type { AnyFunction, EventName, MethodName, TaskPayload } from '../events.js';
+import type { AnyFunction, EventName, MethodName, TaskPayload } from '../events/types.js';
 import { noop } from '../internal/util.js';
 import type { ResolvedPolicy } from '../options.js';
 import { functionName } from './announce.js';

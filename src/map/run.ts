@@ -1,6 +1,6 @@
 import { AsyncResource } from 'node:async_hooks';
 import { ShutdownError } from '../errors.js';
-import type { AnyFunction, MethodName } from '../events.js';
+import type { AnyFunction, MethodName } from '../events/types.js';
 import { Kind } from '../engine/attempt.js';
 import { cancelFor, SCOPE, type Core, type Sink } from '../engine/core.js';
 import { Execution } from '../engine/execution.js';

@@ -1,12 +1,12 @@
-// Process lifecycle: the one SIGINT/SIGTERM listener shared by every instance, the application's
-// shutdown hook, and runMain(). Nothing here runs at import; the listener exists only while a live
-// instance has `shutdownOnExit` or a runMain() is running, and no timer of ours keeps the process
-// alive (each is unref'd).
-import { CancelledError } from './errors.js';
-import { assertFunction, assertNonNegative, assertObject, describe } from './internal/assert.js';
-import type { Dovetail } from './dovetail.js';
-import { warn } from './internal/util.js';
-import { exitInstances, hasExitInstances } from './registry.js';
+// Process lifecycle: the one SIGINT/SIGTERM listener shared by every instance, the set of live
+// instances that want it (`shutdownOnExit`, told by the registry), the application's shutdown
+// hook, and runMain(). Nothing here runs at import; the listener exists only while a live instance
+// has `shutdownOnExit` or a runMain() is running, and no timer of ours keeps the process alive
+// (each is unref'd). This module imports no other lifecycle module: the registry imports it.
+import { CancelledError } from '../errors.js';
+import { assertFunction, assertNonNegative, assertObject, describe } from '../internal/assert.js';
+import type { Instance } from './instance.js';
+import { warn } from '../internal/util.js';
 
 /**
  * The signals Dovetail handles.
@@ -68,6 +68,12 @@ let installed = false;
 /** The signal being handled, from the first one until the handling ends. */
 let handling: ShutdownSignal | undefined;
 const mains = new Set<MainRun>();
+/**
+ * The live instances with `shutdownOnExit` (registered or not), in creation order. Held through
+ * WeakRef only: wanting the signals handled must not keep an instance alive, or the
+ * DOVETAIL_NOT_SHUT_DOWN warning could never fire for it.
+ */
+const exiting = new Set<WeakRef<Instance>>();
 
 const listener = (signal: NodeJS.Signals): void => {
   onSignal(signal === 'SIGTERM' ? 'SIGTERM' : 'SIGINT');
@@ -75,10 +81,10 @@ const listener = (signal: NodeJS.Signals): void => {
 
 /**
  * Installs or removes the process listener: present while a live instance has `shutdownOnExit`,
- * a runMain() is running, or a signal is being handled. @internal
+ * a runMain() is running, or a signal is being handled.
  */
-export function syncSignalHandler(): void {
-  const wanted = hasExitInstances() || mains.size > 0 || handling !== undefined;
+function syncSignalHandler(): void {
+  const wanted = exiting.size > 0 || mains.size > 0 || handling !== undefined;
   if (wanted === installed) return;
   installed = wanted;
   for (const signal of SIGNALS) {
@@ -90,6 +96,30 @@ export function syncSignalHandler(): void {
   }
   if (wanted) process.on('exit', onExit);
   else process.removeListener('exit', onExit);
+}
+
+/** An instance with `shutdownOnExit` was built: the signals are handled from now on. @internal */
+export function addExitInstance(ref: WeakRef<Instance>): void {
+  exiting.add(ref);
+  if (exiting.size === 1) syncSignalHandler();
+}
+
+/**
+ * The instance was shut down or collected; without another one that wants them (or a runMain()),
+ * the signals are no longer handled. Does nothing for an instance that was never added. @internal
+ */
+export function removeExitInstance(ref: WeakRef<Instance>): void {
+  if (exiting.delete(ref) && exiting.size === 0) syncSignalHandler();
+}
+
+/** The live instances with `shutdownOnExit`, held (strongly) by the caller while it needs them. */
+function exitInstances(): Instance[] {
+  const out: Instance[] = [];
+  for (const ref of exiting) {
+    const dvt = ref.deref();
+    if (dvt !== undefined) out.push(dvt);
+  }
+  return out;
 }
 
 /**
@@ -151,7 +181,7 @@ function warnOf(message: string, code: string, error: unknown): void {
  * Shuts `instances` down. The array is held until the caller is done with it: an instance must
  * not be collected halfway through the shutdown it is waiting for.
  */
-function shutdownEach(instances: readonly Dovetail[], wait: boolean): Promise<unknown> {
+function shutdownEach(instances: readonly Instance[], wait: boolean): Promise<unknown> {
   return Promise.all(instances.map((dvt) => dvt.shutdown({ wait }))).catch((error: unknown) => {
     warnOf('A Dovetail instance failed to shut down', 'DOVETAIL_SHUTDOWN_ERROR', error);
   });
@@ -160,7 +190,7 @@ function shutdownEach(instances: readonly Dovetail[], wait: boolean): Promise<un
 /** The app hook, or the default: shut down every instance that has `shutdownOnExit`. */
 async function shutdownForSignal(
   signal: ShutdownSignal,
-  instances: readonly Dovetail[],
+  instances: readonly Instance[],
 ): Promise<void> {
   const hook = appHook;
   if (hook === undefined) {
