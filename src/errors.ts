@@ -89,7 +89,9 @@ export class CancelledError extends DovetailError {
 }
 
 /**
- * Work was submitted after `shutdown()` began.
+ * The instance's shutdown stopped or refused the work: work submitted after `shutdown()` began,
+ * a stream that a shutdown ended, a wait (`events.once()`) the shutdown outlived; and, as the
+ * `cause` of a `CancelledError`, tasks cancelled by `shutdown({ wait: false })`.
  *
  * @example
  * ```ts

@@ -156,6 +156,20 @@ describe('the packed package, installed into a fresh project', () => {
     expect(unexpected).toEqual([]);
   });
 
+  it('publishes no @internal member: the engine-facing parts of the public classes are stripped', async () => {
+    const dist = join(project, 'node_modules', 'dovetailjs', 'dist');
+    const declarations = (await readdir(dist, { recursive: true }))
+      .filter((file) => file.endsWith('.d.ts'))
+      .map((file) => join(dist, file));
+    const texts = await Promise.all(declarations.map((file) => readFile(file, 'utf8')));
+    expect(texts.filter((text) => text.includes('@internal'))).toEqual([]);
+    const bus = await readFile(join(dist, 'events', 'bus.d.ts'), 'utf8');
+    for (const member of ['readonly counters', 'wants(', 'publish(', 'releaseExecution(', 'close('])
+      expect({ member, found: bus.includes(member) }).toEqual({ member, found: false });
+    const taskApi = await readFile(join(dist, 'task.d.ts'), 'utf8');
+    expect(taskApi).not.toContain('TaskHost');
+  });
+
   it("lets the repository's `files` take nothing but dist/ JavaScript and declarations", async () => {
     const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], root);
     const [report] = JSON.parse(stdout) as { files: { path: string }[] }[];

@@ -42,13 +42,10 @@ export interface Gate {
  * and gives the slot back when no job waits. Jobs wait in a queue of our own, a `denque` ring
  * buffer: one array slot per waiting job, where a linked queue allocates a 40-byte node.
  *
- * Why lanes rather than one p-limit call per job: a profile of 100 000 queued tasks showed 72%
- * of the time in garbage collection, p-limit keeping about 740 bytes of promises and closures per
- * waiting job, and each p-limit call costs five promises and as many microtask turns. Under a
- * steady load every one of those turns delays the next start: at 100 tasks of 50 ms that was
- * 1 ms lost per round. A lane passes its slot on with one microtask and no allocation, so p-limit's
- * machinery is paid once per burst, not once per job; and a job cancelled while it waits is simply
- * skipped when its turn comes.
+ * Lanes rather than one p-limit call per job: p-limit's machinery (its promises, closures and
+ * microtask turns) is paid once per burst rather than once per job, a lane passes its slot on
+ * with one microtask and no allocation, and a job cancelled while it waits is simply skipped
+ * when its turn comes (docs/engine.md gives the profile that led here).
  */
 export class LocalGate implements Gate {
   readonly #limit: LimitFunction;
