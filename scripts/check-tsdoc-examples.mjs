@@ -53,6 +53,8 @@ writeFileSync(
       paths: {
         dovetailjs: [join(root, 'src', 'index.ts')],
         'dovetailjs/redis': [join(root, 'src', 'redis', 'index.ts')],
+        // The examples live outside the repository: its dependencies are not found from there.
+        ioredis: [join(root, 'node_modules', 'ioredis', 'built', 'index.d.ts')],
       },
     },
     files: [...origin.keys()],
