@@ -15,13 +15,8 @@ export function functionName(kind: Kind, work: unknown): string | undefined {
   return (work as AnyFunction).name || '<anonymous>';
 }
 
-// Each announcement builds its payload only when someone hears it (a listener, the trace, a
-// channel subscriber): counters always count, payloads cost only when observed.
-
-/** `queued`. */
-export function announceQueued(events: Events, source: Announced): void {
-  if (events.wants('queued', source)) events.publish(source.payload('queued'), source);
-}
+// Each announcement builds a payload: its caller asks `events.wants()` first, so that a payload
+// costs only when someone hears it (a listener, the trace, a channel subscriber).
 
 /** `rate_limited` (with `waited`) or `started`, for attempt `attempt`. */
 export function announceAttempt(
@@ -31,7 +26,6 @@ export function announceAttempt(
   attempt: number,
   waited: number,
 ): void {
-  if (!events.wants(event, source)) return;
   const payload = source.payload(event);
   payload.attempt = attempt;
   if (event === 'rate_limited') payload.waited = waited;
@@ -46,7 +40,6 @@ export function announceRetry(
   sleep: number,
   error: unknown,
 ): void {
-  if (!events.wants('retry', source)) return;
   const payload = source.payload('retry');
   payload.attempt = attempt;
   payload.sleep = sleep;
@@ -66,7 +59,6 @@ export function announceEnd(
   attempt: number,
   startedAt: number,
 ): void {
-  if (!events.wants(event, source)) return;
   const payload = source.payload(event);
   if (attempt > 0) payload.attempt = attempt;
   if (startedAt >= 0) payload.elapsed = performance.now() - startedAt;

@@ -1,7 +1,6 @@
 import type { ClearablePromise } from 'p-timeout';
 import { runInContext, type ContextSource, type TaskContext } from '../context.js';
 import type { AnyFunction } from '../events/types.js';
-import { isThenable } from '../internal/util.js';
 import { withTimeout } from '../policies/timeout.js';
 import type { TimeoutError } from '../errors.js';
 
@@ -33,7 +32,8 @@ export interface AttemptOwner extends ContextSource {
   timedOut(error: TimeoutError): void;
 }
 
-const call = (work: AnyFunction, args: readonly unknown[]): unknown => {
+/** `work(...args)`, without a spread for up to two arguments. */
+export const call = (work: AnyFunction, args: readonly unknown[]): unknown => {
   const fn = work as (...a: readonly unknown[]) => unknown;
   switch (args.length) {
     case 0:
@@ -122,11 +122,10 @@ export function invoke(
  * `withTimeout()`. On expiry the owner is told first (`timedOut`), so the attempt's signal aborts.
  */
 export function timed(
-  out: unknown,
+  out: PromiseLike<unknown>,
   timeout: number,
   owner: AttemptOwner,
-): Promise<unknown> | ClearablePromise<unknown> | undefined {
-  if (!isThenable(out)) return undefined;
+): Promise<unknown> | ClearablePromise<unknown> {
   const promise: Promise<unknown> = out instanceof Promise ? out : Promise.resolve(out);
   if (timeout === Infinity) return promise;
   return withTimeout(promise, timeout, (error) => owner.timedOut(error));

@@ -1,18 +1,15 @@
 import type { ClearablePromise } from 'p-timeout';
 import { CancelledError, ShutdownError, type TimeoutError } from '../errors.js';
-import type { EventSource } from '../events/types.js';
+import { runInContext } from '../context.js';
+import type { AnyFunction, EventSource, MethodName } from '../events/types.js';
+import { isThenable } from '../internal/util.js';
+import type { ResolvedPolicy } from '../options.js';
 import type { GateJob } from '../policies/gate.js';
 import { TokenBucket, type TokenWait } from '../policies/rate-limit.js';
-import { Counted, type Outcome } from './accounting.js';
-import {
-  announceAttempt,
-  announceEnd,
-  announceQueued,
-  announceRetry,
-  type Announced,
-} from './announce.js';
-import { invoke, Kind, timed, type AttemptOwner } from './attempt.js';
-import { runSoon, type Member } from './core.js';
+import type { Outcome } from './accounting.js';
+import { announceAttempt, announceEnd, announceRetry, type Announced } from './announce.js';
+import { call, invoke, Kind, timed, type AttemptOwner } from './attempt.js';
+import { runSoon, type Core, type Member, type Sink } from './core.js';
 import { Phase, type Holdings } from './phase.js';
 import { TaskRecord } from './record.js';
 import { RetryLoop, type RetryOwner } from './retry.js';
@@ -29,16 +26,22 @@ export class Execution
   extends TaskRecord
   implements GateJob, EventSource, AttemptOwner, TaskOwner, RetryOwner, Member, Announced
 {
-  counted: Counted = Counted.NOWHERE;
-  livePrev: Member | undefined;
-  liveNext: Member | undefined;
-  #phase: Phase = Phase.QUEUED;
-  #startedAt = -1;
-  /** Gives the gate slot back; set while the execution holds one. */
-  #release: (() => void) | undefined;
+  // Written out: the implicit constructor of a subclass passes its arguments on as a spread, an
+  // array per task on Node 20.
+  constructor(
+    core: Core,
+    policy: ResolvedPolicy,
+    method: MethodName,
+    kind: Kind,
+    work: unknown,
+    args: readonly unknown[],
+    sink: Sink | undefined,
+  ) {
+    super(core, policy, method, kind, work, args, sink);
+  }
 
   isCurrent(attempt: number): boolean {
-    return this.#phase !== Phase.SETTLED && this.attempt === attempt;
+    return this.phase !== Phase.SETTLED && this.attempt === attempt;
   }
 
   refuses(): boolean {
@@ -56,7 +59,8 @@ export class Execution
   start(): void {
     const core = this.core;
     core.accounting.enter(this);
-    announceQueued(core.events, this);
+    const events = core.events;
+    if (events.wants('queued', this)) events.publish(this.payload('queued'), this);
     const signal = this.policy.signal;
     if (signal !== undefined) {
       if (signal.aborted) {
@@ -85,24 +89,24 @@ export class Execution
    * held until the execution settles, so a cancelled task frees its slot at once.
    */
   run(release: (() => void) | undefined): void {
-    if (this.#phase !== Phase.QUEUED) {
+    if (this.phase !== Phase.QUEUED) {
       // Cancelled while it waited for the slot.
       release?.();
       return;
     }
-    this.#release = release;
+    this.releaseSlot = release;
     this.#attemptNext(1);
   }
 
   /** Called by a gate that cannot grant a slot (a shared back end that failed). */
   reject(error: unknown): void {
-    if (this.#phase === Phase.SETTLED) return;
+    if (this.phase === Phase.SETTLED) return;
     this.#settle(false, error, 'error');
   }
 
   /** Cancels the execution at once. @returns `false` when it had already settled. */
   cancel(reason?: unknown): boolean {
-    if (this.#phase === Phase.SETTLED) return false;
+    if (this.phase === Phase.SETTLED) return false;
     const error =
       reason === undefined
         ? new CancelledError()
@@ -116,15 +120,15 @@ export class Execution
    * retries, abort the signal of what runs.
    */
   stop(reason: ShutdownError): void {
-    if (this.#phase === Phase.SETTLED) return;
-    if (this.attempt === 0 || this.#phase === Phase.SLEEPING) this.cancel(reason);
+    if (this.phase === Phase.SETTLED) return;
+    if (this.attempt === 0 || this.phase === Phase.SLEEPING) this.cancel(reason);
     else this.#abortAttempt(reason);
   }
 
   // ---- attempts ------------------------------------------------------------------------------
 
   #attemptNext(attempt: number): void {
-    this.#phase = Phase.TOKEN;
+    this.phase = Phase.TOKEN;
     const limiter = this.core.limiter;
     if (limiter === undefined) {
       this.#launch(attempt, 0);
@@ -155,13 +159,13 @@ export class Execution
       },
       (error: unknown) => {
         // Aborted because the task settled: nothing to do. Anything else is a back-end failure.
-        if (this.#phase !== Phase.SETTLED) this.#settleFailure(error);
+        if (this.phase !== Phase.SETTLED) this.#settleFailure(error);
       },
     );
   }
 
   #launch(attempt: number, waited: number): void {
-    if (this.#phase !== Phase.TOKEN) return;
+    if (this.phase !== Phase.TOKEN) return;
     const core = this.core;
     const events = core.events;
     if (core.stopping) {
@@ -170,18 +174,19 @@ export class Execution
     }
     if (waited > 0) {
       core.accounting.throttled();
-      announceAttempt(events, this, 'rate_limited', attempt, waited);
-      if (this.#phase !== Phase.TOKEN) return;
+      if (events.wants('rate_limited', this))
+        announceAttempt(events, this, 'rate_limited', attempt, waited);
+      if (this.phase !== Phase.TOKEN) return;
     }
     core.accounting.activate(this);
-    this.#phase = Phase.RUNNING;
+    this.phase = Phase.RUNNING;
     this.attempt = attempt;
     core.accounting.started();
     // Always timed: a listener added while the task runs still gets its elapsed.
-    if (this.#startedAt < 0) this.#startedAt = performance.now();
-    announceAttempt(events, this, 'started', attempt, 0);
+    if (this.startedAt < 0) this.startedAt = performance.now();
+    if (events.wants('started', this)) announceAttempt(events, this, 'started', attempt, 0);
     // A listener may have cancelled the task (or shut the instance down): then nothing runs.
-    if (this.#phase !== Phase.RUNNING) return;
+    if (this.phase !== Phase.RUNNING) return;
     let out: unknown;
     try {
       // In the caller's async context: an AsyncLocalStorage store set around schedule() (a request
@@ -192,7 +197,7 @@ export class Execution
       return;
     }
     const timeout = this.policy.timeout;
-    const promise = timed(out, timeout, this);
+    const promise = isThenable(out) ? timed(out, timeout, this) : undefined;
     if (promise === undefined) {
       this.#succeed(attempt, out);
       return;
@@ -205,11 +210,14 @@ export class Execution
   }
 
   #invoke(): unknown {
-    return invoke(this, this.kind, this.work, this.args, this.attempt);
+    const kind = this.kind;
+    // The common kind without the dispatch.
+    if (kind === Kind.CALL) return runInContext(this, call, this.work as AnyFunction, this.args);
+    return invoke(this, kind, this.work, this.args, this.attempt);
   }
 
   #succeed(attempt: number, value: unknown): void {
-    if (this.#phase !== Phase.RUNNING || attempt !== this.attempt) return;
+    if (this.phase !== Phase.RUNNING || attempt !== this.attempt) return;
     const holdings = this.holdings;
     if (holdings === undefined) {
       this.#settle(true, value, 'done');
@@ -221,7 +229,7 @@ export class Execution
   }
 
   #fail(attempt: number, error: unknown): void {
-    if (this.#phase !== Phase.RUNNING || attempt !== this.attempt) return;
+    if (this.phase !== Phase.RUNNING || attempt !== this.attempt) return;
     const holdings = this.holdings;
     if (holdings !== undefined) {
       this.#clearTimer(holdings);
@@ -251,14 +259,14 @@ export class Execution
 
   /** @internal Part of {@link RetryOwner}. */
   loopEnded(ok: boolean, value: unknown): void {
-    if (this.#phase === Phase.SETTLED) return;
+    if (this.phase === Phase.SETTLED) return;
     if (ok) this.#settle(true, value, 'done');
     else this.#settleFailure(value);
   }
 
   /** @internal Part of {@link RetryOwner}. */
   shouldRetry(error: unknown, attempt: number): boolean {
-    if (this.#phase !== Phase.RUNNING || this.core.stopping) return false;
+    if (this.phase !== Phase.RUNNING || this.core.stopping) return false;
     if (error instanceof CancelledError || error instanceof ShutdownError) return false;
     const decide = this.policy.shouldRetry;
     return decide === undefined || decide(error, attempt);
@@ -266,9 +274,10 @@ export class Execution
 
   /** @internal Part of {@link RetryOwner}. */
   retrying(error: unknown, attempt: number, sleep: number): void {
-    this.#phase = Phase.SLEEPING;
+    this.phase = Phase.SLEEPING;
     this.core.accounting.retried();
-    announceRetry(this.core.events, this, attempt, sleep, error);
+    const events = this.core.events;
+    if (events.wants('retry', this)) announceRetry(events, this, attempt, sleep, error);
   }
 
   #abortAttempt(reason: unknown): void {
@@ -284,7 +293,7 @@ export class Execution
   #settle(ok: boolean, value: unknown, event: Outcome): void {
     const core = this.core;
     const wasRunning = this.attempt > 0;
-    this.#phase = Phase.SETTLED;
+    this.phase = Phase.SETTLED;
     core.accounting.leave(this, event);
     const signal = this.policy.signal;
     if (signal !== undefined) unwatch(signal, this);
@@ -301,11 +310,12 @@ export class Execution
     }
     if (event === 'cancelled' && wasRunning) this.#abortAttempt(value);
     const events = core.events;
-    announceEnd(events, this, event, value, this.attempt, this.#startedAt);
+    if (events.wants(event, this))
+      announceEnd(events, this, event, value, this.attempt, this.startedAt);
     events.releaseExecution(this);
-    const release = this.#release;
+    const release = this.releaseSlot;
     if (release !== undefined) {
-      this.#release = undefined;
+      this.releaseSlot = undefined;
       release();
     }
     this.deliver(ok, value, event === 'cancelled');

@@ -4,8 +4,9 @@ import { noop } from '../internal/util.js';
 import type { ResolvedPolicy } from '../options.js';
 import { functionName } from './announce.js';
 import { AttemptContext, Kind } from './attempt.js';
-import { SCOPE, type Core, type Sink } from './core.js';
-import { newHoldings, type Holdings } from './phase.js';
+import { Counted } from './accounting.js';
+import { SCOPE, type Core, type Member, type Sink } from './core.js';
+import { newHoldings, Phase, type Holdings } from './phase.js';
 import { createTask, type Task } from './task-promise.js';
 
 let sequence = 0;
@@ -17,25 +18,38 @@ let sequence = 0;
  * on it.
  */
 export abstract class TaskRecord {
-  readonly seq: number;
-  readonly core: Core;
-  readonly policy: ResolvedPolicy;
-  readonly kind: Kind;
-  readonly work: unknown;
-  readonly args: readonly unknown[];
+  // Every field is declared here and set in the constructor, plain rather than #private: the
+  // object never leaves the engine, and a profile of a cold map() showed the field initializers
+  // of a base class and its subclass costing more per task than the rest of its construction.
+  declare readonly seq: number;
+  declare readonly core: Core;
+  declare readonly policy: ResolvedPolicy;
+  declare readonly method: MethodName;
+  declare readonly kind: Kind;
+  declare readonly work: unknown;
+  declare readonly args: readonly unknown[];
   /** Where the outcome goes when the task has no `Task` of its own (a `map` item). */
-  readonly sink: Sink | undefined;
+  declare readonly sink: Sink | undefined;
   /** The async context of the call that scheduled the task: every attempt runs in it. */
-  readonly scope: AsyncResource;
+  declare readonly scope: AsyncResource;
   /** The attempt started last (0 before the first). */
-  attempt = 0;
+  declare attempt: number;
   /** What it holds only while something needs it; made on first use. */
-  holdings: Holdings | undefined;
-  readonly #method: MethodName;
-  #resolve: ((value: unknown) => void) | undefined;
-  #reject: ((error: unknown) => void) | undefined;
-  #task: Task<unknown> | undefined;
-  #context: AttemptContext | undefined;
+  declare holdings: Holdings | undefined;
+  /** Where it is in its life (the state machine's). */
+  declare phase: Phase;
+  /** `performance.now()` of the first start, or -1. */
+  declare startedAt: number;
+  /** Gives the gate slot back; set while the execution holds one. */
+  declare releaseSlot: (() => void) | undefined;
+  /** Where the accounting counts it, and its links in the live list. */
+  declare counted: Counted;
+  declare livePrev: Member | undefined;
+  declare liveNext: Member | undefined;
+  declare resolveTask: ((value: unknown) => void) | undefined;
+  declare rejectTask: ((error: unknown) => void) | undefined;
+  declare taskPromise: Task<unknown> | undefined;
+  declare attemptContext: AttemptContext | undefined;
 
   constructor(
     core: Core,
@@ -49,12 +63,24 @@ export abstract class TaskRecord {
     this.seq = ++sequence;
     this.core = core;
     this.policy = policy;
-    this.#method = method;
+    this.method = method;
     this.kind = kind;
     this.work = work;
     this.args = args;
     this.sink = sink;
     this.scope = sink === undefined ? new AsyncResource(SCOPE) : sink.scope;
+    this.attempt = 0;
+    this.holdings = undefined;
+    this.phase = Phase.QUEUED;
+    this.startedAt = -1;
+    this.releaseSlot = undefined;
+    this.counted = Counted.NOWHERE;
+    this.livePrev = undefined;
+    this.liveNext = undefined;
+    this.resolveTask = undefined;
+    this.rejectTask = undefined;
+    this.taskPromise = undefined;
+    this.attemptContext = undefined;
     // A promise handed over may reject while the task still waits for its slot or token: it is
     // observed from now on, so that wait is not reported as an unhandled rejection.
     if (kind === Kind.PROMISE && work instanceof Promise) work.catch(noop);
@@ -86,23 +112,23 @@ export abstract class TaskRecord {
 
   /** The `Task` promise (made once, for `schedule` and friends). */
   task<R>(): Task<R> {
-    return (this.#task ??= createTask<unknown>(this)) as Task<R>;
+    return (this.taskPromise ??= createTask<unknown>(this)) as Task<R>;
   }
 
   /** Receives the task's resolvers while {@link task} makes it. */
   bind(resolve: (value: unknown) => void, reject: (error: unknown) => void): void {
-    this.#resolve = resolve;
-    this.#reject = reject;
+    this.resolveTask = resolve;
+    this.rejectTask = reject;
   }
 
   abstract cancel(reason?: unknown): boolean;
 
   /** The context of the attempt now running (made on first request, or when it is aborted). */
   context(): AttemptContext {
-    let context = this.#context;
+    let context = this.attemptContext;
     if (context === undefined || context.attempt !== this.attempt) {
       const name = functionName(this.kind, this.work) ?? '<promise>';
-      this.#context = context = new AttemptContext(this.id, this.attempt, name);
+      this.attemptContext = context = new AttemptContext(this.id, this.attempt, name);
     }
     return context;
   }
@@ -111,7 +137,7 @@ export abstract class TaskRecord {
   payload(event: EventName): TaskPayload {
     const payload: TaskPayload = {
       event,
-      method: this.#method,
+      method: this.method,
       task: this.seq,
       executionId: this.id,
     };
@@ -133,12 +159,12 @@ export abstract class TaskRecord {
   /** Hands the outcome to the sink or the task promise. */
   deliver(ok: boolean, value: unknown, cancelled: boolean): void {
     if (this.sink !== undefined) this.sink.settled(this, ok, value);
-    else if (ok) this.#resolve?.(value);
+    else if (ok) this.resolveTask?.(value);
     else {
       // A cancelled task nobody awaits must not crash the process as an unhandled rejection:
       // cancelling is the caller's own decision. Errors of the work itself are left alone.
-      if (cancelled) this.#task?.catch(noop);
-      this.#reject?.(value);
+      if (cancelled) this.taskPromise?.catch(noop);
+      this.rejectTask?.(value);
     }
   }
 }

@@ -321,7 +321,7 @@ export class Events {
    * reject (the event can no longer come). @internal
    */
   releaseExecution(source: EventSource): void {
-    const scoped = this.#subscriptions.ofExecution(source.id);
+    const scoped = this.#subscriptions.ofExecution(source);
     if (scoped === undefined) return;
     for (const subscription of scoped) {
       const fail = this.#waiters.get(subscription.id);

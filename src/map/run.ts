@@ -144,7 +144,9 @@ export abstract class Run<T> implements Sink {
               if (this.running === 0) this.finished();
               return;
             }
-            this.#launch(step.value);
+            // An item pulled before a shutdown that stops the run is not a task yet: it never
+            // starts (a synchronous source is checked before each pull, in the loop above).
+            if (!this.#halted()) this.#launch(step.value);
             this.fill();
           },
           (error: unknown) => {
@@ -160,8 +162,6 @@ export abstract class Run<T> implements Sink {
   }
 
   #launch(item: T): void {
-    // An item pulled before a shutdown that stops the run is not a task yet: it never starts.
-    if (this.#halted()) return;
     const index = this.pulled++;
     const execution = new Execution(
       this.#core,
