@@ -43,6 +43,13 @@ const failingAsync = (at: number, how: 'reject' | 'throw'): AsyncIterable<number
 const hold = <T>(value: T): Promise<T> =>
   new Promise((resolve) => setTimeout(() => resolve(value), 5));
 
+/** An async source that yields 1, waits for `between`, then yields 2. */
+async function* twoPulls(between: Promise<void>): AsyncGenerator<number> {
+  yield 1;
+  await between;
+  yield 2;
+}
+
 describe('map() over a hostile source', () => {
   it.each([
     ['a sync next() that throws', () => throwingSync(3)],
@@ -73,11 +80,7 @@ describe('map() over a hostile source', () => {
     const dvt = create();
     const ledger = new Ledger(dvt);
     const gate = defer();
-    async function* slow(): AsyncGenerator<number> {
-      yield 1;
-      await gate.promise;
-      yield 2;
-    }
+    const slow = (): AsyncGenerator<number> => twoPulls(gate.promise);
     const order: string[] = [];
     const mapping = dvt.task
       .map((n: number) => n, slow())
@@ -102,11 +105,7 @@ describe('map() over a hostile source', () => {
     const dvt = create();
     const ledger = new Ledger(dvt);
     const gate = defer();
-    async function* slow(): AsyncGenerator<number> {
-      yield 1;
-      await gate.promise;
-      yield 2;
-    }
+    const slow = (): AsyncGenerator<number> => twoPulls(gate.promise);
     const mapping = dvt.task.map((n: number) => n, slow());
     await flush();
     const closing = dvt.shutdown({ wait: false });
