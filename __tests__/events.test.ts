@@ -827,6 +827,7 @@ describe('counters', () => {
       retries: 0,
       throttled: 0,
       cancelled: 0,
+      shed: 0,
     });
   });
 
@@ -890,6 +891,7 @@ describe('stats and incStat', () => {
       retries: 0,
       throttled: 0,
       cancelled: 0,
+      shed: 0,
     });
     const snapshot = dvt.events.stats();
     await dvt.task.schedule(() => 1);

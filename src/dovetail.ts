@@ -1,15 +1,19 @@
 import { Accounting } from './engine/accounting.js';
-import type { Core } from './engine/core.js';
+import type { Core, Member } from './engine/core.js';
 import { ShutdownError } from './errors.js';
 import { Events } from './events/bus.js';
 import { watchTaskChannel } from './events/channel.js';
-import { assertBoolean, assertObject } from './internal/assert.js';
+import { assertBoolean, assertCount, assertNumber, assertObject } from './internal/assert.js';
 import { resolveOptions, type DovetailOptions, type ResolvedOptions } from './options.js';
 import type { BackendHooks, BackendProblem } from './policies/backend.js';
 import { LocalGate, type Gate } from './policies/gate.js';
+import { Counted } from './engine/accounting.js';
 import { TokenBucket, type RateLimiter } from './policies/rate-limit.js';
 import type { ShutdownOptions } from './lifecycle/instance.js';
 import { track, untrack } from './lifecycle/tracking.js';
+import { Keys } from './queue/keys.js';
+import type { CostLimits } from './queue/options.js';
+import { Pause } from './queue/pause.js';
 import { TaskApi, type TaskHost } from './task.js';
 import { Tracer } from './trace.js';
 
@@ -57,6 +61,11 @@ export class Dovetail implements AsyncDisposable {
    */
   constructor(options?: DovetailOptions) {
     const resolved = resolveOptions(options);
+    if (resolved.backend !== undefined && resolved.perKey !== undefined) {
+      throw new TypeError(
+        '`perKey` is not supported with a shared back end yet: its limits would hold per process',
+      );
+    }
     this.#options = resolved;
     const tracer = new Tracer(resolved.trace, resolved.traceLogger, resolved.tracePrefix);
     const events = new Events(tracer);
@@ -78,16 +87,42 @@ export class Dovetail implements AsyncDisposable {
           ? new TokenBucket(resolved.rateLimit.perSecond, resolved.rateLimit.burst)
           : backend.createRateLimiter(resolved.rateLimit, hooks);
     }
+    const perKey = resolved.perKey;
+    const accounting = new Accounting<Member>(events.counters, () => this.#drained());
     this.#core = {
       events,
       gate,
       limiter,
-      accounting: new Accounting(events.counters, () => this.#drained()),
+      accounting,
       stopping: false,
+      keys: perKey === undefined ? undefined : new Keys(perKey.concurrency, perKey.rateLimit),
+      pause: new Pause({
+        paused: (until) => this.#announce('paused', until === undefined ? {} : { until }),
+        resumed: () => this.#announce('resumed', {}),
+        reopen: () => {
+          if (this.#core.gate instanceof LocalGate) this.#core.gate.resume();
+        },
+        get busy(): boolean {
+          return !accounting.idle;
+        },
+      }),
+      maxQueue: resolved.maxQueue,
+      queueOverflow: resolved.queueOverflow,
+    };
+    const limits: CostLimits = {
+      burst: resolved.rateLimit?.burst,
+      keyBurst: perKey?.rateLimit?.burst,
+      refuse:
+        backend !== undefined && resolved.rateLimit !== undefined
+          ? '`cost` other than 1 is not supported with a shared back end yet: its bucket takes one token per attempt'
+          : undefined,
     };
     const host: TaskHost = {
       core: this.#core,
-      concurrency: resolved.concurrency,
+      limits,
+      get concurrency(): number {
+        return self.concurrency;
+      },
       get isShutdown(): boolean {
         return self.#shuttingDown;
       },
@@ -109,14 +144,144 @@ export class Dovetail implements AsyncDisposable {
     return this.#core.accounting.active;
   }
 
-  /** Tasks waiting for the concurrency gate or the rate limiter. */
+  /** Tasks waiting: for the concurrency gate, a rate-limit token, their key or a pause. */
   get pending(): number {
     return this.#core.accounting.pending;
   }
 
-  /** The instance's concurrency limit (`Infinity` when unbounded). */
+  /**
+   * The concurrency limit in force (`Infinity` when unbounded). Writing it (an integer >= 1 or
+   * `Infinity`) starts waiting tasks at once when it rises, and lets running tasks finish when it
+   * falls, starting none until `active` is below the new limit. Emits `limit_changed`.
+   * @throws TypeError / RangeError for a bad value; TypeError with a shared back end.
+   * @example
+   * ```ts
+   * import { Dovetail } from 'dovetailjs';
+   * const dvt = new Dovetail({ concurrency: 4 });
+   * dvt.concurrency = 16; // the upstream said it can take more
+   * ```
+   */
   get concurrency(): number {
-    return this.#options.concurrency;
+    const gate = this.#core.gate;
+    return gate instanceof LocalGate ? gate.concurrency : this.#options.concurrency;
+  }
+
+  set concurrency(value: number) {
+    assertCount('concurrency', value);
+    const core = this.#core;
+    if (this.#options.backend !== undefined) {
+      throw new TypeError(
+        '`concurrency` cannot be changed with a shared back end yet: the shared limit is set at construction',
+      );
+    }
+    const previous = this.concurrency;
+    if (value === previous) return;
+    if (core.gate instanceof LocalGate) core.gate.concurrency = value;
+    // An unbounded instance gets its gate now; tasks already running outside it do not count.
+    else core.gate = new LocalGate(value);
+    this.#announce('limit_changed', { limit: value, previous });
+  }
+
+  /** Whether the instance is paused (see {@link pause}). */
+  get isPaused(): boolean {
+    return this.#core.pause.active;
+  }
+
+  /**
+   * Pauses the instance: no attempt starts (first attempts and retries alike) until
+   * {@link resume}, or for `ms` milliseconds (a later `pause(ms)` ends at the later of the two
+   * ends). Running attempts go on; queued tasks can still be cancelled. Emits `paused`.
+   * @param ms - A number > 0; `Infinity` or none: until `resume()`.
+   * @throws TypeError for a non-number, RangeError for 0, a negative number or NaN; TypeError
+   * with a shared back end.
+   * @example
+   * ```ts
+   * import { Dovetail } from 'dovetailjs';
+   * const dvt = new Dovetail({ concurrency: 8 });
+   * dvt.pause(30_000); // the upstream answered 429: hold everything for 30 s
+   * ```
+   */
+  pause(ms?: number): void {
+    if (ms !== undefined) {
+      assertNumber('ms', ms);
+      if (!(ms > 0)) throw new RangeError(`\`ms\` must be a number > 0, received ${ms}`);
+    }
+    this.#refuseShared('pause()');
+    // A shut-down instance drains: it is never paused again.
+    if (this.#shuttingDown) return;
+    this.#ensurePausable();
+    this.#core.pause.pause(ms ?? Infinity);
+  }
+
+  /** Ends a pause; waiting tasks start in priority order. No-op when not paused. */
+  resume(): void {
+    this.#refuseShared('resume()');
+    this.#resume();
+  }
+
+  /**
+   * Resolves when no task waits (`pending === 0`): at once when so already, and on `shutdown()`.
+   * @example
+   * ```ts
+   * import { Dovetail } from 'dovetailjs';
+   * const dvt = new Dovetail({ concurrency: 2 });
+   * for (let i = 0; i < 10; i++) void dvt.task.schedule(async () => i);
+   * await dvt.onEmpty(); // everything started; some may still run
+   * ```
+   */
+  onEmpty(): Promise<void> {
+    return this.onSizeLessThan(1);
+  }
+
+  /**
+   * Resolves when fewer than `n` tasks wait (`pending < n`): at once when so already, and on
+   * `shutdown()`. A producer awaits it to keep its queue bounded without polling.
+   * @param n - A number > 0.
+   * @throws TypeError for a non-number, RangeError for 0, a negative number or NaN.
+   * @example
+   * ```ts
+   * import { Dovetail } from 'dovetailjs';
+   * const dvt = new Dovetail({ concurrency: 4 });
+   * for (let i = 0; i < 100; i++) {
+   *   await dvt.onSizeLessThan(10); // never more than 10 waiting
+   *   void dvt.task.schedule(async () => i);
+   * }
+   * ```
+   */
+  onSizeLessThan(n: number): Promise<void> {
+    assertNumber('n', n);
+    if (!(n > 0)) throw new RangeError(`\`n\` must be a number > 0, received ${n}`);
+    if (this.#shutdown !== undefined) return Promise.resolve();
+    return this.#core.accounting.whenPendingBelow(n);
+  }
+
+  /**
+   * Cancels every waiting task (each rejects with `CancelledError`, its `cause` the `reason`, and
+   * emits `cancelled`); running tasks, and tasks sleeping between retries, go on.
+   * @returns How many tasks were cancelled.
+   * @example
+   * ```ts
+   * import { Dovetail } from 'dovetailjs';
+   * const dvt = new Dovetail({ concurrency: 1 });
+   * const tasks = [1, 2, 3].map((n) => dvt.task.schedule(async () => n));
+   * console.log(dvt.clearQueue(new Error('user navigated away'))); // 2
+   * await Promise.allSettled(tasks);
+   * ```
+   */
+  clearQueue(reason?: unknown): number {
+    let cancelled = 0;
+    // Oldest first, as they would have started.
+    const live = this.#core.accounting.live();
+    for (let i = live.length - 1; i >= 0; i--) {
+      const execution = live[i] as Member;
+      if (execution.counted === Counted.PENDING && execution.cancel(reason)) cancelled += 1;
+    }
+    return cancelled;
+  }
+
+  /** The keys with a task running or waiting (with `perKey`; else none). */
+  activeKeys(): string[] {
+    return this.#core.keys?.active() ?? [];
   }
 
   /**
@@ -167,6 +332,9 @@ export class Dovetail implements AsyncDisposable {
     if (!wait) this.#stop();
     if (this.#shutdown !== undefined) return this.#shutdown;
     this.#shuttingDown = true;
+    // A drain goes through a pause; whoever waits for room in the queue stops waiting.
+    this.#resume();
+    this.#core.accounting.releaseBelow();
     this.events.traceStruct({ method: 'shutdown', status: 'start', extra: { wait } });
     this.#shutdown = (wait ? this.onIdle() : Promise.resolve()).then(() => this.#finish());
     return this.#shutdown;
@@ -189,6 +357,7 @@ export class Dovetail implements AsyncDisposable {
   }
 
   async #finish(): Promise<void> {
+    this.#core.keys?.close();
     try {
       await this.#options.backend?.close?.();
     } finally {
@@ -202,7 +371,33 @@ export class Dovetail implements AsyncDisposable {
     }
   }
 
+  #resume(): void {
+    this.#core.pause.resume();
+  }
+
+  /** A pause needs a gate to hold first attempts back in priority order. */
+  #ensurePausable(): void {
+    const core = this.#core;
+    core.gate ??= new LocalGate(Infinity);
+    if (core.gate instanceof LocalGate) core.gate.pause();
+  }
+
+  #refuseShared(method: string): void {
+    if (this.#options.backend !== undefined) {
+      throw new TypeError(
+        `\`${method}\` is not supported with a shared back end yet: a pause would hold this process only`,
+      );
+    }
+  }
+
+  /** Emits an instance event (`paused`, `resumed`, `limit_changed`). */
+  #announce(name: 'paused' | 'resumed' | 'limit_changed', fields: Record<string, number>): void {
+    void name;
+    void fields;
+  }
+
   #drained(): void {
+    this.#core.pause.hold(false);
     const idle = this.#idle;
     if (idle === undefined) return;
     this.#idle = undefined;

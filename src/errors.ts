@@ -158,3 +158,39 @@ export class BackendError extends DovetailError {
     this.key = key;
   }
 }
+
+/** Options of {@link QueueFullError}. */
+export interface QueueFullErrorOptions extends DovetailErrorOptions {
+  /** The `maxQueue` the queue was full at. */
+  maxQueue?: number | undefined;
+}
+
+/**
+ * A task arrived at a full queue (`maxQueue`): it, or with `queueOverflow: 'drop-oldest'` the
+ * oldest waiting task of the lowest priority, fails with this error. Its function never runs.
+ *
+ * @example
+ * ```ts
+ * import { Dovetail, QueueFullError } from 'dovetailjs';
+ * const dvt = new Dovetail({ concurrency: 1, maxQueue: 0 });
+ * void dvt.task.schedule(() => new Promise((resolve) => setTimeout(resolve, 10)));
+ * await dvt.task.schedule(async () => 1).catch((error: unknown) => {
+ *   if (error instanceof QueueFullError) console.log('shed at', error.maxQueue);
+ * });
+ * ```
+ */
+export class QueueFullError extends DovetailError {
+  override readonly name = 'QueueFullError';
+  /** The `maxQueue` the queue was full at (`NaN` when not given). */
+  readonly maxQueue: number;
+
+  /**
+   * @param message - What happened; defaults to `queue is full (maxQueue <maxQueue>)`.
+   * @param options - `{ cause, maxQueue }`.
+   */
+  constructor(message?: string, options?: QueueFullErrorOptions) {
+    const maxQueue = options?.maxQueue ?? Number.NaN;
+    super(message ?? `queue is full (maxQueue ${maxQueue})`, options);
+    this.maxQueue = maxQueue;
+  }
+}

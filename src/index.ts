@@ -35,11 +35,18 @@ export {
   BackendError,
   CancelledError,
   DovetailError,
+  QueueFullError,
   ShutdownError,
   TimeoutError,
 } from './errors.js';
-export type { BackendErrorOptions, DovetailErrorOptions, TimeoutErrorOptions } from './errors.js';
+export type {
+  BackendErrorOptions,
+  DovetailErrorOptions,
+  QueueFullErrorOptions,
+  TimeoutErrorOptions,
+} from './errors.js';
 export { DEFAULTS } from './options.js';
+export type { PerKeyOptions, QueueOptions, QueueOverflow } from './queue/options.js';
 export type {
   DovetailOptions,
   MapOptions,

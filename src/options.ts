@@ -1,5 +1,15 @@
 import type { Backend } from './policies/backend.js';
 import {
+  resolveQueueOptions,
+  resolveRate,
+  resolveTaskQueue,
+  type CostLimits,
+  type QueueOptions,
+  type ResolvedQueueOptions,
+  type ResolvedRate,
+  type TaskQueueFields,
+} from './queue/options.js';
+import {
   assertBoolean,
   assertCount,
   assertFunction,
@@ -35,7 +45,7 @@ export interface RateLimitOptions {
 export type ShouldRetry = (error: unknown, attempt: number) => boolean;
 
 /** Options of `new Dovetail(options)`. Every field may be left out or given as `undefined`. */
-export interface DovetailOptions {
+export interface DovetailOptions extends QueueOptions {
   /**
    * Most tasks running at once through this instance: an integer >= 1, or `Infinity`.
    * @defaultValue `Infinity`
@@ -112,6 +122,19 @@ export interface TaskOverrides {
   signal?: AbortSignal | undefined;
   /** Decides per failure whether to retry; see {@link DovetailOptions.shouldRetry}. */
   shouldRetry?: ShouldRetry | undefined;
+  /**
+   * A finite number: higher starts first, equal priorities keep submission order. It orders every
+   * wait: the gate, the rate limiter, a pause and the per-key limits.
+   * @defaultValue `0`
+   */
+  priority?: number | undefined;
+  /** The task also passes the limits of this key (`perKey`); payloads carry it. */
+  key?: string | undefined;
+  /**
+   * Rate-limit tokens each attempt takes: > 0 and <= the `burst` of every bucket the task passes.
+   * @defaultValue `1`
+   */
+  cost?: number | undefined;
 }
 
 /** Options of `map` and `mapIterable`. */
@@ -136,6 +159,12 @@ export interface MapOptions {
   retryBackoff?: number | undefined;
   /** Decides per failure whether to retry; see {@link DovetailOptions.shouldRetry}. */
   shouldRetry?: ShouldRetry | undefined;
+  /** Priority of this call's items; see {@link TaskOverrides.priority}. */
+  priority?: number | undefined;
+  /** The key of each item: one string for all, or `(item, index) => string`. */
+  key?: string | ((item: never, index: number) => string) | undefined;
+  /** Tokens each attempt of an item takes; see {@link TaskOverrides.cost}. */
+  cost?: number | undefined;
 }
 
 /** The policy one task runs under: instance options merged with `with()` overrides. */
@@ -145,12 +174,15 @@ export interface ResolvedPolicy {
   readonly retryBackoff: number;
   readonly shouldRetry: ShouldRetry | undefined;
   readonly signal: AbortSignal | undefined;
+  readonly priority: number;
+  readonly key: string | undefined;
+  readonly cost: number;
 }
 
 /** Instance options after validation and defaults. */
-export interface ResolvedOptions {
+export interface ResolvedOptions extends ResolvedQueueOptions {
   readonly concurrency: number;
-  readonly rateLimit: { readonly perSecond: number; readonly burst: number } | undefined;
+  readonly rateLimit: ResolvedRate | undefined;
   readonly policy: ResolvedPolicy;
   readonly trace: boolean;
   readonly traceLogger: TraceLogger;
@@ -191,8 +223,9 @@ export function traceFromEnv(): boolean {
 /** Validates the fields shared by the instance options and `with()` overrides. */
 function resolvePolicy(
   base: ResolvedPolicy,
-  options: TaskOverrides & { shouldRetry?: ShouldRetry | undefined },
+  options: TaskOverrides,
   where: string,
+  queue: TaskQueueFields = base,
 ): ResolvedPolicy {
   const { timeout, retries, retryBackoff, shouldRetry, signal } = options;
   if (timeout !== undefined) assertPositive(`${where}timeout`, timeout);
@@ -206,6 +239,9 @@ function resolvePolicy(
     retryBackoff: retryBackoff ?? base.retryBackoff,
     shouldRetry: shouldRetry ?? base.shouldRetry,
     signal: signal ?? base.signal,
+    priority: queue.priority,
+    key: queue.key,
+    cost: queue.cost,
   });
 }
 
@@ -215,6 +251,9 @@ const BASE_POLICY: ResolvedPolicy = Object.freeze({
   retryBackoff: DEFAULTS.retryBackoff,
   shouldRetry: undefined,
   signal: undefined,
+  priority: 0,
+  key: undefined,
+  cost: 1,
 });
 
 /**
@@ -235,24 +274,7 @@ export function resolveOptions(options: DovetailOptions | undefined): ResolvedOp
     backend,
   } = options;
   if (concurrency !== undefined) assertCount('concurrency', concurrency);
-  let limit: ResolvedOptions['rateLimit'];
-  if (rateLimit !== undefined) {
-    assertObject('rateLimit', rateLimit);
-    assertPositive('rateLimit.perSecond', rateLimit.perSecond);
-    if (rateLimit.perSecond === Infinity) {
-      throw new RangeError('`rateLimit.perSecond` must be finite, received Infinity');
-    }
-    const burst = rateLimit.burst ?? rateLimit.perSecond;
-    if (rateLimit.burst !== undefined) {
-      assertPositive('rateLimit.burst', rateLimit.burst);
-      if (!(rateLimit.burst >= 1) || rateLimit.burst === Infinity) {
-        throw new RangeError(
-          `\`rateLimit.burst\` must be a finite number >= 1, received ${rateLimit.burst}`,
-        );
-      }
-    }
-    limit = Object.freeze({ perSecond: rateLimit.perSecond, burst: Math.max(1, burst) });
-  }
+  const limit = rateLimit === undefined ? undefined : resolveRate('rateLimit', rateLimit);
   if (trace !== undefined) assertBoolean('trace', trace);
   if (traceLogger !== undefined) {
     assertObject('traceLogger', traceLogger);
@@ -277,6 +299,7 @@ export function resolveOptions(options: DovetailOptions | undefined): ResolvedOp
     );
   }
   return Object.freeze({
+    ...resolveQueueOptions(options),
     concurrency: concurrency ?? DEFAULTS.concurrency,
     rateLimit: limit,
     policy: resolvePolicy(BASE_POLICY, options, ''),
@@ -296,10 +319,12 @@ export function resolveOptions(options: DovetailOptions | undefined): ResolvedOp
 export function resolveOverrides(
   base: ResolvedPolicy,
   overrides: TaskOverrides | undefined,
+  limits: CostLimits,
 ): ResolvedPolicy {
   if (overrides === undefined) return base;
   assertObject('overrides', overrides);
-  return resolvePolicy(base, overrides, '');
+  const queue = resolveTaskQueue(base, overrides, limits, false);
+  return resolvePolicy(base, overrides, '', queue);
 }
 
 /** `map` / `mapIterable` options after validation. */
@@ -309,6 +334,8 @@ export interface ResolvedMapOptions {
   readonly signal: AbortSignal | undefined;
   /** The policy of this call's items. */
   readonly policy: ResolvedPolicy;
+  /** The key of each item, when given as a function. */
+  readonly keyOf: ((item: never, index: number) => string) | undefined;
 }
 
 /**
@@ -320,6 +347,7 @@ export function resolveMapOptions(
   options: MapOptions | undefined,
   fallbackConcurrency: number,
   base: ResolvedPolicy,
+  limits: CostLimits,
 ): ResolvedMapOptions {
   if (options === undefined) {
     return {
@@ -327,6 +355,7 @@ export function resolveMapOptions(
       returnErrors: false,
       signal: undefined,
       policy: base,
+      keyOf: undefined,
     };
   }
   assertObject('options', options);
@@ -335,17 +364,22 @@ export function resolveMapOptions(
   if (concurrency !== undefined) assertCount('concurrency', concurrency);
   if (returnErrors !== undefined) assertBoolean('returnErrors', returnErrors);
   if (signal !== undefined) assertSignal('signal', signal);
+  const queue = resolveTaskQueue(base, options, limits, true);
   const overridden =
     timeout !== undefined ||
     retries !== undefined ||
     retryBackoff !== undefined ||
-    shouldRetry !== undefined;
+    shouldRetry !== undefined ||
+    queue.priority !== base.priority ||
+    queue.key !== base.key ||
+    queue.cost !== base.cost;
   return {
     concurrency: concurrency ?? fallbackConcurrency,
     returnErrors: returnErrors ?? false,
     signal,
     policy: overridden
-      ? resolvePolicy(base, { timeout, retries, retryBackoff, shouldRetry }, '')
+      ? resolvePolicy(base, { timeout, retries, retryBackoff, shouldRetry }, '', queue)
       : base,
+    keyOf: queue.keyOf,
   };
 }

@@ -10,6 +10,7 @@ import { isThenable, noop } from './internal/util.js';
 import { mapArray } from './map/array.js';
 import type { MapHost } from './map/run.js';
 import { assertIterable, type MapInput } from './map/source.js';
+import type { CostLimits } from './queue/options.js';
 import { mapStream } from './map/stream.js';
 import {
   DEFAULTS,
@@ -46,6 +47,8 @@ export interface TaskHost extends MapHost {
   readonly core: Core;
   readonly isShutdown: boolean;
   readonly concurrency: number;
+  /** What a task's `cost` may be on this instance. */
+  readonly limits: CostLimits;
 }
 
 let refusedSeq = 0;
@@ -152,7 +155,12 @@ export class TaskApi {
   ): Promise<Awaited<R>[]> {
     assertFunction('fn', fn);
     assertIterable(items);
-    const resolved = resolveMapOptions(options, this.#host.concurrency, this.#policy);
+    const resolved = resolveMapOptions(
+      options,
+      this.#host.concurrency,
+      this.#policy,
+      this.#host.limits,
+    );
     return mapArray<T, Awaited<R>>(this.#host, fn, items, resolved);
   }
 
@@ -192,7 +200,7 @@ export class TaskApi {
     assertIterable(items);
     const instance = this.#host.concurrency;
     const fallback = instance === Infinity ? DEFAULTS.mapIterableConcurrency : instance;
-    const resolved = resolveMapOptions(options, fallback, this.#policy);
+    const resolved = resolveMapOptions(options, fallback, this.#policy, this.#host.limits);
     if (resolved.concurrency === Infinity) {
       throw new RangeError('`concurrency` of mapIterable() must be finite, received Infinity');
     }
@@ -288,7 +296,7 @@ export class TaskApi {
    * ```
    */
   with(overrides: TaskOverrides): TaskApi {
-    return new TaskApi(this.#host, resolveOverrides(this.#policy, overrides));
+    return new TaskApi(this.#host, resolveOverrides(this.#policy, overrides, this.#host.limits));
   }
 
   /**
@@ -307,7 +315,16 @@ export class TaskApi {
   #start<R>(method: MethodName, kind: Kind, work: unknown, args: readonly unknown[]): Task<R> {
     const host = this.#host;
     if (host.isShutdown) return refused<R>(method);
-    const execution = new Execution(host.core, this.#policy, method, kind, work, args, undefined);
+    const execution = new Execution(
+      host.core,
+      this.#policy,
+      method,
+      kind,
+      work,
+      args,
+      undefined,
+      this.#policy.key,
+    );
     const task = execution.task<R>();
     execution.start();
     return task;

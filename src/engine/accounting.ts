@@ -9,6 +9,8 @@ export type Outcome = 'done' | 'error' | 'cancelled';
 
 /** An execution as the accounting sees it: a node of the live list, counted in one place. */
 export interface Counting {
+  readonly priority: number;
+  readonly seq: number;
   /** Where it is counted now. */
   counted: Counted;
   /** The live list's links (newest first), owned by the accounting. */
@@ -34,6 +36,10 @@ export class Accounting<T extends Counting = Counting> {
   #runs = 0;
   #head: T | undefined;
   readonly #drained: () => void;
+  /** `onSizeLessThan(n)` callers: each resolves once `pending < n`. */
+  #below: { readonly n: number; readonly resolve: () => void }[] | undefined;
+  /** The largest `n` among them: below it, someone may wake. */
+  #belowTop = 0;
 
   /** @param drained - Called when the last live execution has settled. */
   constructor(counters: Stats, drained: () => void) {
@@ -59,6 +65,7 @@ export class Accounting<T extends Counting = Counting> {
     this.pending -= 1;
     this.active += 1;
     execution.counted = Counted.ACTIVE;
+    if (this.#below !== undefined) this.#wakeBelow();
   }
 
   /**
@@ -67,7 +74,10 @@ export class Accounting<T extends Counting = Counting> {
    */
   leave(execution: T, outcome: Outcome): void {
     if (execution.counted === Counted.ACTIVE) this.active -= 1;
-    else if (execution.counted === Counted.PENDING) this.pending -= 1;
+    else if (execution.counted === Counted.PENDING) {
+      this.pending -= 1;
+      if (this.#below !== undefined) this.#wakeBelow();
+    }
     execution.counted = Counted.NOWHERE;
     this.counters[outcome] += 1;
     const prev = execution.livePrev;
@@ -78,6 +88,33 @@ export class Accounting<T extends Counting = Counting> {
     execution.livePrev = undefined;
     execution.liveNext = undefined;
     this.liveCount -= 1;
+  }
+
+  /** Resolves once fewer than `n` executions wait (at once when that is so already). */
+  whenPendingBelow(n: number): Promise<void> {
+    if (this.pending < n) return Promise.resolve();
+    this.#belowTop = Math.max(this.#belowTop, n);
+    return new Promise((resolve) => (this.#below ??= []).push({ n, resolve }));
+  }
+
+  /** Resolves every {@link whenPendingBelow} promise (the instance shuts down). */
+  releaseBelow(): void {
+    const below = this.#below;
+    this.#below = undefined;
+    if (below !== undefined) for (const waiter of below) waiter.resolve();
+  }
+
+  #wakeBelow(): void {
+    const below = this.#below as { readonly n: number; readonly resolve: () => void }[];
+    const pending = this.pending;
+    if (pending >= this.#belowTop) return;
+    const left = below.filter((waiter) => {
+      if (pending >= waiter.n) return true;
+      waiter.resolve();
+      return false;
+    });
+    this.#below = left.length === 0 ? undefined : left;
+    this.#belowTop = left.reduce((top, waiter) => Math.max(top, waiter.n), 0);
   }
 
   /** Whether nothing is live: no execution and no `map()` call in progress. */
@@ -114,6 +151,20 @@ export class Accounting<T extends Counting = Counting> {
   /** A retry was scheduled. */
   retried(): void {
     this.counters.retries += 1;
+  }
+
+  /**
+   * The oldest waiting execution of the lowest priority, `except` aside (what a full queue
+   * drops first). Linear in the executions not yet settled: it runs only when a queue overflows.
+   */
+  oldestLowest(except: T): T | undefined {
+    let found: T | undefined;
+    // Newest first: on equal priorities the later one visited is the older.
+    for (let at = this.#head; at !== undefined; at = at.liveNext as T | undefined) {
+      if (at === except || at.counted !== Counted.PENDING) continue;
+      if (found === undefined || at.priority <= found.priority) found = at;
+    }
+    return found;
   }
 
   /** Every execution not yet settled, newest first. */

@@ -5,6 +5,8 @@ import { Kind } from './attempt.js';
 
 /** An execution as its announcements see it. */
 export interface Announced extends EventSource {
+  /** Rate-limit tokens each attempt takes. */
+  readonly cost: number;
   /** A payload with the fields every event of this task carries. */
   payload(event: EventName): TaskPayload;
 }
@@ -28,7 +30,10 @@ export function announceAttempt(
 ): void {
   const payload = source.payload(event);
   payload.attempt = attempt;
-  if (event === 'rate_limited') payload.waited = waited;
+  if (event === 'rate_limited') {
+    payload.waited = waited;
+    payload.cost = source.cost;
+  }
   events.publish(payload, source);
 }
 

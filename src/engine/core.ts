@@ -1,12 +1,17 @@
 import type { AsyncResource } from 'node:async_hooks';
-import type { ShutdownError } from '../errors.js';
+import type { QueueFullError, ShutdownError } from '../errors.js';
 import type { Events } from '../events/bus.js';
 import type { Gate } from '../policies/gate.js';
 import type { RateLimiter } from '../policies/rate-limit.js';
+import type { Keys } from '../queue/keys.js';
+import type { QueueOverflow } from '../queue/options.js';
+import type { Pause } from '../queue/pause.js';
 import type { Accounting, Counting } from './accounting.js';
 
 /** An execution as the instance and `map` see it. */
 export interface Member extends Counting {
+  readonly priority: number;
+  readonly seq: number;
   /** Where its outcome goes when it has no `Task` of its own (a `map` item). */
   readonly sink: Sink | undefined;
   /** The `map` slot it fills. */
@@ -16,6 +21,8 @@ export interface Member extends Counting {
   cancel(reason?: unknown): boolean;
   /** `shutdown({ wait: false })`. */
   stop(reason: ShutdownError): void;
+  /** A full queue sheds the task, which still waits: it fails with `error`. */
+  shed(error: QueueFullError): void;
 }
 
 /** Receives the outcome of an execution that has no `Task` of its own (a `map` item). */
@@ -28,11 +35,18 @@ export interface Sink {
 /** What the executions of one instance share; owned by `Dovetail`. */
 export interface Core {
   readonly events: Events;
-  readonly gate: Gate | undefined;
+  /** The concurrency gate; made on demand when an unbounded instance gets a limit or a pause. */
+  gate: Gate | undefined;
   readonly limiter: RateLimiter | undefined;
   readonly accounting: Accounting<Member>;
   /** `shutdown({ wait: false })` began: no further attempt starts. */
   stopping: boolean;
+  /** The per-key limits (`perKey`), when the instance has them. */
+  readonly keys: Keys | undefined;
+  readonly pause: Pause;
+  /** Most tasks waiting at once, and what a task arriving at a full queue gets. */
+  readonly maxQueue: number;
+  readonly queueOverflow: QueueOverflow;
 }
 
 /**

@@ -1,12 +1,14 @@
 import type { ClearablePromise } from 'p-timeout';
-import { CancelledError, ShutdownError, type TimeoutError } from '../errors.js';
+import { CancelledError, QueueFullError, ShutdownError, type TimeoutError } from '../errors.js';
 import { runInContext } from '../context.js';
 import type { AnyFunction, EventSource, MethodName } from '../events/types.js';
 import { isThenable } from '../internal/util.js';
 import type { ResolvedPolicy } from '../options.js';
 import type { GateJob } from '../policies/gate.js';
+import type { KeyJob } from '../queue/keys.js';
+import type { Parked } from '../queue/pause.js';
 import { TokenBucket, type TokenWait } from '../policies/rate-limit.js';
-import type { Outcome } from './accounting.js';
+import { Counted, type Outcome } from './accounting.js';
 import { announceAttempt, announceEnd, announceRetry, type Announced } from './announce.js';
 import { call, invoke, Kind, timed, type AttemptOwner } from './attempt.js';
 import { runSoon, type Core, type Member, type Sink } from './core.js';
@@ -24,7 +26,16 @@ import type { TaskOwner } from './task-promise.js';
  */
 export class Execution
   extends TaskRecord
-  implements GateJob, EventSource, AttemptOwner, TaskOwner, RetryOwner, Member, Announced
+  implements
+    GateJob,
+    KeyJob,
+    Parked,
+    EventSource,
+    AttemptOwner,
+    TaskOwner,
+    RetryOwner,
+    Member,
+    Announced
 {
   // Written out: the implicit constructor of a subclass passes its arguments on as a spread, an
   // array per task on Node 20.
@@ -36,8 +47,9 @@ export class Execution
     work: unknown,
     args: readonly unknown[],
     sink: Sink | undefined,
+    key: string | undefined,
   ) {
-    super(core, policy, method, kind, work, args, sink);
+    super(core, policy, method, kind, work, args, sink, key);
   }
 
   isCurrent(attempt: number): boolean {
@@ -55,7 +67,7 @@ export class Execution
     this.#abortAttempt(error);
   }
 
-  /** Enters the instance: counts, announces, and queues for the gate. */
+  /** Enters the instance: counts, announces, and queues for its key and the gate. */
   start(): void {
     const core = this.core;
     core.accounting.enter(this);
@@ -69,6 +81,16 @@ export class Execution
       }
       watch(signal, this);
     }
+    // A timed pause keeps the process alive while a task waits on it.
+    if (core.pause.active) core.pause.hold(true);
+    const key = this.key;
+    if (key !== undefined && core.keys !== undefined) core.keys.enter(key, this);
+    else this.#toGate();
+    if (core.accounting.pending > core.maxQueue) shed(this);
+  }
+
+  #toGate(): void {
+    const core = this.core;
     if (core.gate !== undefined) core.gate.run(this);
     else {
       this.admitted();
@@ -76,12 +98,41 @@ export class Execution
     }
   }
 
+  /** @internal Part of {@link KeyJob}: still waiting for its key. */
+  get waiting(): boolean {
+    return this.phase === Phase.QUEUED;
+  }
+
+  /** @internal Part of {@link KeyJob}. */
+  holdWait(wait: TokenWait | undefined): void {
+    if (wait !== undefined || this.holdings !== undefined) this.hold().tokenWait = wait;
+  }
+
+  /** @internal Part of {@link KeyJob}: through its key, on to the instance's limits. */
+  keyPassed(waited: number): void {
+    if (this.phase !== Phase.QUEUED) return;
+    this.keyWaited = waited;
+    this.#toGate();
+  }
+
   /**
    * The gate reserved a slot: from now on the task counts as active, unless it still has to
-   * wait for its first rate-limit token.
+   * wait for its first rate-limit token or a pause.
    */
   admitted(): void {
-    if (this.core.limiter === undefined) this.core.accounting.activate(this);
+    const core = this.core;
+    if (core.pause.active) return;
+    const limiter = core.limiter;
+    if (limiter === undefined) core.accounting.activate(this);
+    else if (
+      limiter instanceof TokenBucket &&
+      limiter.available(this.policy.cost, this.policy.priority) &&
+      limiter.take(this.policy.cost, this.policy.priority, this.seq) === 0
+    ) {
+      // A token is free too: it is the first attempt's, and the task starts at once.
+      this.tokenTaken = true;
+      core.accounting.activate(this);
+    }
   }
 
   /**
@@ -115,6 +166,13 @@ export class Execution
     return true;
   }
 
+  /** Fails the task, which still waits, with `error`: a full queue shed it. */
+  shed(error: QueueFullError): void {
+    if (this.phase === Phase.SETTLED) return;
+    this.core.accounting.counters.shed += 1;
+    this.#settle(false, error, 'error');
+  }
+
   /**
    * `shutdown({ wait: false })`: cancel what has not started, cancel what sleeps between
    * retries, abort the signal of what runs.
@@ -129,24 +187,46 @@ export class Execution
 
   #attemptNext(attempt: number): void {
     this.phase = Phase.TOKEN;
+    // The first attempt took its key's token before the gate; a retry takes one here.
+    const key = this.key;
+    const bucket = attempt > 1 && key !== undefined ? this.core.keys?.bucketOf(key) : undefined;
+    if (bucket === undefined) {
+      this.#instanceToken(attempt, attempt === 1 ? this.keyWaited : 0);
+      return;
+    }
+    this.#await(bucket.take(this.policy.cost, this.policy.priority, this.seq), (ms) =>
+      this.#instanceToken(attempt, ms),
+    );
+  }
+
+  #instanceToken(attempt: number, keyWaited: number): void {
     const limiter = this.core.limiter;
-    if (limiter === undefined) {
-      this.#launch(attempt, 0);
+    if (limiter === undefined || this.tokenTaken) {
+      this.tokenTaken = false;
+      this.#launch(attempt, keyWaited);
       return;
     }
     let waited: number | Promise<number>;
     try {
       // The in-process bucket hands back a wait that can be called off directly: no
       // AbortController per task.
-      waited = limiter instanceof TokenBucket ? limiter.acquire() : limiter.acquire(this.signal());
+      waited =
+        limiter instanceof TokenBucket
+          ? limiter.take(this.policy.cost, this.policy.priority, this.seq)
+          : limiter.acquire(this.signal());
     } catch (error) {
       // The limiter could not give a token (a shared back end failed): the task fails with that
       // error, unretried.
       this.#settleFailure(error);
       return;
     }
+    this.#await(waited, (ms) => this.#launch(attempt, keyWaited + ms));
+  }
+
+  /** Goes on with `then(ms)` once a token wait is over (at once for a free token). */
+  #await(waited: number | Promise<number>, then: (ms: number) => void): void {
     if (typeof waited === 'number') {
-      this.#launch(attempt, waited);
+      then(waited);
       return;
     }
     if (typeof (waited as Partial<TokenWait>).cancel === 'function')
@@ -155,7 +235,7 @@ export class Execution
       (ms) => {
         const holdings = this.holdings;
         if (holdings !== undefined) holdings.tokenWait = undefined;
-        this.#launch(attempt, ms);
+        if (this.phase === Phase.TOKEN) then(ms);
       },
       (error: unknown) => {
         // Aborted because the task settled: nothing to do. Anything else is a back-end failure.
@@ -177,6 +257,11 @@ export class Execution
       if (events.wants('rate_limited', this))
         announceAttempt(events, this, 'rate_limited', attempt, waited);
       if (this.phase !== Phase.TOKEN) return;
+    }
+    if (core.pause.active) {
+      // Paused: the attempt waits for the pause to end (its token is taken).
+      core.pause.park(this);
+      return;
     }
     core.accounting.activate(this);
     this.phase = Phase.RUNNING;
@@ -207,6 +292,11 @@ export class Execution
       (value) => this.#succeed(attempt, value),
       (error: unknown) => this.#fail(attempt, error),
     );
+  }
+
+  /** @internal Part of {@link Parked}: the pause ended. */
+  unpark(): void {
+    if (this.phase === Phase.TOKEN) this.#launch(this.attempt + 1, 0);
   }
 
   #invoke(): unknown {
@@ -318,6 +408,16 @@ export class Execution
       this.releaseSlot = undefined;
       release();
     }
+    if (this.tokenTaken) {
+      // Settled before its first attempt: the token it took goes back.
+      this.tokenTaken = false;
+      if (core.limiter instanceof TokenBucket) core.limiter.refund(this.policy.cost);
+    }
+    const key = this.key;
+    if (key !== undefined && core.keys !== undefined) {
+      if (this.keyHeld) core.keys.leave(key, this);
+      else core.keys.gone(key);
+    }
     this.deliver(ok, value, event === 'cancelled');
     core.accounting.afterSettle();
   }
@@ -328,4 +428,19 @@ export class Execution
       holdings.timer = undefined;
     }
   }
+}
+
+/**
+ * `arrived` made the queue longer than `maxQueue`: with `'reject'` it fails; with `'drop-oldest'`
+ * the oldest waiting task of the lowest priority fails instead, unless its priority is higher.
+ */
+function shed(arrived: Execution): void {
+  const core = arrived.core;
+  let victim: Member = arrived;
+  if (core.queueOverflow === 'drop-oldest') {
+    const oldest = core.accounting.oldestLowest(arrived);
+    if (oldest !== undefined && oldest.priority <= arrived.priority) victim = oldest;
+  }
+  if (victim.counted === Counted.PENDING)
+    victim.shed(new QueueFullError(undefined, { maxQueue: core.maxQueue }));
 }

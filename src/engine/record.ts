@@ -50,6 +50,14 @@ export abstract class TaskRecord {
   declare rejectTask: ((error: unknown) => void) | undefined;
   declare taskPromise: Task<unknown> | undefined;
   declare attemptContext: AttemptContext | undefined;
+  /** The task's key (`with({ key })`, a `map` key), or undefined. */
+  declare readonly key: string | undefined;
+  /** Whether it holds a slot of its key (per-key limits). */
+  declare keyHeld: boolean;
+  /** Milliseconds its first attempt waited for its key's token. */
+  declare keyWaited: number;
+  /** Its first attempt's instance token was taken when the gate admitted it. */
+  declare tokenTaken: boolean;
 
   constructor(
     core: Core,
@@ -59,6 +67,7 @@ export abstract class TaskRecord {
     work: unknown,
     args: readonly unknown[],
     sink: Sink | undefined,
+    key: string | undefined,
   ) {
     this.seq = ++sequence;
     this.core = core;
@@ -81,6 +90,10 @@ export abstract class TaskRecord {
     this.rejectTask = undefined;
     this.taskPromise = undefined;
     this.attemptContext = undefined;
+    this.key = key;
+    this.keyHeld = false;
+    this.keyWaited = 0;
+    this.tokenTaken = false;
     // A promise handed over may reject while the task still waits for its slot or token: it is
     // observed from now on, so that wait is not reported as an unhandled rejection.
     if (kind === Kind.PROMISE && work instanceof Promise) work.catch(noop);
@@ -94,6 +107,16 @@ export abstract class TaskRecord {
   /** The task's function; undefined for a promise handed over as it is. */
   get fn(): AnyFunction | undefined {
     return this.kind === Kind.PROMISE ? undefined : (this.work as AnyFunction);
+  }
+
+  /** Higher starts first (its policy's). */
+  get priority(): number {
+    return this.policy.priority;
+  }
+
+  /** Rate-limit tokens each attempt takes (its policy's). */
+  get cost(): number {
+    return this.policy.cost;
   }
 
   /** The `map` slot this task fills: its second argument. */
@@ -143,6 +166,7 @@ export abstract class TaskRecord {
     };
     const name = functionName(this.kind, this.work);
     if (name !== undefined) payload.function = name;
+    if (this.key !== undefined) payload.key = this.key;
     return payload;
   }
 

@@ -18,6 +18,8 @@ export interface Stats {
   throttled: number;
   /** Tasks cancelled. */
   cancelled: number;
+  /** Tasks a full queue failed with `QueueFullError` (counted in `error` too). */
+  shed: number;
   /** Custom counters from `incStat`. */
   [key: string]: number;
 }
@@ -31,6 +33,7 @@ export const createStats = (): Stats => ({
   retries: 0,
   throttled: 0,
   cancelled: 0,
+  shed: 0,
 });
 
 /** The copy `stats()` returns: changing it changes nothing in `counters`. @internal */

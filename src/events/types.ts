@@ -100,6 +100,10 @@ export interface TaskPayload {
   waited?: number;
   /** The timeout in ms, when the failure was a `TimeoutError`. */
   timeout?: number;
+  /** The task's key (`with({ key })`, the `key` map option), when it has one. */
+  key?: string;
+  /** Rate-limit tokens the attempt took (`rate_limited`). */
+  cost?: number;
 }
 
 /** Payload of `queued`: the task entered the instance. */
@@ -111,6 +115,7 @@ export interface RateLimitedPayload extends TaskPayload {
   event: 'rate_limited';
   attempt: number;
   waited: number;
+  cost: number;
 }
 /** Payload of `started`: attempt `attempt` begins. */
 export interface StartedPayload extends TaskPayload {

@@ -17,7 +17,8 @@ export function describe(value: unknown): string {
   return `${show(value)} (${typeName(value)})`;
 }
 
-function assertNumber(name: string, value: unknown): asserts value is number {
+/** A number, not NaN. */
+export function assertNumber(name: string, value: unknown): asserts value is number {
   if (typeof value !== 'number') {
     throw new TypeError(`\`${name}\` must be a number, received ${describe(value)}`);
   }

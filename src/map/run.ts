@@ -1,5 +1,6 @@
 import { AsyncResource } from 'node:async_hooks';
 import { ShutdownError } from '../errors.js';
+import { assertString } from '../internal/assert.js';
 import type { AnyFunction, MethodName } from '../events/types.js';
 import { Kind } from '../engine/attempt.js';
 import { cancelFor, SCOPE, type Core, type Sink } from '../engine/core.js';
@@ -33,6 +34,7 @@ export abstract class Run<T> implements Sink {
   readonly #method: MethodName;
   readonly #fn: AnyFunction;
   readonly #signal: AbortSignal | undefined;
+  readonly #keyOf: ((item: never, index: number) => string) | undefined;
   #onAbort: (() => void) | undefined;
 
   constructor(
@@ -48,6 +50,7 @@ export abstract class Run<T> implements Sink {
     this.#method = method;
     this.#fn = fn;
     this.#signal = options.signal;
+    this.#keyOf = options.keyOf;
     this.#source = open(items);
   }
 
@@ -162,7 +165,20 @@ export abstract class Run<T> implements Sink {
   }
 
   #launch(item: T): void {
-    const index = this.pulled++;
+    const index = this.pulled;
+    let key = this.#policy.key;
+    const keyOf = this.#keyOf;
+    if (keyOf !== undefined) {
+      try {
+        key = keyOf(item as never, index);
+        assertString('key', key);
+      } catch (error) {
+        // The key function is the caller's code: its failure ends the call, as a source's does.
+        this.failed(error);
+        return;
+      }
+    }
+    this.pulled += 1;
     const execution = new Execution(
       this.#core,
       this.#policy,
@@ -171,6 +187,7 @@ export abstract class Run<T> implements Sink {
       this.#fn,
       [item, index],
       this,
+      key,
     );
     this.running += 1;
     execution.start();

@@ -1,12 +1,12 @@
 import pLimit, { type LimitFunction } from 'p-limit';
-import Denque from 'denque';
+import { WaitQueue, type Waiting } from '../queue/wait-queue.js';
 
 /**
  * One unit of work waiting for a slot. The gate calls `run(release)` once a slot is free; the job
  * holds the slot until it calls `release`. The gate calls `reject()` instead when it cannot grant
  * a slot at all (a shared back end that is unreachable, say).
  */
-export interface GateJob {
+export interface GateJob extends Waiting {
   /**
    * Runs the job in its slot. The job calls `release` exactly once, when it no longer needs the
    * slot (at once if it has nothing left to do).
@@ -22,8 +22,9 @@ export interface GateJob {
 }
 
 /**
- * A concurrency gate: at most N jobs run at once. The in-process gate runs on `p-limit`; a shared
- * back end (several processes, one limit) implements the same interface.
+ * A concurrency gate: at most N jobs run at once, waiting jobs served highest `priority` first and
+ * in `seq` order among equals. The in-process gate runs on `p-limit`; a shared back end (several
+ * processes, one limit) implements the same interface.
  */
 export interface Gate {
   /** Jobs running now. */
@@ -39,8 +40,9 @@ export interface Gate {
 /**
  * The in-process gate. `p-limit` bounds the number of lanes: a lane holds one p-limit slot and
  * runs waiting jobs one after another, taking the next as soon as the last released its slot,
- * and gives the slot back when no job waits. Jobs wait in a queue of our own, a `denque` ring
- * buffer: one array slot per waiting job, where a linked queue allocates a 40-byte node.
+ * and gives the slot back when no job waits. Jobs wait in a queue of our own: a `denque` ring
+ * buffer while no priority is in use (one array slot per waiting job, where a linked queue
+ * allocates a 40-byte node), a binary heap once one is.
  *
  * Lanes rather than one p-limit call per job: p-limit's machinery (its promises, closures and
  * microtask turns) is paid once per burst rather than once per job, a lane passes its slot on
@@ -49,8 +51,9 @@ export interface Gate {
  */
 export class LocalGate implements Gate {
   readonly #limit: LimitFunction;
-  readonly #concurrency: number;
-  readonly #waiting = new Denque<GateJob>();
+  #concurrency: number;
+  #paused = false;
+  readonly #waiting = new WaitQueue<GateJob>();
   readonly #lane: (job: GateJob) => Promise<void>;
   #running = 0;
   /**
@@ -60,7 +63,7 @@ export class LocalGate implements Gate {
    */
   #lanes = 0;
 
-  /** @param concurrency - Slots, an integer >= 1 (already validated). */
+  /** @param concurrency - Slots, an integer >= 1 or `Infinity` (already validated). */
   constructor(concurrency: number) {
     this.#concurrency = concurrency;
     this.#limit = pLimit(concurrency);
@@ -75,13 +78,41 @@ export class LocalGate implements Gate {
     return this.#waiting.length + this.#limit.pendingCount;
   }
 
+  /** The number of slots. Raising it starts waiting jobs at once; lowering it lets running jobs finish. */
+  get concurrency(): number {
+    return this.#concurrency;
+  }
+
+  set concurrency(value: number) {
+    this.#concurrency = value;
+    this.#limit.concurrency = value;
+    this.#fill();
+  }
+
+  /** Whether jobs wait however many slots are free (see {@link pause}). */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /** Grants no slot until {@link resume}: jobs queue, running jobs go on. */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  /** Grants slots again, to waiting jobs first. */
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#fill();
+  }
+
   run(job: GateJob): void {
     if (this.#waiting.length === 0 && this.#free()) this.#open(job);
     else this.#waiting.push(job);
   }
 
   clear(): void {
-    this.#waiting.clear();
+    while (this.#waiting.shift() !== undefined);
     // Lanes still queued in p-limit never run now.
     this.#lanes -= this.#limit.pendingCount;
     this.#limit.clearQueue();
@@ -92,7 +123,8 @@ export class LocalGate implements Gate {
    * @internal
    */
   take(): GateJob | undefined {
-    const job = this.#waiting.shift();
+    // A lane beyond a lowered limit, or in a pause, closes instead.
+    const job = this.#lanes > this.#concurrency || this.#paused ? undefined : this.#waiting.shift();
     if (job === undefined) this.#lanes -= 1;
     else job.admitted?.();
     return job;
@@ -104,7 +136,16 @@ export class LocalGate implements Gate {
   }
 
   #free(): boolean {
-    return this.#lanes < this.#concurrency;
+    return this.#lanes < this.#concurrency && !this.#paused;
+  }
+
+  /** Opens lanes for waiting jobs while slots are free. */
+  #fill(): void {
+    while (this.#free()) {
+      const job = this.#waiting.shift();
+      if (job === undefined) return;
+      this.#open(job);
+    }
   }
 
   #open(job: GateJob): void {

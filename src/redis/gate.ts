@@ -1,8 +1,8 @@
 import { Semaphore, type LostLockError } from 'redis-semaphore';
-import Queue from 'yocto-queue';
 import { BackendError } from '../errors.js';
 import type { BackendHooks } from '../policies/backend.js';
 import type { Gate, GateJob } from '../policies/gate.js';
+import { WaitQueue } from '../queue/wait-queue.js';
 import type { Store } from './store.js';
 
 /**
@@ -47,7 +47,8 @@ class Lease extends Semaphore {
 }
 
 /**
- * The gate every process using the same key shares. Jobs wait in this process's queue; one loop
+ * The gate every process using the same key shares. Jobs wait in this process's queue (in
+ * priority order); one loop
  * per process asks Redis for slots: for as many waiting jobs as there are free local slots at
  * once (the requests travel pipelined on the one connection), and, once every shared slot is
  * taken, for one slot every `pollInterval` ms. A slot freed in this process is asked for again at
@@ -60,7 +61,7 @@ export class RedisGate implements Gate {
   readonly #hooks: BackendHooks | undefined;
   readonly #key: string;
   readonly #concurrency: number;
-  readonly #waiting = new Queue<GateJob>();
+  readonly #waiting = new WaitQueue<GateJob>();
   #active = 0;
   #looping = false;
 
@@ -76,20 +77,20 @@ export class RedisGate implements Gate {
   }
 
   get pending(): number {
-    return this.#waiting.size;
+    return this.#waiting.length;
   }
 
   run(job: GateJob): void {
-    this.#waiting.enqueue(job);
+    this.#waiting.push(job);
     this.#pump();
   }
 
   clear(): void {
-    this.#waiting.clear();
+    while (this.#waiting.shift() !== undefined);
   }
 
   #pump(): void {
-    if (this.#looping || this.#waiting.size === 0 || this.#active >= this.#concurrency) return;
+    if (this.#looping || this.#waiting.length === 0 || this.#active >= this.#concurrency) return;
     this.#looping = true;
     void this.#loop().finally(() => {
       this.#looping = false;
@@ -104,12 +105,12 @@ export class RedisGate implements Gate {
     // How many slots to ask for at once: as many as jobs wait and slots are free while Redis
     // grants them all; one (a probe) after a refusal, so a full limit costs one request per poll.
     let batch = Infinity;
-    while (waiting.size > 0 && this.#active < this.#concurrency) {
+    while (waiting.length > 0 && this.#active < this.#concurrency) {
       if (store.isLocal('gate', this.#hooks)) {
-        this.#start(waiting.dequeue() as GateJob, undefined);
+        this.#start(waiting.shift() as GateJob, undefined);
         continue;
       }
-      const count = Math.min(batch, waiting.size, this.#concurrency - this.#active);
+      const count = Math.min(batch, waiting.length, this.#concurrency - this.#active);
       const leases = Array.from({ length: count }, () => this.#lease());
       const outcomes = await Promise.allSettled(
         leases.map((lease) =>
@@ -130,7 +131,7 @@ export class RedisGate implements Gate {
         if (outcome.status === 'rejected') failure ??= { error: outcome.reason };
         else if (outcome.value) {
           granted += 1;
-          const job = waiting.dequeue();
+          const job = waiting.shift();
           // The queue was cleared (shutdown) while the slot was on its way: give it back.
           if (job === undefined) store.giveBack('gate', () => lease.release(), this.#hooks);
           else this.#start(job, lease);
@@ -141,7 +142,7 @@ export class RedisGate implements Gate {
         if (store.settings.onBackendError === 'local') continue;
         // Every job waiting here would wait for the same unreachable store: fail them all now.
         // Jobs queued later try Redis again.
-        while (waiting.size > 0) (waiting.dequeue() as GateJob).reject(failure.error);
+        while (waiting.length > 0) (waiting.shift() as GateJob).reject(failure.error);
         return;
       }
       store.recovered();

@@ -1,0 +1,160 @@
+import { TokenBucket, type TokenWait } from '../policies/rate-limit.js';
+import type { ResolvedRate } from './options.js';
+import { WaitQueue, type Waiting } from './wait-queue.js';
+
+/** A task as the per-key limits see it. */
+export interface KeyJob extends Waiting {
+  readonly priority: number;
+  readonly seq: number;
+  /** Rate-limit tokens each attempt takes. */
+  readonly cost: number;
+  /** Whether it still waits (not settled meanwhile). */
+  readonly waiting: boolean;
+  /** It holds a slot of its key from now on (and gives it back through {@link Keys.leave}). */
+  keyHeld: boolean;
+  /** Its key's token wait, to call off if it settles first; `undefined` once over. */
+  holdWait(wait: TokenWait | undefined): void;
+  /** Its key let it through (a slot, then a token after `waited` ms): on to the instance's limits. */
+  keyPassed(waited: number): void;
+}
+
+/** One key in use: its running count, its waiting tasks and its bucket. */
+class KeyState {
+  running = 0;
+  readonly waiting = new WaitQueue<KeyJob>();
+  readonly bucket: TokenBucket | undefined;
+  /** In the idle set: nothing runs nor waits, the bucket is refilling. */
+  idle = false;
+
+  constructor(rate: ResolvedRate | undefined) {
+    this.bucket = rate === undefined ? undefined : new TokenBucket(rate.perSecond, rate.burst);
+  }
+}
+
+/**
+ * The per-key limits: a concurrency and a token bucket per key, passed before the instance's
+ * limits, so that a task waiting for its key holds no instance slot and never delays a task of
+ * another key. A key's state exists while it has a task running or waiting, and then until its
+ * bucket is full again (so that cycling a key never beats its rate); memory follows the keys in
+ * use, not the keys ever seen.
+ */
+export class Keys {
+  readonly #limit: number;
+  readonly #rate: ResolvedRate | undefined;
+  readonly #states = new Map<string, KeyState>();
+  /** Keys idle with a bucket still refilling, swept by one timer. */
+  readonly #idle = new Map<string, KeyState>();
+  #sweep: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(limit: number, rate: ResolvedRate | undefined) {
+    this.#limit = limit;
+    this.#rate = rate;
+  }
+
+  /** The bucket of `key`'s tokens, when keys have one (for the attempts after the first). */
+  bucketOf(key: string): TokenBucket | undefined {
+    return this.#states.get(key)?.bucket;
+  }
+
+  /** Keys with a task running or waiting. */
+  active(): string[] {
+    const keys: string[] = [];
+    for (const [key, state] of this.#states) if (!state.idle) keys.push(key);
+    return keys;
+  }
+
+  /** `job` of `key` arrives: it passes now or waits for its key. */
+  enter(key: string, job: KeyJob): void {
+    let state = this.#states.get(key);
+    if (state === undefined) {
+      state = new KeyState(this.#rate);
+      this.#states.set(key, state);
+    } else if (state.idle) {
+      state.idle = false;
+      this.#idle.delete(key);
+    }
+    if (state.running < this.#limit && state.waiting.length === 0) this.#admit(state, job);
+    else state.waiting.push(job);
+  }
+
+  /** `job`, which held a slot of `key`, settled: the slot goes to the next task of the key. */
+  leave(key: string, job: KeyJob): void {
+    job.keyHeld = false;
+    const state = this.#states.get(key);
+    if (state === undefined) return;
+    state.running -= 1;
+    this.#next(key, state);
+  }
+
+  /** A waiting task of `key` settled: the key may have nothing left. */
+  gone(key: string): void {
+    const state = this.#states.get(key);
+    if (state !== undefined) this.#next(key, state);
+  }
+
+  /** Stops the sweep timer and forgets every idle key (the instance shut down). */
+  close(): void {
+    if (this.#sweep !== undefined) clearTimeout(this.#sweep);
+    this.#sweep = undefined;
+    for (const key of this.#idle.keys()) this.#states.delete(key);
+    this.#idle.clear();
+  }
+
+  #admit(state: KeyState, job: KeyJob): void {
+    state.running += 1;
+    job.keyHeld = true;
+    const bucket = state.bucket;
+    if (bucket === undefined) {
+      job.keyPassed(0);
+      return;
+    }
+    const waited = bucket.take(job.cost, job.priority, job.seq);
+    if (typeof waited === 'number') {
+      job.keyPassed(0);
+      return;
+    }
+    job.holdWait(waited);
+    waited.then(
+      (ms) => {
+        job.holdWait(undefined);
+        job.keyPassed(ms);
+      },
+      // Called off because the task settled: its settling gave the slot back.
+      () => undefined,
+    );
+  }
+
+  #next(key: string, state: KeyState): void {
+    while (state.running < this.#limit) {
+      const job = state.waiting.shift();
+      if (job === undefined) break;
+      if (job.waiting) this.#admit(state, job);
+    }
+    if (state.running > 0 || state.waiting.length > 0) return;
+    if (state.bucket === undefined || state.bucket.full) {
+      this.#states.delete(key);
+      return;
+    }
+    state.idle = true;
+    this.#idle.set(key, state);
+    this.#armSweep();
+  }
+
+  #armSweep(): void {
+    if (this.#sweep !== undefined || this.#rate === undefined) return;
+    // Every bucket is full at most burst / perSecond after its key went idle.
+    const refill = Math.ceil((this.#rate.burst / this.#rate.perSecond) * 1000);
+    this.#sweep = setTimeout(() => {
+      this.#sweep = undefined;
+      for (const [key, state] of this.#idle) {
+        if (state.bucket?.full !== false) {
+          this.#idle.delete(key);
+          this.#states.delete(key);
+        }
+      }
+      if (this.#idle.size > 0) this.#armSweep();
+    }, refill);
+    // Forgetting idle keys is housekeeping: it never keeps the process alive.
+    this.#sweep.unref();
+  }
+}
