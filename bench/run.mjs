@@ -428,6 +428,12 @@ const results = new Map(cases.map((c) => [c.key, []]));
 const failures = [];
 /** Per case, what went wrong in it (its last failure or broken check), shown in its row. */
 const errors = new Map();
+/** Records what went wrong in case `c`; the same failure in several runs is listed once. */
+const fail = (c, message, failsTheRun = true) => {
+  errors.set(c.key, message);
+  const line = `${c.key}: ${message}`;
+  if (failsTheRun && !failures.includes(line)) failures.push(line);
+};
 
 /**
  * What makes a run's figures meaningless (a limit broken) or wrong (a start out of priority order
@@ -473,18 +479,14 @@ for (let round = 0; round < maxRuns; round++) {
     if (round >= c.runs) continue;
     const result = await runWorker(c.spec);
     if (result.failed !== undefined) {
-      failures.push(`${c.key}: ${result.failed}`);
-      errors.set(c.key, result.failed);
+      fail(c, result.failed);
       process.stderr.write(`  ${c.key} run ${round + 1}: FAILED ${result.failed}\n`);
       continue;
     }
     results.get(c.key).push(result);
     // The figures are kept and shown beside the problem; a baseline's twin does not fail the run.
     const broken = brokenCheck(c, result);
-    if (broken !== undefined) {
-      errors.set(c.key, broken);
-      if (c.row.twinOf === undefined) failures.push(`${c.key}: ${broken}`);
-    }
+    if (broken !== undefined) fail(c, broken, c.row.twinOf === undefined);
     process.stderr.write(
       `  ${c.key} run ${round + 1}/${c.runs}: ${progress(result)}, ${result.rssMB.toFixed(0)} MB${broken === undefined ? '' : ` (${broken})`}\n`,
     );
