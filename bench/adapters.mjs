@@ -6,12 +6,18 @@
 //     schedule?(fn, x): Promise         one task, submitted now, bounded by `concurrency`
 //     map?(fn, items): Promise<array>    the whole array through the library's map form
 //     iterate?(fn, source): AsyncIterable  streaming map over an async iterable
+//     prioritized?(fn, x, priority): Promise  W7, W9b: one task with a priority (higher first)
+//     keyed?(fn, x, key): Promise       W8, W9a: one task of `key`, under `perKey` as well
 //     close?(): Promise<void>
 //   }
 //
 // options: { concurrency: number, rateLimit?: { perSecond, burst }, full?: boolean,
-//            scopedListeners?: number }
+//            scopedListeners?: number, levels?: number,
+//            perKey?: { concurrency: number, rateLimit?: { perSecond, burst? } },
+//            nesting?: 'global-around-key' | 'key-around-global' }
 //   full: retries 3 (backoff 10 ms) + timeout 5000 ms + a listener on every event.
+//   levels: the priorities in use are 0..levels-1 (Dovetail makes one `with()` API per level).
+//   nesting: how p-limit's per-key limiters and its global one are composed by hand.
 //
 // `dovetail` is the built package, imported by name; `dovetail-base` is the same adapter over
 // another build of Dovetail (bench/run.mjs --baseline REV), loaded from the path the worker is
@@ -28,6 +34,19 @@ import pTimeout from 'p-timeout';
 import * as dovetailjs from 'dovetailjs';
 
 export const FULL = Object.freeze({ retries: 3, retryBackoff: 10, timeout: 5000 });
+
+/** Runs a job's body; its promise settles after the slot is freed, as a semaphore's callers expect. */
+const settle = (job, release) =>
+  job.fn(job.x).then(
+    (value) => {
+      release();
+      job.resolve(value);
+    },
+    (error) => {
+      release();
+      job.reject(error);
+    },
+  );
 
 /**
  * The floor: the smallest correct semaphore one could write by hand (an array queue with a head
@@ -51,16 +70,7 @@ function floor({ concurrency, rateLimit, deferred = false }) {
   };
   const run = (job) => {
     active += 1;
-    job.fn(job.x).then(
-      (value) => {
-        release();
-        job.resolve(value);
-      },
-      (error) => {
-        release();
-        job.reject(error);
-      },
-    );
+    settle(job, release);
   };
   const gate = (fn, x) =>
     new Promise((resolve, reject) => {
@@ -97,9 +107,76 @@ function floor({ concurrency, rateLimit, deferred = false }) {
   };
 }
 
-function plimit({ concurrency }) {
+/**
+ * The W7 floor: the same semaphore with a binary max-heap for its queue, ordered by priority, then
+ * by a sequence number (a heap is not stable: the number keeps submission order among equals).
+ */
+function heapFloor({ concurrency }) {
+  let active = 0;
+  let sequence = 0;
+  const heap = [];
+  const before = (a, b) => a.priority > b.priority || (a.priority === b.priority && a.seq < b.seq);
+  const push = (job) => {
+    let i = heap.push(job) - 1;
+    for (let parent = (i - 1) >> 1; i > 0 && before(job, heap[parent]); parent = (i - 1) >> 1) {
+      heap[i] = heap[parent];
+      i = parent;
+    }
+    heap[i] = job;
+  };
+  const pop = () => {
+    const top = heap[0];
+    const last = heap.pop();
+    if (heap.length === 0) return top;
+    let i = 0;
+    for (let child = 1; child < heap.length; child = 2 * i + 1) {
+      if (child + 1 < heap.length && before(heap[child + 1], heap[child])) child += 1;
+      if (!before(heap[child], last)) break;
+      heap[i] = heap[child];
+      i = child;
+    }
+    heap[i] = last;
+    return top;
+  };
+  const release = () => {
+    active -= 1;
+    if (heap.length > 0) run(pop());
+  };
+  const run = (job) => {
+    active += 1;
+    settle(job, release);
+  };
+  const prioritized = (fn, x, priority) =>
+    new Promise((resolve, reject) => {
+      const job = { fn, x, priority, seq: sequence++, resolve, reject };
+      if (active >= concurrency) push(job);
+      else run(job);
+    });
+  return { prioritized, schedule: (fn, x) => prioritized(fn, x, 0) };
+}
+
+/** One limiter per key, made on first use and kept, as p-limit users write it (p-limit #5). */
+function limiters(concurrency, make) {
+  const byKey = new Map();
+  return (key) => {
+    let limiter = byKey.get(key);
+    if (limiter === undefined) byKey.set(key, (limiter = make(concurrency)));
+    return limiter;
+  };
+}
+
+function plimit({ concurrency, perKey, nesting }) {
   const limit = pLimit(concurrency);
-  return { schedule: (fn, x) => limit(fn, x) };
+  const schedule = (fn, x) => limit(fn, x);
+  if (perKey === undefined) return { schedule };
+  const forKey = limiters(perKey.concurrency, pLimit);
+  // W8: the two ways to compose them. Global around key holds a global slot while its job waits
+  // for the key; key around global queues at most one job per key for the global slots.
+  const keyed =
+    nesting === 'global-around-key'
+      ? (fn, x, key) => limit(() => forKey(key)(fn, x))
+      : (fn, x, key) => forKey(key)(() => limit(fn, x));
+  return { schedule, keyed };
 }
 
 function pmap({ concurrency }) {
@@ -116,10 +193,14 @@ function pqueue({ concurrency, rateLimit }) {
       ? { concurrency }
       : { concurrency, intervalCap: rateLimit.perSecond, interval: 1000 },
   );
-  return { schedule: (fn, x) => queue.add(() => fn(x)) };
+  return {
+    schedule: (fn, x) => queue.add(() => fn(x)),
+    prioritized: (fn, x, priority) => queue.add(() => fn(x), { priority }),
+  };
 }
 
-function bottleneck({ concurrency, rateLimit }) {
+function bottleneck({ concurrency, rateLimit, perKey }) {
+  if (perKey !== undefined) return bottleneckGroup({ concurrency, perKey });
   // Bottleneck's README spaces starts with `minTime` (it has no burst); its reservoir refresh runs
   // on a polling heartbeat that started only about 4 tasks a second here at a 10 ms interval.
   const limiter = new Bottleneck(
@@ -131,6 +212,23 @@ function bottleneck({ concurrency, rateLimit }) {
         },
   );
   return { schedule: (fn, x) => limiter.schedule(fn, x), close: () => limiter.disconnect() };
+}
+
+/**
+ * W8: Bottleneck's per-key form as its README shows it, a Group of limiters (one per key, made on
+ * first use) each chained to one global limiter.
+ */
+function bottleneckGroup({ concurrency, perKey }) {
+  const global = new Bottleneck({ maxConcurrent: concurrency });
+  const group = new Bottleneck.Group({ maxConcurrent: perKey.concurrency });
+  group.on('created', (limiter) => limiter.chain(global));
+  return {
+    keyed: (fn, x, key) => group.key(key).schedule(fn, x),
+    close: async () => {
+      await group.disconnect();
+      await global.disconnect();
+    },
+  };
 }
 
 /**
@@ -180,11 +278,17 @@ function naive({ concurrency }) {
  * Dovetail through its public API. The first argument is what `import('dovetailjs')` gives: the
  * built package, or the build of another commit (the baseline).
  */
-function dovetailOf({ Dovetail, Event }, { concurrency, rateLimit, full, scopedListeners }) {
+function dovetailOf(
+  { Dovetail, Event },
+  { concurrency, rateLimit, full, scopedListeners, levels, perKey },
+) {
   const options = { concurrency };
   if (full) Object.assign(options, FULL);
   if (rateLimit !== undefined) options.rateLimit = rateLimit;
+  if (perKey !== undefined) options.perKey = perKey;
   const dvt = new Dovetail(options);
+  // W7: one API per priority level, made up front, as a user would hold them.
+  const byPriority = Array.from({ length: levels }, (_, priority) => dvt.task.with({ priority }));
   let heard = 0;
   if (full) {
     const listener = () => {
@@ -204,6 +308,8 @@ function dovetailOf({ Dovetail, Event }, { concurrency, rateLimit, full, scopedL
     schedule: (fn, x) => dvt.task.schedule(fn, x),
     map: (fn, items) => dvt.task.map(fn, items),
     iterate: (fn, source) => dvt.task.mapIterable(fn, source),
+    prioritized: (fn, x, priority) => byPriority[priority].schedule(fn, x),
+    keyed: (fn, x, key) => dvt.task.with({ key }).schedule(fn, x),
     close: async () => {
       await dvt.shutdown();
       return heard;
@@ -214,6 +320,7 @@ function dovetailOf({ Dovetail, Event }, { concurrency, rateLimit, full, scopedL
 export const adapters = {
   floor,
   'floor-deferred': (options) => floor({ ...options, deferred: true }),
+  'floor-heap': heapFloor,
   'p-limit': plimit,
   'p-map': pmap,
   'p-queue': pqueue,

@@ -4,7 +4,10 @@
 //
 // Every (workload, library) case runs in a fresh `node bench/worker.mjs` process, several times,
 // rounds interleaved across libraries so that background noise spreads evenly; medians are
-// reported and the targets of issue 6 are computed as ratios inside the same run.
+// reported and the targets of issues 6 and 15 are computed as ratios inside the same run. A case
+// that fails (its worker throws, or a check the runner makes on its figures fails: a limit broken,
+// Dovetail starting tasks out of priority order) is shown in its row, the other cases go on, and
+// the run exits 1 at the end.
 //
 // Options: --quick, --runs N (override the run count), --only W1,W5 (a subset, for development;
 //          extensions are skipped), --skip-extras, --out DIR (where the markdown and the SVGs go),
@@ -236,6 +239,71 @@ const W6_ROWS = withBaseline([
     scopedListeners: 1000,
   }),
 ]);
+// Issue 15. `levels: 0`: the tasks carry no priority (plain `schedule`). `strictOrder`: a start out
+// of priority order is a failure of the run, not a figure (only Dovetail is held to it).
+const N7 = 100_000 * scale;
+const LEVELS = 10;
+const W7_ROWS = withBaseline([
+  row('floor-heap', 'floor-heap', 'prioritized', 'hand-written binary heap (floor)'),
+  row('p-queue', 'p-queue', 'prioritized', 'p-queue `add(fn, { priority })`'),
+  row('dovetail', 'dovetail', 'prioritized', 'Dovetail, one `with({ priority })` per level', {
+    strictOrder: true,
+  }),
+  row('dovetail-plain', 'dovetail', 'schedule', 'Dovetail, no priorities (all 0)', {
+    levels: 0,
+    strictOrder: true,
+  }),
+]);
+const W8 = {
+  hot: quick ? 20 : 200,
+  coldKeys: 99,
+  perCold: quick ? 1 : 10,
+  sleep: 10,
+  concurrency: 20,
+  perKey: { concurrency: 1 },
+};
+const W8_N = W8.hot + W8.coldKeys * W8.perCold;
+// The hot key holds one slot at most: the cold tasks share the other 19 at best, and the hot key's
+// tasks run one after another.
+const W8_FLOORS = {
+  coldMs: (W8.coldKeys * W8.perCold * W8.sleep) / (W8.concurrency - W8.perKey.concurrency),
+  ms: Math.max(W8.hot * W8.sleep, (W8_N * W8.sleep) / W8.concurrency),
+};
+const W8_ROWS = withBaseline([
+  row('dovetail', 'dovetail', 'keyed', 'Dovetail `perKey: { concurrency: 1 }`, `with({ key })`'),
+  row('p-limit-gk', 'p-limit', 'keyed', 'p-limit: global pLimit(20) around per-key pLimit(1)', {
+    nesting: 'global-around-key',
+  }),
+  row('p-limit-kg', 'p-limit', 'keyed', 'p-limit: per-key pLimit(1) around global pLimit(20)', {
+    nesting: 'key-around-global',
+  }),
+  row(
+    'bottleneck',
+    'bottleneck',
+    'keyed',
+    'bottleneck Group (1 per key), chained to a global (20)',
+  ),
+]);
+const N9A = 100_000 * scale;
+const W9A_PER_KEY = { concurrency: 1, rateLimit: { perSecond: 1000 } };
+const W9A_ROWS = withBaseline([
+  row('dovetail', 'dovetail', 'keyed', 'Dovetail `perKey: { concurrency: 1, rateLimit }`'),
+]);
+const N9B = 1_000_000 * scale;
+// The heap after a full collection is the same to a few bytes per task from one run to the next,
+// and one Dovetail run takes several seconds: W9b runs once unless --runs says otherwise.
+const RUNS_HEAP = Number(value('--runs') ?? 1);
+const W9B_ROWS = withBaseline([
+  row(
+    'floor-heap',
+    'floor-heap',
+    'prioritized',
+    'hand-written binary heap (floor), priorities 0–9',
+  ),
+  row('floor', 'floor', 'schedule', 'hand-written semaphore (floor), no priorities', { levels: 0 }),
+  row('dovetail', 'dovetail', 'prioritized', 'Dovetail, priorities 0–9'),
+  row('dovetail-plain', 'dovetail', 'schedule', 'Dovetail, no priorities', { levels: 0 }),
+]);
 
 /** Every case: { key, workload id, row, spec, runs }. */
 const cases = [];
@@ -251,6 +319,7 @@ const add = (w, r, spec, runs) => {
       mode: r.mode,
       full: r.full,
       scopedListeners: r.scopedListeners,
+      nesting: r.nesting,
       baseline: r.lib === 'dovetail-base' ? baseline.index : undefined,
       ...spec,
     },
@@ -277,21 +346,61 @@ for (const s of SLEEPS)
 for (const r of W5_ROWS)
   add('W5', r, { workload: 'rate', n: N5, rateLimit: RATE, concurrency: Infinity }, RUNS_SLOW);
 for (const r of W6_ROWS) add('W6', r, { workload: 'overhead', n: N1, concurrency: 100 }, RUNS_FAST);
+for (const r of W7_ROWS)
+  add(
+    'W7',
+    r,
+    { workload: 'priority', n: N7, concurrency: 10, levels: r.levels ?? LEVELS },
+    RUNS_SLOW,
+  );
+for (const r of W8_ROWS)
+  add(
+    'W8',
+    r,
+    {
+      workload: 'keys',
+      n: W8_N,
+      keys: { hot: W8.hot, coldKeys: W8.coldKeys, perCold: W8.perCold },
+      sleep: W8.sleep,
+      concurrency: W8.concurrency,
+      perKey: W8.perKey,
+      // Its slowest row (bottleneck) takes about 7 s here; three runs of a stuck row should not
+      // cost 12 minutes.
+      killAfter: 60_000,
+    },
+    RUNS_SLOW,
+  );
+for (const r of W9A_ROWS)
+  add('W9A', r, { workload: 'keyMemory', n: N9A, perKey: W9A_PER_KEY, gc: true }, RUNS_SLOW);
+for (const r of W9B_ROWS)
+  add(
+    'W9B',
+    r,
+    { workload: 'queueMemory', n: N9B, concurrency: 1, levels: r.levels ?? LEVELS, gc: true },
+    RUNS_HEAP,
+  );
 
 // ---- running -----------------------------------------------------------------------------------
 
 function runWorker(spec) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(here, 'worker.mjs'), JSON.stringify(spec)], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [...(spec.gc ? ['--expose-gc'] : []), path.join(here, 'worker.mjs'), JSON.stringify(spec)],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     running.add(child);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), quick ? 60_000 : 240_000);
+    // A workload whose tasks never settle (an engine that loses a waiting task) ends here.
+    const limit = spec.killAfter ?? (quick ? 60_000 : 240_000);
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      child.kill('SIGKILL');
+    }, limit);
     child.on('close', (code, signal) => {
       running.delete(child);
       clearTimeout(timer);
@@ -304,8 +413,12 @@ function runWorker(spec) {
           // fall through: reported as a failure below
         }
       }
+      // The worker's own account of a throw (its last `error:` line), else the end of its stderr.
+      const thrown = killed
+        ? `killed after ${limit / 1000} s (did every task settle?)`
+        : /^error: (.*)$/m.exec(stderr)?.[1];
       resolve({
-        failed: `exit ${code ?? signal}: ${stderr.trim().split('\n').slice(-3).join(' ')}`,
+        failed: `exit ${code ?? signal}: ${thrown ?? stderr.trim().split('\n').slice(-3).join(' ')}`,
       });
     });
   });
@@ -313,6 +426,42 @@ function runWorker(spec) {
 
 const results = new Map(cases.map((c) => [c.key, []]));
 const failures = [];
+/** Per case, what went wrong in it (its last failure or broken check), shown in its row. */
+const errors = new Map();
+/** Records what went wrong in case `c`; the same failure in several runs is listed once. */
+const fail = (c, message, failsTheRun = true) => {
+  errors.set(c.key, message);
+  const line = `${c.key}: ${message}`;
+  if (failsTheRun && !failures.includes(line)) failures.push(line);
+};
+
+/**
+ * What makes a run's figures meaningless (a limit broken) or wrong (a start out of priority order
+ * on a `strictOrder` row), else undefined.
+ */
+function brokenCheck(c, result) {
+  const { concurrency, perKey } = c.spec;
+  if (perKey !== undefined && result.keyPeak > perKey.concurrency)
+    return `per-key limit broken: ${result.keyPeak} tasks of one key ran at once (limit ${perKey.concurrency})`;
+  if (result.peak > concurrency)
+    return `limit broken: ${result.peak} tasks ran at once (limit ${concurrency})`;
+  if (c.row.strictOrder && result.orderViolations > 0)
+    return `starts out of priority order: ${result.orderViolations.toLocaleString('en-US')} adjacent pairs of ${c.spec.n.toLocaleString('en-US')} starts`;
+  return undefined;
+}
+
+/** The progress line's figure for one run. */
+function progress(result) {
+  if (result.bytesPerTask !== undefined)
+    return `${Math.round(result.bytesPerTask)} B per queued task`;
+  if (result.heapRatio !== undefined)
+    return `heap ${result.startMB.toFixed(2)} -> ${result.endMB.toFixed(2)} MB`;
+  if (result.coldMs !== undefined)
+    return `${Math.round(result.coldMs)} ms to the last cold task, ${Math.round(result.ms)} ms in all`;
+  if (result.nsPerTask !== undefined) return `${Math.round(result.nsPerTask)} ns/task`;
+  return `${Math.round(result.ms)} ms`;
+}
+
 const maxRuns = Math.max(0, ...cases.map((c) => c.runs));
 /** The cases in the order of `round`: a baseline twin runs before its current row every other round. */
 const orderOf = (round) => {
@@ -330,17 +479,16 @@ for (let round = 0; round < maxRuns; round++) {
     if (round >= c.runs) continue;
     const result = await runWorker(c.spec);
     if (result.failed !== undefined) {
-      failures.push(`${c.key}: ${result.failed}`);
+      fail(c, result.failed);
       process.stderr.write(`  ${c.key} run ${round + 1}: FAILED ${result.failed}\n`);
       continue;
     }
     results.get(c.key).push(result);
-    const shown =
-      result.nsPerTask !== undefined
-        ? `${Math.round(result.nsPerTask)} ns/task`
-        : `${Math.round(result.ms)} ms`;
+    // The figures are kept and shown beside the problem; a baseline's twin does not fail the run.
+    const broken = brokenCheck(c, result);
+    if (broken !== undefined) fail(c, broken, c.row.twinOf === undefined);
     process.stderr.write(
-      `  ${c.key} run ${round + 1}/${c.runs}: ${shown}, ${result.rssMB.toFixed(0)} MB\n`,
+      `  ${c.key} run ${round + 1}/${c.runs}: ${progress(result)}, ${result.rssMB.toFixed(0)} MB${broken === undefined ? '' : ` (${broken})`}\n`,
     );
   }
 }
@@ -366,6 +514,42 @@ const fix = (v, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : 'n/a');
 const pct = (v) => (Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : 'n/a');
 const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : NaN);
 const times = (v) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : 'n/a');
+const mb = (v) => fix(v, 2);
+/** W7's order column: 0 adjacent pairs out of order is the exact order. */
+const orderShown = (v) =>
+  !Number.isFinite(v) ? 'n/a' : v === 0 ? 'exact' : `${int(v)} pairs out of order`;
+/** A case's median of `field`, formatted, or a dash when it has none (its Status says why). */
+const cell = (key, field, format = int) => {
+  const v = med(key, field);
+  return Number.isFinite(v) ? format(v) : '—';
+};
+/** A case's Status cell: what failed or broke in it (a `|` would end the cell), else ok. */
+const status = (key) =>
+  errors.has(key)
+    ? `**${errors.get(key).replaceAll('|', '\\|')}**`
+    : results.get(key)?.length
+      ? 'ok'
+      : '—';
+/**
+ * The table of workload `w`: one line per row, each cell from `columns` (pairs of a heading and
+ * `(row, key) => text`), the Status last; `lead`: lines put first (a computed floor).
+ */
+const caseTable = (w, rows, columns, lead = []) =>
+  table(
+    [...columns.map(([heading]) => heading), 'Status'],
+    [
+      ...lead,
+      ...rows.map((r) => {
+        const key = `${w}/${r.id}`;
+        return [...columns.map(([, text]) => text(r, key)), status(key)];
+      }),
+    ],
+  );
+const label = (r) => r.label;
+const form = (r) => r.mode;
+const rss = (r, key) => cell(key, 'rssMB', (v) => fix(v, 0));
+/** Whether any case of workload `w` was run. */
+const ran = (w) => cases.some((c) => c.w === w);
 /** A markdown table: the first `left` columns aligned left, the others right. */
 const table = (head, rows, left = 1) =>
   [
@@ -374,11 +558,17 @@ const table = (head, rows, left = 1) =>
     ...rows.map((r) => `| ${r.join(' | ')} |`),
   ].join('\n');
 
-// ---- targets (issue 6), as ratios measured in this run --------------------------------------------
+// ---- targets (issues 6 and 15), as ratios measured in this run -------------------------------------
 
 const targets = [];
-const target = (name, measured, shown, met) =>
-  targets.push({ name, shown, met: Number.isFinite(measured) ? met : undefined });
+/** `rows`: the cases the figure comes from; one with an error makes the target a row error. */
+const target = (name, measured, shown, met, rows = []) =>
+  targets.push({
+    name,
+    shown,
+    met: Number.isFinite(measured) ? met : undefined,
+    rowError: rows.some((key) => errors.has(key)),
+  });
 if (results.has('W1/dvt-schedule')) {
   const s = med('W1/dvt-schedule', 'nsPerTask');
   const r = ratio(s, med('W1/p-limit', 'nsPerTask'));
@@ -474,6 +664,57 @@ if (results.has('W6/scoped')) {
   const r = ratio(med('W6/scoped', 'nsPerTask'), med('W6/none', 'nsPerTask'));
   target('W6 1 000 function-scoped listeners ≤ 1.1× no listeners', r, times(r), r <= 1.1);
 }
+if (ran('W7')) {
+  const ns = med('W7/dovetail', 'nsPerTask');
+  const rows = ['W7/dovetail'];
+  const h = ratio(ns, med('W7/floor-heap', 'nsPerTask'));
+  target('W7 priorities ≤ 1.2× the binary-heap floor ns/task', h, times(h), h <= 1.2, rows);
+  const q = ratio(ns, med('W7/p-queue', 'nsPerTask'));
+  target("W7 priorities ≤ 0.3× p-queue's ns/task", q, times(q), q <= 0.3, rows);
+  const v = med('W7/dovetail', 'orderViolations');
+  target('W7 starts in exact priority order', v, orderShown(v), v === 0);
+}
+if (ran('W8')) {
+  const rows = ['W8/dovetail'];
+  for (const [field, what] of [
+    ['coldMs', 'the last cold task done'],
+    ['ms', 'everything done'],
+  ]) {
+    const ms = med('W8/dovetail', field);
+    const r = ratio(ms, W8_FLOORS[field]);
+    target(
+      `W8 ${what} ≤ 1.1× its floor (${int(W8_FLOORS[field])} ms)`,
+      r,
+      `${int(ms)} ms, ${times(r)}`,
+      r <= 1.1,
+      rows,
+    );
+  }
+}
+if (ran('W9A')) {
+  const r = med('W9A/dovetail', 'heapRatio');
+  target(
+    `W9a heap after ${int(N9A)} distinct keys within 5% of the start (after / start)`,
+    r,
+    `${times(r)} (${cell('W9A/dovetail', 'startMB', mb)} → ${cell('W9A/dovetail', 'endMB', mb)} MB)`,
+    r <= 1.05,
+    ['W9A/dovetail'],
+  );
+}
+if (ran('W9B')) {
+  const [p, plain] = [
+    med('W9B/dovetail', 'bytesPerTask'),
+    med('W9B/dovetail-plain', 'bytesPerTask'),
+  ];
+  const r = ratio(p, plain);
+  target(
+    'W9b heap per queued task: with priorities ≤ 1.05× without',
+    r,
+    `${int(p)} vs ${int(plain)} B, ${times(r)}`,
+    r <= 1.05,
+    ['W9B/dovetail', 'W9B/dovetail-plain'],
+  );
+}
 
 // ---- the document --------------------------------------------------------------------------------
 
@@ -500,7 +741,7 @@ say(
     .loadavg()
     .map((l) => l.toFixed(1))
     .join(' / ')}`,
-  `- Every case runs in a fresh process (\`node bench/worker.mjs\`); ${RUNS_FAST} runs for W1 and W6, ${RUNS_SLOW} for the others, rounds interleaved across libraries; the tables show medians. Peak RSS is the child's own \`process.resourceUsage().maxRSS\` (it includes Node's baseline of about 40 MB).`,
+  `- Every case runs in a fresh process (\`node bench/worker.mjs\`); ${RUNS_FAST} runs for W1 and W6, ${RUNS_HEAP} for W9b, ${RUNS_SLOW} for the others, rounds interleaved across libraries; the tables show medians. Peak RSS is the child's own \`process.resourceUsage().maxRSS\` (it includes Node's baseline of about 40 MB).`,
   "- Dovetail is measured through its public API from the built package (`import { Dovetail } from 'dovetailjs'`, i.e. dist/). Every library runs the same workload code (bench/worker.mjs) through a small adapter (bench/adapters.mjs).",
   ...(baseline === undefined
     ? []
@@ -523,7 +764,10 @@ else
 
 // ---- against the baseline (--baseline REV) ------------------------------------------------------
 
-/** What each workload is compared on (lower is better for all of them); W1b is about memory too. */
+/**
+ * What each workload is compared on (lower is better for all of them), with the figures' format
+ * when whole numbers would hide the difference; W1b is about memory too.
+ */
 const COMPARED = {
   overhead: [['nsPerTask', 'ns/task']],
   sleep: [['ms', 'wall ms']],
@@ -532,10 +776,20 @@ const COMPARED = {
     ['nsPerTask', 'ns/task'],
     ['rssMB', 'peak RSS MB'],
   ],
+  priority: [['nsPerTask', 'ns/task']],
+  keys: [
+    ['coldMs', 'ms to the last cold task'],
+    ['ms', 'ms to the last task'],
+  ],
+  keyMemory: [
+    ['liveMB', 'heap MB with every key live', mb],
+    ['endMB', 'heap MB after', mb],
+  ],
+  queueMemory: [['bytesPerTask', 'heap bytes per queued task']],
 };
-const range = (key, field) => {
+const range = (key, field, format = int) => {
   const s = spread(key, field);
-  return s ? `${int(s[0])}–${int(s[1])}` : '';
+  return s ? `${format(s[0])}–${format(s[1])}` : '';
 };
 const againstBaseline = cases
   .filter((c) => c.row.twinOf !== undefined)
@@ -543,17 +797,17 @@ const againstBaseline = cases
     const current = cases.find((c) => c.key === `${b.w}/${b.row.twinOf}`);
     // Two rows of a workload may differ only by their task count (W1b's mapIterable).
     const label = `${current.row.label}${current.row.n === undefined ? '' : `, ${int(current.row.n)} tasks`}`;
-    return (COMPARED[b.w] ?? COMPARED[b.spec.workload]).map(([field, unit]) => {
+    return (COMPARED[b.w] ?? COMPARED[b.spec.workload]).map(([field, unit, format = int]) => {
       const [now, then] = [med(current.key, field), med(b.key, field)];
       return [
         b.w,
         label,
         unit,
-        int(now),
-        int(then),
+        format(now),
+        format(then),
         times(ratio(now, then)),
-        range(current.key, field),
-        range(b.key, field),
+        range(current.key, field, format),
+        range(b.key, field, format),
       ];
     });
   });
@@ -589,11 +843,17 @@ if (targets.length > 0) {
     '## Targets',
     '',
     table(
-      ['Target (issue 6)', 'Measured', 'Result'],
+      ['Target (issue 6; W7–W9: issue 15)', 'Measured', 'Result'],
       targets.map((t) => [
         t.name,
         t.shown,
-        t.met === undefined ? 'n/a' : t.met ? '**met**' : '**missed**',
+        t.rowError
+          ? '**row error**'
+          : t.met === undefined
+            ? 'n/a'
+            : t.met
+              ? '**met**'
+              : '**missed**',
       ]),
     ),
     '',
@@ -762,6 +1022,110 @@ if (results.has('W6/none')) {
   );
 }
 
+if (ran('W7')) {
+  const [heap, pq] = [med('W7/floor-heap', 'nsPerTask'), med('W7/p-queue', 'nsPerTask')];
+  say(
+    '## W7: priorities',
+    '',
+    `${int(N7)} no-op tasks at concurrency 10, all submitted at once, with priorities 0–${LEVELS - 1} from a seeded generator (the same sequence for every library). The floor is the hand-written semaphore of W1 over a binary max-heap (priority, then submission order); Dovetail holds one \`dvt.task.with({ priority })\` per level, made up front, and schedules each task through its level's; its last row passes no priority at all (plain \`schedule\`). Start order compares the order in which the bodies started with the one owed: the first 10 at once in submission order, the others by priority, then submission order; it counts the adjacent pairs of starts out of that order. A Dovetail row out of order is an error of the run.`,
+    '',
+    caseTable('W7', W7_ROWS, [
+      ['Library', label],
+      ['Form', form],
+      ['ns/task (median)', (r, key) => cell(key, 'nsPerTask')],
+      ['min–max', (r, key) => range(key, 'nsPerTask')],
+      ['× heap floor', (r, key) => times(ratio(med(key, 'nsPerTask'), heap))],
+      ['× p-queue', (r, key) => times(ratio(med(key, 'nsPerTask'), pq))],
+      ['Start order', (r, key) => orderShown(med(key, 'orderViolations'))],
+      ['Peak RSS MB', rss],
+    ]),
+    '',
+  );
+}
+if (ran('W8')) {
+  /** The most seen in any run: a limit broken once is broken. */
+  const most = (key, field) => int(Math.max(...results.get(key).map((r) => r[field])));
+  const versus = (key, field) => times(ratio(med(key, field), W8_FLOORS[field]));
+  say(
+    '## W8: head-of-line blocking',
+    '',
+    `A hot key's ${int(W8.hot)} tasks submitted first, then ${W8.coldKeys} cold keys × ${W8.perCold} (in rounds: one task of each cold key in turn); every task waits on a ${W8.sleep} ms timer; per-key concurrency ${W8.perKey.concurrency}, instance concurrency ${W8.concurrency}. Floors (computed): the cold tasks all done after ${int(W8_FLOORS.coldMs)} ms (${int(W8_N - W8.hot)} × ${W8.sleep} ms over the ${W8.concurrency - W8.perKey.concurrency} slots the hot key leaves), everything after ${int(W8_FLOORS.ms)} ms (the hot key's tasks one after another). Most running: the most task bodies seen running at once in any run, in all and of one key; a row above a limit is an error.`,
+    '',
+    caseTable(
+      'W8',
+      W8_ROWS,
+      [
+        ['Library', label],
+        ['Last cold task done ms', (r, key) => cell(key, 'coldMs')],
+        ['× floor', (r, key) => versus(key, 'coldMs')],
+        ['Everything done ms', (r, key) => cell(key, 'ms')],
+        ['× floor', (r, key) => versus(key, 'ms')],
+        [
+          'Most running (all / one key)',
+          (r, key) => `${most(key, 'peak')} / ${most(key, 'keyPeak')}`,
+        ],
+      ],
+      [
+        [
+          'floor (computed)',
+          int(W8_FLOORS.coldMs),
+          '1.00×',
+          int(W8_FLOORS.ms),
+          '1.00×',
+          `${W8.concurrency} / ${W8.perKey.concurrency}`,
+          '',
+        ],
+      ],
+    ),
+    '',
+  );
+}
+if (ran('W9A') || ran('W9B')) say('## W9: memory', '');
+if (ran('W9A')) {
+  const { perSecond, burst = perSecond } = W9A_PER_KEY.rateLimit;
+  say(
+    '### W9a: distinct keys leave no key state',
+    '',
+    `${int(N9A)} distinct keys, one no-op task each, all submitted at once to \`new Dovetail({ perKey: { concurrency: 1, rateLimit: { perSecond: ${perSecond} } } })\` through \`with({ key })\`. After they settle the run waits until every key's bucket is full again (burst / perSecond = ${fix(burst / perSecond, 1)} s, on a real timer: a key's state may be dropped only then), collects garbage (\`global.gc()\`; W9 workers run with \`--expose-gc\`) and reads \`heapUsed\`. The start is read the same way after a warm-up of ${int(Math.max(1000, N9A / 10))} other keys, so that compiled code and tables made on first use count in both; "every key live" is read right after the submissions.`,
+    '',
+    caseTable('W9A', W9A_ROWS, [
+      ['Case', label],
+      ['Keys', () => int(N9A)],
+      ['Heap at start MB', (r, key) => cell(key, 'startMB', mb)],
+      ['Heap with every key live MB', (r, key) => cell(key, 'liveMB', mb)],
+      ['Heap after MB', (r, key) => cell(key, 'endMB', mb)],
+      ['After / start', (r, key) => cell(key, 'heapRatio', times)],
+      ['Bytes left per key', (r, key) => cell(key, 'bytesLeftPerKey', (v) => fix(v, 1))],
+    ]),
+    '',
+  );
+}
+if (ran('W9B')) {
+  // Each row against the row of the same library without priorities (a twin against its own).
+  const without = (r) =>
+    r.lib.startsWith('floor')
+      ? 'W9B/floor'
+      : `W9B/dovetail-plain${r.twinOf === undefined ? '' : '-base'}`;
+  say(
+    '### W9b: heap per queued task',
+    '',
+    `An instance at concurrency 1 whose first task holds the slot on a promise the bench releases after the measure; ${int(N9B)} no-op tasks are scheduled behind it (with seeded priorities 0–${LEVELS - 1}, through one \`with({ priority })\` per level, or through plain \`schedule\`) and, while they all wait, the heap after a full collection is compared with the heap before them (the array holding the tasks is made beforehand, so it is not counted). Then the first task is released and all of them run. The floors are the semaphore of W1 and the binary heap of W7. ${RUNS_HEAP} run(s) per case.`,
+    '',
+    caseTable('W9B', W9B_ROWS, [
+      ['Case', label],
+      ['Form', form],
+      ['Queued tasks', () => int(N9B)],
+      ['Heap bytes per queued task', (r, key) => cell(key, 'bytesPerTask')],
+      [
+        '× without priorities',
+        (r, key) => times(ratio(med(key, 'bytesPerTask'), med(without(r), 'bytesPerTask'))),
+      ],
+      ['Peak RSS MB', rss],
+    ]),
+    '',
+  );
+}
+
 const builtInSeconds = (Date.now() - started) / 1000;
 process.stderr.write(`built-in workloads done in ${builtInSeconds.toFixed(0)} s\n`);
 
@@ -800,6 +1164,7 @@ say(
   'npm run bench             # the full run (build, then every workload; about 8 minutes on 2 cores)',
   'npm run bench -- --quick  # a small version, written to reports/bench/',
   'node bench/run.mjs --only W1,W5 --runs 3   # a subset, without rebuilding',
+  'node bench/run.mjs --only W7,W8,W9A,W9B   # the queue-control workloads (issue 15)',
   '```',
   '',
   `Total time of this run: ${((Date.now() - started) / 1000).toFixed(0)} s (built-in workloads ${builtInSeconds.toFixed(0)} s, the rest extensions).`,
@@ -822,7 +1187,7 @@ const markdown = await format(lines.join('\n'));
 writeFileSync(file, markdown);
 process.stdout.write(markdown.endsWith('\n') ? markdown : `${markdown}\n`);
 process.stderr.write(
-  `wrote ${path.relative(root, file)} and ${written.join(', ')} in ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+  `wrote ${[path.relative(root, file), ...written].join(', ')} in ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
 );
 if (baselineTable !== undefined)
   process.stderr.write(
