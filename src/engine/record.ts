@@ -5,7 +5,7 @@ import type { ResolvedPolicy } from '../options.js';
 import { functionName } from './announce.js';
 import { AttemptContext, Kind } from './attempt.js';
 import { Counted } from './accounting.js';
-import { SCOPE, type Core, type Member, type Sink } from './core.js';
+import { SCOPE, type Core, type Sink } from './core.js';
 import { newHoldings, Phase, type Holdings } from './phase.js';
 import { createTask, type Task } from './task-promise.js';
 
@@ -42,14 +42,15 @@ export abstract class TaskRecord {
   declare startedAt: number;
   /** Gives the gate slot back; set while the execution holds one. */
   declare releaseSlot: (() => void) | undefined;
-  /** Where the accounting counts it, and its links in the live list. */
+  /** Where the accounting counts it, and its slot in the live table. */
   declare counted: Counted;
-  declare livePrev: Member | undefined;
-  declare liveNext: Member | undefined;
+  declare liveSlot: number;
   declare resolveTask: ((value: unknown) => void) | undefined;
   declare rejectTask: ((error: unknown) => void) | undefined;
   declare taskPromise: Task<unknown> | undefined;
   declare attemptContext: AttemptContext | undefined;
+  /** Higher starts first (its policy's, kept here for the queues' comparisons). */
+  declare readonly priority: number;
   /** The task's key (`with({ key })`, a `map` key), or undefined. */
   declare readonly key: string | undefined;
   /** Whether it holds a slot of its key (per-key limits). */
@@ -84,12 +85,12 @@ export abstract class TaskRecord {
     this.startedAt = -1;
     this.releaseSlot = undefined;
     this.counted = Counted.NOWHERE;
-    this.livePrev = undefined;
-    this.liveNext = undefined;
+    this.liveSlot = -1;
     this.resolveTask = undefined;
     this.rejectTask = undefined;
     this.taskPromise = undefined;
     this.attemptContext = undefined;
+    this.priority = policy.priority;
     this.key = key;
     this.keyHeld = false;
     this.keyWaited = 0;
@@ -107,11 +108,6 @@ export abstract class TaskRecord {
   /** The task's function; undefined for a promise handed over as it is. */
   get fn(): AnyFunction | undefined {
     return this.kind === Kind.PROMISE ? undefined : (this.work as AnyFunction);
-  }
-
-  /** Higher starts first (its policy's). */
-  get priority(): number {
-    return this.policy.priority;
   }
 
   /** Rate-limit tokens each attempt takes (its policy's). */
