@@ -5,6 +5,8 @@ import type { Tracer, TraceStruct } from '../trace.js';
 import { hasChannelSubscribers, publishToChannel } from './channel.js';
 import { addStat, copyStats, createStats, type Stats } from './stats.js';
 import { Subscriptions } from './subscriptions.js';
+import { taskTraceLine } from './trace-line.js';
+import { Waiters } from './waiters.js';
 import {
   assertEvent,
   assertListenerScope,
@@ -35,8 +37,7 @@ export class Events {
   readonly #subscriptions = new Subscriptions((event, error) =>
     this.reportListenerError(event, error),
   );
-  // Pending once() promises by subscription id: how to reject each.
-  readonly #waiters = new Map<string, (error: unknown) => void>();
+  readonly #waiters = new Waiters(this.#subscriptions);
   /** @internal Counted on every task, observed or not. */
   readonly counters: Stats = createStats();
 
@@ -157,33 +158,7 @@ export class Events {
   once<K extends EventName>(event: K, scope?: OnceScope): Promise<EventMap[K]> {
     assertEvent('event', event);
     assertOnceScope(scope);
-    return new Promise<EventMap[K]>((resolve, reject) => {
-      const signal = scope?.signal;
-      if (signal?.aborted) {
-        reject(signal.reason);
-        return;
-      }
-      const finish = (): void => {
-        this.#subscriptions.remove(id);
-        this.#waiters.delete(id);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      const fail = (error: unknown): void => {
-        finish();
-        reject(error);
-      };
-      const onAbort = (): void => fail(signal?.reason);
-      const id = this.#add(
-        event,
-        (payload) => {
-          finish();
-          resolve(payload);
-        },
-        scope === undefined ? undefined : { function: scope.function, execution: scope.execution },
-      );
-      this.#waiters.set(id, fail);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    return this.#waiters.wait(event, scope);
   }
 
   /**
@@ -298,22 +273,7 @@ export class Events {
     const event = payload.event;
     this.#subscriptions.dispatch(event, payload, source.fn, source.id);
     publishToChannel(payload, source);
-    if (this.#tracer.enabled) {
-      this.#tracer.struct({
-        method: payload.method,
-        status: event,
-        task: payload.task,
-        function: payload.function,
-        elapsed: payload.elapsed,
-        extra: {
-          id: payload.executionId,
-          attempt: payload.attempt,
-          waited: payload.waited,
-          sleep: payload.sleep,
-          error: payload.error,
-        },
-      });
-    }
+    if (this.#tracer.enabled) this.#tracer.struct(taskTraceLine(payload));
   }
 
   /**
@@ -323,22 +283,16 @@ export class Events {
   releaseExecution(source: EventSource): void {
     const scoped = this.#subscriptions.ofExecution(source);
     if (scoped === undefined) return;
-    for (const subscription of scoped) {
-      const fail = this.#waiters.get(subscription.id);
-      if (fail === undefined) this.#subscriptions.remove(subscription.id);
-      else {
-        fail(
-          new DovetailError(`execution ${source.id} ended without a '${subscription.event}' event`),
-        );
-      }
+    for (const { id, event } of scoped) {
+      const ended = (): Error =>
+        new DovetailError(`execution ${source.id} ended without a '${event}' event`);
+      if (!this.#waiters.fail(id, ended)) this.#subscriptions.remove(id);
     }
   }
 
   /** Rejects pending `once()` promises: the instance has shut down. @internal */
   close(): void {
-    for (const fail of [...this.#waiters.values()]) {
-      fail(new ShutdownError('instance shut down before the event'));
-    }
+    this.#waiters.failAll(() => new ShutdownError('instance shut down before the event'));
   }
 
   /** Reports a listener failure without letting it reach the task. @internal */
