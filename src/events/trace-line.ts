@@ -1,5 +1,6 @@
 // How an event becomes a structured trace line. Called only when tracing is on.
 import type { TraceStruct } from '../trace.js';
+import { InstanceEvent, type InstancePayload } from './instance.js';
 import type { TaskPayload } from './types.js';
 
 /** `<method> <event> task=… function=… elapsed=…ms id=… attempt=…`. @internal */
@@ -17,3 +18,16 @@ export const taskTraceLine = (payload: TaskPayload): TraceStruct => ({
     error: payload.error,
   },
 });
+
+/**
+ * `instance <event> <field>=…`. `backend_error` keeps the line it had before instance events,
+ * `backend backend_error <problem>`: its task fields are constants that say nothing. @internal
+ */
+export function instanceTraceLine(payload: InstancePayload): TraceStruct {
+  const { event, at: _at, ...fields } = payload as InstancePayload & Record<string, unknown>;
+  if (event !== InstanceEvent.BACKEND_ERROR) {
+    return { method: 'instance', status: event, extra: fields };
+  }
+  const { method: _method, task: _task, executionId: _id, ...problem } = fields;
+  return { method: 'backend', status: event, extra: problem };
+}
