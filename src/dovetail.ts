@@ -19,9 +19,7 @@ import { Tracer } from './trace.js';
 
 // A back end's report becomes a `backend_error` event: it concerns the instance, not one task.
 function reportBackend(events: Events, problem: BackendProblem): void {
-  events.traceStruct({ method: 'backend', status: 'backend_error', extra: { ...problem } });
-  events.emit('backend_error', {
-    event: 'backend_error',
+  events.instance('backend_error', {
     method: 'backend',
     task: 0,
     executionId: '',

@@ -7,7 +7,8 @@ export type { Task } from './engine/task-promise.js';
 export type { MapInput } from './map/source.js';
 export { currentTask } from './context.js';
 export type { TaskContext } from './context.js';
-export { BackendEvent, Event } from './events/types.js';
+export { Event } from './events/types.js';
+export { BackendEvent, InstanceEvent } from './events/instance.js';
 export { Events } from './events/bus.js';
 export type {
   AnyFunction,
@@ -19,15 +20,28 @@ export type {
   EventName,
   Listener,
   ListenerScope,
+  ListenerScopeFor,
   MethodName,
   OnceScope,
+  OnceScopeFor,
   QueuedPayload,
   RateLimitedPayload,
   Registrar,
   RetryPayload,
   StartedPayload,
+  TaskEventName,
   TaskPayload,
 } from './events/types.js';
+export type {
+  CircuitClosedPayload,
+  CircuitHalfOpenPayload,
+  CircuitOpenPayload,
+  InstanceEventName,
+  InstancePayload,
+  LimitChangedPayload,
+  PausedPayload,
+  ResumedPayload,
+} from './events/instance.js';
 export type { Stats } from './events/stats.js';
 export { TASK_CHANNEL } from './events/channel.js';
 export type { TraceStruct } from './trace.js';

@@ -4,7 +4,10 @@ import { errorText, warn } from '../internal/util.js';
 import type { Tracer, TraceStruct } from '../trace.js';
 import { hasChannelSubscribers, publishToChannel } from './channel.js';
 import { addStat, copyStats, createStats, type Stats } from './stats.js';
+import type { InstanceEventName } from './instance.js';
 import { Subscriptions } from './subscriptions.js';
+import { instanceTraceLine, taskTraceLine } from './trace-line.js';
+import { Waiters } from './waiters.js';
 import {
   assertEvent,
   assertListenerScope,
@@ -16,10 +19,14 @@ import {
   type EventSource,
   type Listener,
   type ListenerScope,
-  type OnceScope,
+  type ListenerScopeFor,
+  type OnceScopeFor,
   type Registrar,
   type TaskPayload,
 } from './types.js';
+
+/** What the engine hands to `instance()`: the payload of `K` without `event` and `at`. @internal */
+export type InstanceFields<K extends InstanceEventName> = Omit<EventMap[K], 'event' | 'at'>;
 
 // The implementation signature of the shorthands (`onQueued`, ...); their overloads are the API.
 type ListenerOrScope<K extends EventName> = Listener<K> | ListenerScope;
@@ -35,8 +42,7 @@ export class Events {
   readonly #subscriptions = new Subscriptions((event, error) =>
     this.reportListenerError(event, error),
   );
-  // Pending once() promises by subscription id: how to reject each.
-  readonly #waiters = new Map<string, (error: unknown) => void>();
+  readonly #waiters = new Waiters(this.#subscriptions);
   /** @internal Counted on every task, observed or not. */
   readonly counters: Stats = createStats();
 
@@ -48,11 +54,13 @@ export class Events {
   /**
    * Adds a listener for `event`, or, without a listener, returns a registrar for one.
    *
-   * @param event - One of {@link Event}.
+   * @param event - One of {@link Event} or {@link InstanceEvent}.
    * @param listener - Called with the payload; may be async.
-   * @param scope - Only tasks of one function or one execution; reentry rules.
+   * @param scope - Only tasks of one function or one execution; reentry rules. An instance event
+   * concerns no task: it takes the reentry rules only.
    * @returns The subscription id, for `off(id)`.
-   * @throws TypeError for an unknown event, a non-function listener, or both scope targets.
+   * @throws TypeError for an unknown event, a non-function listener, both scope targets, or a
+   * scope target on an instance event.
    * @throws RangeError when `maxChainDepth` < 1.
    * @example
    * ```ts
@@ -64,8 +72,8 @@ export class Events {
    * reg((p) => console.error(p.error));
    * ```
    */
-  on<K extends EventName>(event: K, listener: Listener<K>, scope?: ListenerScope): string;
-  on<K extends EventName>(event: K, scope?: ListenerScope): Registrar<K>;
+  on<K extends EventName>(event: K, listener: Listener<K>, scope?: ListenerScopeFor<K>): string;
+  on<K extends EventName>(event: K, scope?: ListenerScopeFor<K>): Registrar<K>;
   on<K extends EventName>(
     event: K,
     listenerOrScope?: Listener<K> | ListenerScope,
@@ -80,7 +88,7 @@ export class Events {
       throw new TypeError(`\`listener\` must be a function, received ${describe(listenerOrScope)}`);
     }
     const registrarScope = listenerOrScope;
-    assertListenerScope(registrarScope);
+    assertListenerScope(event, registrarScope);
     return <L extends Listener<K>>(listener: L): L => {
       this.#add(event, listener, registrarScope);
       return listener;
@@ -143,8 +151,9 @@ export class Events {
    * The next payload of `event` (within `scope`). Rejects with `signal.reason` when `scope.signal`
    * aborts, with `ShutdownError` when the instance finishes shutting down first, and, for an
    * `execution` scope, with a `DovetailError` when that execution ends without the event (a
-   * `once('done', { execution })` for a task that fails).
+   * `once('done', { execution })` for a task that fails). An instance event takes only `signal`.
    *
+   * @throws TypeError for an unknown event, a bad scope, or a scope target on an instance event.
    * @example
    * ```ts
    * import { Dovetail } from 'dovetailjs';
@@ -154,36 +163,10 @@ export class Events {
    * console.log((await next).executionId);
    * ```
    */
-  once<K extends EventName>(event: K, scope?: OnceScope): Promise<EventMap[K]> {
+  once<K extends EventName>(event: K, scope?: OnceScopeFor<K>): Promise<EventMap[K]> {
     assertEvent('event', event);
-    assertOnceScope(scope);
-    return new Promise<EventMap[K]>((resolve, reject) => {
-      const signal = scope?.signal;
-      if (signal?.aborted) {
-        reject(signal.reason);
-        return;
-      }
-      const finish = (): void => {
-        this.#subscriptions.remove(id);
-        this.#waiters.delete(id);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      const fail = (error: unknown): void => {
-        finish();
-        reject(error);
-      };
-      const onAbort = (): void => fail(signal?.reason);
-      const id = this.#add(
-        event,
-        (payload) => {
-          finish();
-          resolve(payload);
-        },
-        scope === undefined ? undefined : { function: scope.function, execution: scope.execution },
-      );
-      this.#waiters.set(id, fail);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    assertOnceScope(event, scope);
+    return this.#waiters.wait(event, scope);
   }
 
   /**
@@ -193,7 +176,8 @@ export class Events {
   emit<K extends EventName>(event: K, payload: EventMap[K]): void {
     assertEvent('event', event);
     assertObject('payload', payload);
-    this.#subscriptions.dispatch(event, payload, undefined, payload.executionId);
+    const id = (payload as Partial<TaskPayload>).executionId;
+    this.#subscriptions.dispatch(event, payload, undefined, id);
   }
 
   /**
@@ -298,22 +282,21 @@ export class Events {
     const event = payload.event;
     this.#subscriptions.dispatch(event, payload, source.fn, source.id);
     publishToChannel(payload, source);
-    if (this.#tracer.enabled) {
-      this.#tracer.struct({
-        method: payload.method,
-        status: event,
-        task: payload.task,
-        function: payload.function,
-        elapsed: payload.elapsed,
-        extra: {
-          id: payload.executionId,
-          attempt: payload.attempt,
-          waited: payload.waited,
-          sleep: payload.sleep,
-          error: payload.error,
-        },
-      });
-    }
+    if (this.#tracer.enabled) this.#tracer.struct(taskTraceLine(payload));
+  }
+
+  /**
+   * Emits the instance event `event`: builds `{ event, at: Date.now(), ...fields }` and delivers
+   * it to its listeners (each isolated, as for task events) and to the trace. When no listener
+   * hears it and tracing is off, nothing is built: it costs one count check. Never on the
+   * `dovetail:task` channel, which is per task. @internal
+   */
+  instance<K extends InstanceEventName>(event: K, fields: InstanceFields<K>): void {
+    const heard = this.#subscriptions.hears(event);
+    if (!heard && !this.#tracer.enabled) return;
+    const payload = { event, at: Date.now(), ...fields } as EventMap[K];
+    if (this.#tracer.enabled) this.#tracer.struct(instanceTraceLine(payload));
+    if (heard) this.#subscriptions.dispatch(event, payload, undefined, undefined);
   }
 
   /**
@@ -323,22 +306,16 @@ export class Events {
   releaseExecution(source: EventSource): void {
     const scoped = this.#subscriptions.ofExecution(source);
     if (scoped === undefined) return;
-    for (const subscription of scoped) {
-      const fail = this.#waiters.get(subscription.id);
-      if (fail === undefined) this.#subscriptions.remove(subscription.id);
-      else {
-        fail(
-          new DovetailError(`execution ${source.id} ended without a '${subscription.event}' event`),
-        );
-      }
+    for (const { id, event } of scoped) {
+      const ended = (): Error =>
+        new DovetailError(`execution ${source.id} ended without a '${event}' event`);
+      if (!this.#waiters.fail(id, ended)) this.#subscriptions.remove(id);
     }
   }
 
   /** Rejects pending `once()` promises: the instance has shut down. @internal */
   close(): void {
-    for (const fail of [...this.#waiters.values()]) {
-      fail(new ShutdownError('instance shut down before the event'));
-    }
+    this.#waiters.failAll(() => new ShutdownError('instance shut down before the event'));
   }
 
   /** Reports a listener failure without letting it reach the task. @internal */
@@ -372,7 +349,7 @@ export class Events {
     scope: ListenerScope | undefined,
   ): string {
     assertFunction('listener', listener);
-    assertListenerScope(scope);
+    assertListenerScope(event, scope);
     return this.#subscriptions.add(event, listener, scope);
   }
 }

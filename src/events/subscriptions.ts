@@ -4,6 +4,7 @@
 // callback and never reaches the emitter's caller (mitt's bare loop would let it skip the rest).
 import mittImport, { type Emitter } from 'mitt';
 import { isThenable, noop } from '../internal/util.js';
+import type { InstancePayload } from './instance.js';
 import type {
   AnyFunction,
   EventName,
@@ -13,9 +14,12 @@ import type {
   TaskPayload,
 } from './types.js';
 
+/** Any event's payload, task or instance. */
+type Payload = TaskPayload | InstancePayload;
+
 // mitt ships CommonJS-style typings: under `nodenext` its default import types as the module
 // object, while at run time (ESM) it is the factory. This is the only module that imports mitt.
-type Bus = Emitter<Record<string, TaskPayload>>;
+type Bus = Emitter<Record<string, Payload>>;
 const mitt = mittImport as unknown as () => Bus;
 
 interface Subscription {
@@ -24,7 +28,7 @@ interface Subscription {
   readonly listener: Listener<EventName>;
   readonly emitter: Bus;
   readonly key: AnyFunction | string | undefined;
-  readonly handler: (payload: TaskPayload) => void;
+  readonly handler: (payload: Payload) => void;
   readonly allowReentry: boolean;
   readonly maxChainDepth: number;
   depth: number;
@@ -57,6 +61,12 @@ export class Subscriptions {
     done: 0,
     error: 0,
     cancelled: 0,
+    circuit_open: 0,
+    circuit_half_open: 0,
+    circuit_closed: 0,
+    paused: 0,
+    resumed: 0,
+    limit_changed: 0,
     backend_error: 0,
   };
 
@@ -68,6 +78,11 @@ export class Subscriptions {
   /** How many subscriptions exist (all events and scopes). */
   get size(): number {
     return this.#all.size;
+  }
+
+  /** Whether some unscoped listener hears `event` (the only kind an instance event has). */
+  hears(event: EventName): boolean {
+    return this.#counts[event] > 0;
   }
 
   /** Whether some listener hears `event` for `source` (unscoped, or scoped to its function or id). */
@@ -166,15 +181,24 @@ export class Subscriptions {
     return [...(this.#members.get(emitter) ?? [])];
   }
 
-  /** Calls the listeners that hear `event` for a task of function `fn` and execution `id`. */
-  dispatch(event: EventName, payload: TaskPayload, fn: AnyFunction | undefined, id: string): void {
+  /**
+   * Calls the listeners that hear `event` for a task of function `fn` and execution `id` (both
+   * undefined for an instance event: only unscoped listeners hear it).
+   */
+  dispatch(
+    event: EventName,
+    payload: Payload,
+    fn: AnyFunction | undefined,
+    id: string | undefined,
+  ): void {
     if (this.#counts[event] > 0) this.#global.emit(event, payload);
     if (fn !== undefined && this.#byFunction.size > 0)
       this.#byFunction.get(fn)?.emit(event, payload);
-    if (this.#byExecution.size > 0) this.#byExecution.get(id)?.emit(event, payload);
+    if (id !== undefined && this.#byExecution.size > 0)
+      this.#byExecution.get(id)?.emit(event, payload);
   }
 
-  #call(subscription: Subscription, payload: TaskPayload): void {
+  #call(subscription: Subscription, payload: Payload): void {
     // Reentry: the listener's own synchronous work emitted this event again.
     if (
       subscription.depth > 0 &&

@@ -1,5 +1,6 @@
-// The event vocabulary: names, payload types per event, listener and scope types, and the checks
-// that an argument is one of them. No behaviour lives here beyond those checks.
+// The event vocabulary: task event names and payloads, the map that joins them with the instance
+// events of instance.ts, listener and scope types, and the checks that an argument is one of
+// them. No behaviour lives here beyond those checks.
 import {
   assertBoolean,
   assertCount,
@@ -8,6 +9,18 @@ import {
   assertString,
   describe,
 } from '../internal/assert.js';
+import {
+  InstanceEvent,
+  isInstanceEvent,
+  type CircuitClosedPayload,
+  type CircuitHalfOpenPayload,
+  type CircuitOpenPayload,
+  type InstanceEventName,
+  type InstancePayload,
+  type LimitChangedPayload,
+  type PausedPayload,
+  type ResumedPayload,
+} from './instance.js';
 
 /**
  * Lifecycle event names. Per task the order is `queued` → (`rate_limited`) → `started` (once per
@@ -37,30 +50,16 @@ export const Event = Object.freeze({
   DONE: 'done',
 } as const);
 
-/**
- * Events about the instance rather than one task: `backend_error`, emitted when a shared back end
- * (`dovetailjs/redis`) fails. Kept apart from {@link Event}, which lists exactly the task lifecycle.
- *
- * @example
- * ```ts
- * import { BackendEvent, Dovetail } from 'dovetailjs';
- * const dvt = new Dovetail();
- * dvt.events.on(BackendEvent.BACKEND_ERROR, (p) => console.warn(`${p.key}: ${p.operation} failed`));
- * ```
- */
-export const BackendEvent = Object.freeze({
-  /** A shared back end failed (once per outage and operation). */
-  BACKEND_ERROR: 'backend_error',
-} as const);
+/** One of the {@link Event} values: a task lifecycle event. */
+export type TaskEventName = (typeof Event)[keyof typeof Event];
 
-/** One of the {@link Event} or {@link BackendEvent} values. */
-export type EventName =
-  (typeof Event)[keyof typeof Event] | (typeof BackendEvent)[keyof typeof BackendEvent];
+/** One of the {@link Event} or {@link InstanceEvent} values. */
+export type EventName = TaskEventName | InstanceEventName;
 
 /** Every event name, for validating the `event` argument. */
 const EVENT_NAMES: ReadonlySet<string> = new Set([
   ...Object.values(Event),
-  ...Object.values(BackendEvent),
+  ...Object.values(InstanceEvent),
 ]);
 
 /** Throws a TypeError naming `name` unless `value` is one of the event names. @internal */
@@ -76,7 +75,7 @@ export function assertEvent(name: string, value: unknown): asserts value is Even
 export type MethodName =
   'schedule' | 'toThread' | 'map' | 'mapIterable' | 'fromCallback' | 'promisify' | 'wrap';
 
-/** Fields every event payload carries. */
+/** Fields every task event payload carries. */
 export interface TaskPayload {
   /** The event this payload belongs to. */
   event: EventName;
@@ -149,8 +148,8 @@ export interface CancelledPayload extends TaskPayload {
 
 /**
  * Payload of `backend_error`: a shared back end (`dovetailjs/redis`) failed, once per outage and
- * per operation. It concerns the instance, not one task: `method` is `'backend'`, `task` is `0`
- * and `executionId` is `''`.
+ * per operation. It is an instance event with the task fields it has always had: `method` is
+ * `'backend'`, `task` is `0` and `executionId` is `''`.
  *
  * @example
  * ```ts
@@ -159,7 +158,7 @@ export interface CancelledPayload extends TaskPayload {
  * dvt.events.on(BackendEvent.BACKEND_ERROR, (p) => console.warn(`${p.key}: ${p.operation} failed, ${p.fallback}`, p.error));
  * ```
  */
-export interface BackendErrorPayload extends TaskPayload {
+export interface BackendErrorPayload extends TaskPayload, InstancePayload {
   event: 'backend_error';
   /** The `BackendError`; its `cause` is what the store's client threw. */
   error: unknown;
@@ -187,6 +186,18 @@ export interface EventMap {
   error: ErrorPayload;
   /** Payload of `cancelled`. */
   cancelled: CancelledPayload;
+  /** Payload of `circuit_open`. */
+  circuit_open: CircuitOpenPayload;
+  /** Payload of `circuit_half_open`. */
+  circuit_half_open: CircuitHalfOpenPayload;
+  /** Payload of `circuit_closed`. */
+  circuit_closed: CircuitClosedPayload;
+  /** Payload of `paused`. */
+  paused: PausedPayload;
+  /** Payload of `resumed`. */
+  resumed: ResumedPayload;
+  /** Payload of `limit_changed`. */
+  limit_changed: LimitChangedPayload;
   /** Payload of `backend_error`. */
   backend_error: BackendErrorPayload;
 }
@@ -225,6 +236,22 @@ export interface OnceScope {
   signal?: AbortSignal | undefined;
 }
 
+/**
+ * The scope `on(event, ...)` takes: a {@link ListenerScope} for a task event; for an instance
+ * event, which concerns no task, only the reentry rules.
+ */
+export type ListenerScopeFor<K extends EventName> = K extends InstanceEventName
+  ? Pick<ListenerScope, 'allowReentry' | 'maxChainDepth'>
+  : ListenerScope;
+
+/**
+ * The scope `once(event, ...)` takes: a {@link OnceScope} for a task event; for an instance event,
+ * which concerns no task, only the `signal`.
+ */
+export type OnceScopeFor<K extends EventName> = K extends InstanceEventName
+  ? Pick<OnceScope, 'signal'>
+  : OnceScope;
+
 /** What `on(event)` returns without a listener: registers the listener it is given and returns it. */
 export type Registrar<K extends EventName> = <L extends Listener<K>>(listener: L) => L;
 
@@ -236,9 +263,20 @@ export interface EventSource {
   channelContext: Record<string, unknown> | undefined;
 }
 
-/** What both scopes check: an object, with `function` or `execution` but not both. */
-function assertScope(scope: { function?: unknown; execution?: unknown }): void {
+/**
+ * What both scopes check: an object, with `function` or `execution` but not both, and neither for
+ * an instance event.
+ */
+function assertScope(event: EventName, scope: { function?: unknown; execution?: unknown }): void {
   assertObject('scope', scope);
+  if (isInstanceEvent(event)) {
+    for (const target of ['function', 'execution'] as const) {
+      if (scope[target] === undefined) continue;
+      throw new TypeError(
+        `\`scope.${target}\` does not apply to '${event}', an instance event (it concerns no task), received ${describe(scope[target])}`,
+      );
+    }
+  }
   if (scope.function !== undefined && scope.execution !== undefined) {
     throw new TypeError('`scope` takes `function` or `execution`, not both');
   }
@@ -246,18 +284,18 @@ function assertScope(scope: { function?: unknown; execution?: unknown }): void {
   if (scope.execution !== undefined) assertString('scope.execution', scope.execution);
 }
 
-/** Throws unless `scope` is undefined or a valid {@link ListenerScope}. @internal */
-export function assertListenerScope(scope: ListenerScope | undefined): void {
+/** Throws unless `scope` is undefined or a valid {@link ListenerScope} for `event`. @internal */
+export function assertListenerScope(event: EventName, scope: ListenerScope | undefined): void {
   if (scope === undefined) return;
-  assertScope(scope);
+  assertScope(event, scope);
   if (scope.allowReentry !== undefined) assertBoolean('scope.allowReentry', scope.allowReentry);
   if (scope.maxChainDepth !== undefined) assertCount('scope.maxChainDepth', scope.maxChainDepth);
 }
 
-/** Throws unless `scope` is undefined or a valid {@link OnceScope}. @internal */
-export function assertOnceScope(scope: OnceScope | undefined): void {
+/** Throws unless `scope` is undefined or a valid {@link OnceScope} for `event`. @internal */
+export function assertOnceScope(event: EventName, scope: OnceScope | undefined): void {
   if (scope === undefined) return;
-  assertScope(scope);
+  assertScope(event, scope);
   if (scope.signal !== undefined && !(scope.signal instanceof AbortSignal)) {
     throw new TypeError(
       `\`scope.signal\` must be an AbortSignal, received ${describe(scope.signal)}`,
