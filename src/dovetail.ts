@@ -95,8 +95,8 @@ export class Dovetail implements AsyncDisposable {
       stopping: false,
       keys: perKey === undefined ? undefined : new Keys(perKey.concurrency, perKey.rateLimit),
       pause: new Pause({
-        paused: (until) => this.#announce('paused', until === undefined ? {} : { until }),
-        resumed: () => this.#announce('resumed', {}),
+        paused: (until) => events.instance('paused', until === undefined ? {} : { until }),
+        resumed: () => events.instance('resumed', {}),
         reopen: () => {
           if (this.#core.gate instanceof LocalGate) this.#core.gate.resume();
         },
@@ -164,6 +164,7 @@ export class Dovetail implements AsyncDisposable {
     return gate instanceof LocalGate ? gate.concurrency : this.#options.concurrency;
   }
 
+  /** Sets the concurrency limit; see the getter. */
   set concurrency(value: number) {
     assertCount('concurrency', value);
     const core = this.#core;
@@ -177,7 +178,7 @@ export class Dovetail implements AsyncDisposable {
     if (core.gate instanceof LocalGate) core.gate.concurrency = value;
     // An unbounded instance gets its gate now; tasks already running outside it do not count.
     else core.gate = new LocalGate(value);
-    this.#announce('limit_changed', { limit: value, previous });
+    this.events.instance('limit_changed', { limit: value, previous });
   }
 
   /** Whether the instance is paused (see {@link pause}). */
@@ -386,12 +387,6 @@ export class Dovetail implements AsyncDisposable {
         `\`${method}\` is not supported with a shared back end yet: a pause would hold this process only`,
       );
     }
-  }
-
-  /** Emits an instance event (`paused`, `resumed`, `limit_changed`). */
-  #announce(name: 'paused' | 'resumed' | 'limit_changed', fields: Record<string, number>): void {
-    void name;
-    void fields;
   }
 
   #drained(): void {

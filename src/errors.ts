@@ -180,6 +180,7 @@ export interface QueueFullErrorOptions extends DovetailErrorOptions {
  * ```
  */
 export class QueueFullError extends DovetailError {
+  /** Always `'QueueFullError'`. */
   override readonly name = 'QueueFullError';
   /** The `maxQueue` the queue was full at (`NaN` when not given). */
   readonly maxQueue: number;

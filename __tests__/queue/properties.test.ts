@@ -13,8 +13,7 @@
 // The counters are read the moment schedule() returns (the order properties also submit in
 // bursts, with no flush in between); everything else is compared between operations, after a
 // flush (every microtask run): the contract says when a task counts and starts, not in which
-// microtask a freed slot passes on. Two places where e7fdc36 departs from the contract are
-// it.failing tests below, each marked CONTRACT MISMATCH.
+// microtask a freed slot passes on.
 import { afterEach, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { CancelledError, QueueFullError, type Dovetail, type Task } from '../../src/index.js';
@@ -427,20 +426,15 @@ describe('queue properties: start order', () => {
     );
   });
 
-  // CONTRACT MISMATCH (reported, see the example above): with `perKey`, a task that passed its
-  // key and waits for an instance slot holds its key's slot, so a higher-priority task of the
-  // same key that arrived later is not eligible in the implementation, though its key has
-  // nothing running; e7fdc36 starts B then C. it.failing until fixed: then make it `it`.
-  it.failing(
-    'starts follow priority, then submission order, among the tasks whose key has room (perKey)',
-    async () => {
-      await fc.assert(fc.asyncProperty(scenarioArb(true), startsFollowTheModel), {
-        numRuns: 100,
-        examples: [[keyedPriorityExample]],
-        endOnFailure: true,
-      });
-    },
-  );
+  // With `perKey`, a task that passed its key but has not started gives its key's slot to a
+  // higher-priority task of the same key that arrives later (the example above: C before B).
+  it('starts follow priority, then submission order, among the tasks whose key has room (perKey)', async () => {
+    await fc.assert(fc.asyncProperty(scenarioArb(true), startsFollowTheModel), {
+      numRuns: 100,
+      examples: [[keyedPriorityExample]],
+      endOnFailure: true,
+    });
+  });
 });
 
 describe('queue properties: limits and head-of-line blocking', () => {
@@ -581,11 +575,10 @@ describe('queue properties: shedding and clearing', () => {
 });
 
 describe('queue properties: contract mismatches found while writing them', () => {
-  // CONTRACT MISMATCH (reported): "cancel() of a running task frees its gate slot at once" and
-  // "a task that can start at once (a free slot ...) counts in active as soon as schedule()
-  // returns". On e7fdc36 the slot passes on a microtask later, so a task scheduled right after
-  // the cancel counts as pending (it starts a microtask later). it.failing until fixed.
-  it.failing('a schedule() right after cancel() of the running task counts in active', async () => {
+  // "cancel() of a running task frees its gate slot at once" and "a task that can start at once
+  // (a free slot ...) counts in active as soon as schedule() returns": the slot passes on a
+  // microtask later, but it is reserved for the task scheduled right after the cancel.
+  it('a schedule() right after cancel() of the running task counts in active', async () => {
     const dvt = create({ concurrency: 1 });
     const first = dvt.task.schedule(() => new Promise<never>(() => undefined));
     await flush();

@@ -8,7 +8,7 @@ import {
   QueueFullError,
   TokenBucket,
   type Backend,
-  type EventName,
+  type TaskEventName,
 } from '../../src/index.js';
 import { FIXTURES, ensureBuilt, run } from '../fixtures/child.js';
 import { defer, flush } from '../helpers/defer.js';
@@ -26,9 +26,10 @@ const fake = (): void => {
 };
 
 /** Every event name heard, in order. */
-function heard(dvt: ReturnType<typeof create>, names: readonly EventName[]): string[] {
+function heard(dvt: ReturnType<typeof create>, names: readonly TaskEventName[]): string[] {
   const log: string[] = [];
-  for (const name of names) dvt.events.on(name, (payload) => void log.push(`${payload.task}:${name}`));
+  for (const name of names)
+    dvt.events.on(name, (payload) => void log.push(`${payload.task}:${name}`));
   return log;
 }
 
@@ -325,5 +326,40 @@ describe('a shared back end', () => {
     hold.resolve();
     await Promise.all([running, low]);
     expect(order).toEqual([1]);
+  });
+});
+
+describe('instance events of queue control', () => {
+  it('paused (with until when timed), resumed, limit_changed; each once per change', async () => {
+    fake();
+    const dvt = create({ concurrency: 2 });
+    const log: unknown[] = [];
+    dvt.events.on(
+      'paused',
+      (payload) => void log.push(['paused', payload.until, typeof payload.at]),
+    );
+    dvt.events.on('resumed', (payload) => void log.push(['resumed', typeof payload.at]));
+    dvt.events.on(
+      'limit_changed',
+      ({ limit, previous }) => void log.push(['limit', limit, previous]),
+    );
+    const now = Date.now();
+    dvt.pause(100);
+    dvt.pause(50); // ends earlier: no change, no event
+    dvt.pause(200);
+    await jest.advanceTimersByTimeAsync(200);
+    dvt.resume(); // not paused: nothing
+    dvt.pause();
+    dvt.resume();
+    dvt.concurrency = 2; // unchanged: nothing
+    dvt.concurrency = 5;
+    expect(log).toEqual([
+      ['paused', now + 100, 'number'],
+      ['paused', now + 200, 'number'],
+      ['resumed', 'number'],
+      ['paused', undefined, 'number'],
+      ['resumed', 'number'],
+      ['limit', 5, 2],
+    ]);
   });
 });

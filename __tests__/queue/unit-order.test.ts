@@ -134,7 +134,7 @@ describe('per-key limits', () => {
     expect(most).toBe(4);
   });
 
-  it("gives each key its own bucket, and a cycled key keeps its bucket until it refills", async () => {
+  it('gives each key its own bucket, and a cycled key keeps its bucket until it refills', async () => {
     fake();
     const dvt = create({ perKey: { concurrency: 1, rateLimit: { perSecond: 10, burst: 1 } } });
     const at: Record<string, number> = {};

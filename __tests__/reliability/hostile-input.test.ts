@@ -1003,18 +1003,13 @@ describe('hostile input: queue control methods (0.2)', () => {
     await expect(dvt.task.map(fn, [1, 2], { cost: 1e6 })).resolves.toEqual([1, 1]);
   });
 
-  // CONTRACT MISMATCH (reported): API.md, "cost must be <= the burst of every bucket the task
-  // passes (the instance's and, with perKey.rateLimit, its key's)". A task without a key passes
-  // no key's bucket, so only the instance's burst bounds its cost (and with no instance bucket,
-  // nothing does). e7fdc36 checks every cost against perKey.rateLimit.burst, key or not, and
-  // throws a RangeError here. it.failing until fixed.
-  it.failing(
-    'accepts a keyless cost above perKey.rateLimit.burst: it passes no key bucket',
-    async () => {
-      await expect(create(BOTH_BUCKETS).task.with({ cost: 3 }).schedule(fn)).resolves.toBe(1);
-      await expect(create(KEY_BUCKET).task.with({ cost: 5 }).schedule(fn)).resolves.toBe(1);
-    },
-  );
+  // API.md, "cost must be <= the burst of every bucket the task passes (the instance's and, with
+  // perKey.rateLimit, its key's)": a task without a key passes no key's bucket, so only the
+  // instance's burst bounds its cost (and with no instance bucket, nothing does).
+  it('accepts a keyless cost above perKey.rateLimit.burst: it passes no key bucket', async () => {
+    await expect(create(BOTH_BUCKETS).task.with({ cost: 3 }).schedule(fn)).resolves.toBe(1);
+    await expect(create(KEY_BUCKET).task.with({ cost: 5 }).schedule(fn)).resolves.toBe(1);
+  });
 
   it('a concurrency write to Infinity or an integer >= 1 is accepted; a refused one changes nothing', () => {
     const dvt = create({ concurrency: 2 });

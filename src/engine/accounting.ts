@@ -69,6 +69,14 @@ export class Accounting<T extends Counting = Counting> {
     if (this.#below !== undefined) this.#wakeBelow();
   }
 
+  /** Back from active to pending: its reserved slot went to another task (no-op unless active). */
+  deactivate(execution: T): void {
+    if (execution.counted !== Counted.ACTIVE) return;
+    this.active -= 1;
+    this.pending += 1;
+    execution.counted = Counted.PENDING;
+  }
+
   /**
    * The execution settled with `outcome`: it leaves the counts and the live list. The caller
    * hands out the outcome, then calls {@link afterSettle}.

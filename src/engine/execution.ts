@@ -103,6 +103,11 @@ export class Execution
     return this.phase === Phase.QUEUED;
   }
 
+  /** @internal Part of {@link KeyJob}: counted as waiting. */
+  get pending(): boolean {
+    return this.counted === Counted.PENDING;
+  }
+
   /** @internal Part of {@link KeyJob}. */
   holdWait(wait: TokenWait | undefined): void {
     if (wait !== undefined || this.holdings !== undefined) this.hold().tokenWait = wait;
@@ -110,9 +115,21 @@ export class Execution
 
   /** @internal Part of {@link KeyJob}: through its key, on to the instance's limits. */
   keyPassed(waited: number): void {
-    if (this.phase !== Phase.QUEUED) return;
+    if (this.phase !== Phase.QUEUED || !this.keyHeld) return;
     this.keyWaited = waited;
     this.#toGate();
+  }
+
+  /** @internal Part of {@link KeyJob}: back to waiting for its key. */
+  keyRevoked(): void {
+    const holdings = this.holdings;
+    const wait = holdings?.tokenWait;
+    if (holdings !== undefined && wait !== undefined) {
+      holdings.tokenWait = undefined;
+      wait.cancel();
+    }
+    // Its entry at the gate, if it has one, is given up when its turn comes (see run()).
+    this.core.accounting.deactivate(this);
   }
 
   /**
@@ -121,7 +138,8 @@ export class Execution
    */
   admitted(): void {
     const core = this.core;
-    if (core.pause.active) return;
+    // Told again by the lane that takes it (see GateJob.admitted): the first time counted.
+    if (this.counted !== Counted.PENDING || core.pause.active) return;
     const limiter = core.limiter;
     if (limiter === undefined) core.accounting.activate(this);
     else if (
@@ -144,6 +162,18 @@ export class Execution
       // Cancelled while it waited for the slot.
       release?.();
       return;
+    }
+    const key = this.key;
+    const keys = this.core.keys;
+    if (key !== undefined && keys !== undefined) {
+      if (!this.keyHeld) {
+        // Its key's slot went to a task of a higher priority meanwhile: it waits for its key
+        // again, and this gate slot passes on.
+        this.core.accounting.deactivate(this);
+        release?.();
+        return;
+      }
+      keys.started(key, this);
     }
     this.releaseSlot = release;
     this.#attemptNext(1);

@@ -17,6 +17,7 @@ export interface GateJob extends Waiting {
   /**
    * Optional: told synchronously when a slot is reserved for the job, before `run()` (which a
    * gate may call a tick later), so the job counts as active rather than pending from then on.
+   * It may be told more than once before `run()`: only the first call counts.
    */
   admitted?(): void;
 }
@@ -62,6 +63,8 @@ export class LocalGate implements Gate {
    * then is admitted at once instead of waiting for p-limit to catch up.
    */
   #lanes = 0;
+  /** Lanes whose job let the slot go, about to take the next waiting job (a microtask later). */
+  #passing = 0;
 
   /** @param concurrency - Slots, an integer >= 1 or `Infinity` (already validated). */
   constructor(concurrency: number) {
@@ -83,6 +86,7 @@ export class LocalGate implements Gate {
     return this.#concurrency;
   }
 
+  /** Sets the number of slots; see the getter. */
   set concurrency(value: number) {
     this.#concurrency = value;
     this.#limit.concurrency = value;
@@ -107,8 +111,14 @@ export class LocalGate implements Gate {
   }
 
   run(job: GateJob): void {
-    if (this.#waiting.length === 0 && this.#free()) this.#open(job);
-    else this.#waiting.push(job);
+    if (this.#waiting.length === 0 && this.#free()) {
+      this.#open(job);
+      return;
+    }
+    this.#waiting.push(job);
+    // A lane whose job just let its slot go takes a waiting job a microtask later: if there is
+    // such a lane for this job too, its slot is as good as reserved now.
+    if (this.#waiting.length <= this.#passing && !this.#paused) job.admitted?.();
   }
 
   clear(): void {
@@ -123,6 +133,7 @@ export class LocalGate implements Gate {
    * @internal
    */
   take(): GateJob | undefined {
+    this.#passing -= 1;
     // A lane beyond a lowered limit, or in a pause, closes instead.
     const job = this.#lanes > this.#concurrency || this.#paused ? undefined : this.#waiting.shift();
     if (job === undefined) this.#lanes -= 1;
@@ -130,9 +141,10 @@ export class LocalGate implements Gate {
     return job;
   }
 
-  /** A lane started (+1) or ended (-1) a job. @internal */
+  /** A lane started (+1) or ended (-1) a job; on ending, it passes its slot on next. @internal */
   count(delta: number): void {
     this.#running += delta;
+    if (delta < 0) this.#passing += 1;
   }
 
   #free(): boolean {

@@ -10,18 +10,31 @@ export interface KeyJob extends Waiting {
   readonly cost: number;
   /** Whether it still waits (not settled meanwhile). */
   readonly waiting: boolean;
+  /** Whether it still waits beyond its key (for the instance's limits, uncounted as active). */
+  readonly pending: boolean;
   /** It holds a slot of its key from now on (and gives it back through {@link Keys.leave}). */
   keyHeld: boolean;
   /** Its key's token wait, to call off if it settles first; `undefined` once over. */
   holdWait(wait: TokenWait | undefined): void;
   /** Its key let it through (a slot, then a token after `waited` ms): on to the instance's limits. */
   keyPassed(waited: number): void;
+  /**
+   * Its key's slot went to a task of a higher priority before it started: it waits for its key
+   * again (and gives back a gate slot reserved for it).
+   */
+  keyRevoked(): void;
 }
 
 /** One key in use: its running count, its waiting tasks and its bucket. */
 class KeyState {
   running = 0;
   readonly waiting = new WaitQueue<KeyJob>();
+  /**
+   * Tasks holding a slot of the key that have not started yet (waiting for the key's token or
+   * the instance's limits), each with whether it took its key token: a task of a higher
+   * priority that arrives may take the slot of the last of them.
+   */
+  readonly unstarted = new Map<KeyJob, boolean>();
   readonly bucket: TokenBucket | undefined;
   /** In the idle set: nothing runs nor waits, the bucket is refilling. */
   idle = false;
@@ -74,7 +87,12 @@ export class Keys {
       this.#idle.delete(key);
     }
     if (state.running < this.#limit && state.waiting.length === 0) this.#admit(state, job);
-    else state.waiting.push(job);
+    else if (!this.#preempt(state, job)) state.waiting.push(job);
+  }
+
+  /** `job` of `key` starts its first attempt: its slot can no longer change hands. */
+  started(key: string, job: KeyJob): void {
+    this.#states.get(key)?.unstarted.delete(job);
   }
 
   /** `job`, which held a slot of `key`, settled: the slot goes to the next task of the key. */
@@ -83,6 +101,7 @@ export class Keys {
     const state = this.#states.get(key);
     if (state === undefined) return;
     state.running -= 1;
+    state.unstarted.delete(job);
     this.#next(key, state);
   }
 
@@ -100,23 +119,56 @@ export class Keys {
     this.#idle.clear();
   }
 
+  /**
+   * Gives `job` the slot of the last task of the key that holds one and has not started, if
+   * `job` goes before it; that task waits for its key again.
+   */
+  #preempt(state: KeyState, job: KeyJob): boolean {
+    let last: KeyJob | undefined;
+    for (const held of state.unstarted.keys()) {
+      // One counted as active has its slot at the gate: it starts, whatever arrives.
+      if (!held.pending) continue;
+      if (
+        last === undefined ||
+        held.priority < last.priority ||
+        (held.priority === last.priority && held.seq > last.seq)
+      )
+        last = held;
+    }
+    if (last === undefined || !(job.priority > last.priority)) return false;
+    const tokened = state.unstarted.get(last) === true;
+    state.unstarted.delete(last);
+    state.running -= 1;
+    last.keyHeld = false;
+    // Its token goes back (or its wait for one ends) with the slot.
+    if (tokened) state.bucket?.refund(last.cost);
+    last.keyRevoked();
+    state.waiting.push(last);
+    this.#admit(state, job);
+    return true;
+  }
+
   #admit(state: KeyState, job: KeyJob): void {
     state.running += 1;
     job.keyHeld = true;
     const bucket = state.bucket;
     if (bucket === undefined) {
+      state.unstarted.set(job, false);
       job.keyPassed(0);
       return;
     }
     const waited = bucket.take(job.cost, job.priority, job.seq);
     if (typeof waited === 'number') {
+      state.unstarted.set(job, true);
       job.keyPassed(0);
       return;
     }
+    state.unstarted.set(job, false);
     job.holdWait(waited);
     waited.then(
       (ms) => {
         job.holdWait(undefined);
+        if (state.unstarted.has(job)) state.unstarted.set(job, true);
         job.keyPassed(ms);
       },
       // Called off because the task settled: its settling gave the slot back.

@@ -19,7 +19,17 @@ export interface PerKeyOptions {
    */
   concurrency?: number | undefined;
   /** A token bucket per key, on the key's attempts; `burst` defaults to `perSecond`. */
-  rateLimit?: { perSecond: number; burst?: number | undefined } | undefined;
+  rateLimit?:
+    | {
+        /** Tokens added per second to each key's bucket; > 0. */
+        perSecond: number;
+        /**
+         * Most tokens a key saves up; >= 1.
+         * @defaultValue `perSecond`
+         */
+        burst?: number | undefined;
+      }
+    | undefined;
 }
 
 /** The queue options of `new Dovetail(options)`. */
@@ -160,19 +170,20 @@ export function resolveTaskQueue(
     assertPositive('cost', cost);
     if (cost === Infinity) throw new RangeError('`cost` must be finite, received Infinity');
     if (limits.refuse !== undefined && cost !== 1) throw new TypeError(limits.refuse);
+  }
+  const finalKey = keyOf === undefined ? ((key as string | undefined) ?? base.key) : undefined;
+  const finalCost = cost ?? base.cost;
+  // Checked whenever the cost or the key changes: a key brings its bucket's burst with it.
+  if (cost !== undefined || key !== undefined) {
+    const keyed = finalKey !== undefined || keyOf !== undefined;
     for (const [name, burst] of [
       ['rateLimit.burst', limits.burst],
-      ['perKey.rateLimit.burst', limits.keyBurst],
+      ['perKey.rateLimit.burst', keyed ? limits.keyBurst : undefined],
     ] as const) {
-      if (burst !== undefined && cost > burst) {
-        throw new RangeError(`\`cost\` must be <= \`${name}\` (${burst}), received ${cost}`);
+      if (burst !== undefined && finalCost > burst) {
+        throw new RangeError(`\`cost\` must be <= \`${name}\` (${burst}), received ${finalCost}`);
       }
     }
   }
-  return {
-    priority: priority ?? base.priority,
-    key: keyOf === undefined ? ((key as string | undefined) ?? base.key) : undefined,
-    cost: cost ?? base.cost,
-    keyOf,
-  };
+  return { priority: priority ?? base.priority, key: finalKey, cost: finalCost, keyOf };
 }

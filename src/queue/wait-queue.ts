@@ -5,7 +5,9 @@ import Denque from 'denque';
  * among equals (arrival order when absent).
  */
 export interface Waiting {
+  /** Higher goes first; 0 when absent. */
   readonly priority?: number | undefined;
+  /** Submission order among equal priorities; arrival order when absent. */
   readonly seq?: number | undefined;
 }
 
