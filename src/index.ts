@@ -61,6 +61,7 @@ export type {
 } from './errors.js';
 export { DEFAULTS } from './options.js';
 export type { PerKeyOptions, QueueOptions, QueueOverflow } from './queue/options.js';
+export type { RetryDelayFunction, RetryDelayOptions, RetryJitter } from './resilience/backoff.js';
 export type {
   DovetailOptions,
   MapOptions,

@@ -1,5 +1,10 @@
 import type { Backend } from './policies/backend.js';
 import {
+  resolveRetryDelay,
+  type ResolvedRetryDelay,
+  type RetryDelayOptions,
+} from './resilience/backoff.js';
+import {
   resolveQueueOptions,
   resolveRate,
   resolveTaskQueue,
@@ -45,7 +50,7 @@ export interface RateLimitOptions {
 export type ShouldRetry = (error: unknown, attempt: number) => boolean;
 
 /** Options of `new Dovetail(options)`. Every field may be left out or given as `undefined`. */
-export interface DovetailOptions extends QueueOptions {
+export interface DovetailOptions extends QueueOptions, RetryDelayOptions {
   /**
    * Most tasks running at once through this instance: an integer >= 1, or `Infinity`.
    * @defaultValue `Infinity`
@@ -111,7 +116,7 @@ export interface DovetailOptions extends QueueOptions {
 }
 
 /** Per-call policy overrides, for `dvt.task.with(overrides)`. */
-export interface TaskOverrides {
+export interface TaskOverrides extends RetryDelayOptions {
   /** Limit of one attempt in ms; see {@link DovetailOptions.timeout}. */
   timeout?: number | undefined;
   /** Extra attempts; see {@link DovetailOptions.retries}. */
@@ -138,7 +143,7 @@ export interface TaskOverrides {
 }
 
 /** Options of `map` and `mapIterable`. */
-export interface MapOptions {
+export interface MapOptions extends RetryDelayOptions {
   /**
    * Most items running at once for this call; the instance gate still applies.
    * @defaultValue the instance's `concurrency` (for `mapIterable`: that when finite, else 16)
@@ -168,7 +173,7 @@ export interface MapOptions {
 }
 
 /** The policy one task runs under: instance options merged with `with()` overrides. */
-export interface ResolvedPolicy {
+export interface ResolvedPolicy extends ResolvedRetryDelay {
   readonly timeout: number;
   readonly retries: number;
   readonly retryBackoff: number;
@@ -228,6 +233,7 @@ function resolvePolicy(
   queue: TaskQueueFields = base,
 ): ResolvedPolicy {
   const { timeout, retries, retryBackoff, shouldRetry, signal } = options;
+  const delay = resolveRetryDelay(base, options);
   if (timeout !== undefined) assertPositive(`${where}timeout`, timeout);
   if (retries !== undefined) assertRetries(`${where}retries`, retries);
   if (retryBackoff !== undefined) assertNonNegative(`${where}retryBackoff`, retryBackoff);
@@ -237,6 +243,7 @@ function resolvePolicy(
     timeout: timeout ?? base.timeout,
     retries: retries ?? base.retries,
     retryBackoff: retryBackoff ?? base.retryBackoff,
+    ...delay,
     shouldRetry: shouldRetry ?? base.shouldRetry,
     signal: signal ?? base.signal,
     priority: queue.priority,
@@ -249,6 +256,9 @@ const BASE_POLICY: ResolvedPolicy = Object.freeze({
   timeout: DEFAULTS.timeout,
   retries: DEFAULTS.retries,
   retryBackoff: DEFAULTS.retryBackoff,
+  retryJitter: 'none',
+  retryMaxDelay: Infinity,
+  retryDelay: undefined,
   shouldRetry: undefined,
   signal: undefined,
   priority: 0,
@@ -359,8 +369,18 @@ export function resolveMapOptions(
     };
   }
   assertObject('options', options);
-  const { concurrency, returnErrors, signal, timeout, retries, retryBackoff, shouldRetry } =
-    options;
+  const {
+    concurrency,
+    returnErrors,
+    signal,
+    timeout,
+    retries,
+    retryBackoff,
+    shouldRetry,
+    retryJitter,
+    retryMaxDelay,
+    retryDelay,
+  } = options;
   if (concurrency !== undefined) assertCount('concurrency', concurrency);
   if (returnErrors !== undefined) assertBoolean('returnErrors', returnErrors);
   if (signal !== undefined) assertSignal('signal', signal);
@@ -370,6 +390,9 @@ export function resolveMapOptions(
     retries !== undefined ||
     retryBackoff !== undefined ||
     shouldRetry !== undefined ||
+    retryJitter !== undefined ||
+    retryMaxDelay !== undefined ||
+    retryDelay !== undefined ||
     queue.priority !== base.priority ||
     queue.key !== base.key ||
     queue.cost !== base.cost;
@@ -378,7 +401,12 @@ export function resolveMapOptions(
     returnErrors: returnErrors ?? false,
     signal,
     policy: overridden
-      ? resolvePolicy(base, { timeout, retries, retryBackoff, shouldRetry }, '', queue)
+      ? resolvePolicy(
+          base,
+          { timeout, retries, retryBackoff, shouldRetry, retryJitter, retryMaxDelay, retryDelay },
+          '',
+          queue,
+        )
       : base,
     keyOf: queue.keyOf,
   };

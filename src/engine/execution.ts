@@ -363,13 +363,7 @@ export class Execution
       this.#settleFailure(error);
       return;
     }
-    this.hold().loop = new RetryLoop(
-      this,
-      error,
-      policy.retries,
-      policy.retryBackoff,
-      this.signal(),
-    );
+    this.hold().loop = new RetryLoop(this, error, policy.retries, policy, this.signal());
   }
 
   /** @internal Part of {@link RetryOwner}. */

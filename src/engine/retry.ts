@@ -1,4 +1,6 @@
 import pRetry from 'p-retry';
+import { describe } from '../internal/assert.js';
+import type { ResolvedRetryDelay } from '../resilience/backoff.js';
 
 /**
  * Carries whatever an attempt threw through `p-retry`, which would otherwise refuse to retry a
@@ -25,6 +27,58 @@ function unwrapFailure(error: unknown): unknown {
 /** The delay before the attempt after failed attempt `failed`: `backoff * 2 ** (failed - 1)` ms. */
 export function retryDelay(backoff: number, failed: number): number {
   return Math.round(backoff * 2 ** (failed - 1));
+}
+
+/** How a task's retry delays are computed (its policy's fields). */
+export interface DelayPolicy extends ResolvedRetryDelay {
+  readonly retryBackoff: number;
+}
+
+/**
+ * The delays of one retry loop. With d = `retryBackoff * 2 ** (n - 1)` for failed attempt n:
+ * `none` sleeps d, `full` uniform [0, d], `equal` d/2 + uniform [0, d/2], `decorrelated`
+ * uniform [`retryBackoff`, 3 × the previous sleep] (the first previous sleep is `retryBackoff`).
+ * A number from `retryDelay` is used as it is; `retryMaxDelay` caps every delay, last. Jitter
+ * reads `Math.random` at call time.
+ */
+class Delays {
+  readonly #policy: DelayPolicy;
+  #previous: number;
+
+  constructor(policy: DelayPolicy) {
+    this.#policy = policy;
+    this.#previous = policy.retryBackoff;
+  }
+
+  /** The delay after failed attempt `failed` with `value`; throws what `retryDelay` throws. */
+  next(value: unknown, failed: number): number {
+    const policy = this.#policy;
+    let delay: number | undefined;
+    if (policy.retryDelay !== undefined) {
+      delay = policy.retryDelay(value, failed);
+      if (delay !== undefined && !(typeof delay === 'number' && delay >= 0 && delay < Infinity)) {
+        throw new RangeError(
+          `\`retryDelay\` must return a finite number >= 0 or undefined, received ${describe(delay)}`,
+        );
+      }
+    }
+    delay ??= this.#computed(failed);
+    delay = Math.round(Math.min(delay, policy.retryMaxDelay));
+    this.#previous = delay;
+    return delay;
+  }
+
+  #computed(failed: number): number {
+    const { retryBackoff: backoff, retryJitter: jitter } = this.#policy;
+    if (jitter === 'decorrelated') {
+      const high = Math.max(backoff, 3 * this.#previous);
+      return backoff + Math.random() * (high - backoff);
+    }
+    const d = backoff * 2 ** (failed - 1);
+    if (jitter === 'full') return Math.random() * d;
+    if (jitter === 'equal') return d / 2 + Math.random() * (d / 2);
+    return d;
+  }
 }
 
 /** What the retry loop asks of the execution it runs for. */
@@ -72,10 +126,13 @@ function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
 function retry<T>(
   firstFailure: unknown,
   retries: number,
-  backoff: number,
+  policy: DelayPolicy,
   signal: AbortSignal,
   hooks: RetryHooks<T>,
 ): Promise<T> {
+  const delays = new Delays(policy);
+  // What `retryDelay` threw (or the RangeError of a bad value): the task fails with it.
+  let refused: { error: unknown } | undefined;
   return pRetry(
     (attempt) =>
       attempt === 1 ? Promise.reject(wrapFailure(firstFailure)) : hooks.attempt(attempt),
@@ -89,14 +146,20 @@ function retry<T>(
       shouldRetry: ({ error, attemptNumber }) => {
         const value = unwrapFailure(error);
         if (!hooks.shouldRetry(value, attemptNumber)) return false;
-        const delay = retryDelay(backoff, attemptNumber);
+        let delay: number;
+        try {
+          delay = delays.next(value, attemptNumber);
+        } catch (thrown) {
+          refused = { error: thrown };
+          return false;
+        }
         const slept = delay > 0 ? sleep(delay, signal) : true;
         hooks.retrying(value, attemptNumber, delay);
         return slept;
       },
     },
   ).catch((error: unknown) => {
-    throw unwrapFailure(error);
+    throw refused === undefined ? unwrapFailure(error) : refused.error;
   });
 }
 
@@ -111,10 +174,10 @@ export class RetryLoop {
     owner: RetryOwner,
     firstFailure: unknown,
     retries: number,
-    backoff: number,
+    policy: DelayPolicy,
     signal: AbortSignal,
   ) {
-    retry(firstFailure, retries, backoff, signal, {
+    retry(firstFailure, retries, policy, signal, {
       attempt: (next) =>
         new Promise((resolve, reject) => {
           this.#attempt = { resolve, reject };
