@@ -176,8 +176,13 @@ export class Dovetail implements AsyncDisposable {
     const previous = this.concurrency;
     if (value === previous) return;
     if (core.gate instanceof LocalGate) core.gate.concurrency = value;
-    // An unbounded instance gets its gate now; tasks already running outside it do not count.
-    else core.gate = new LocalGate(value);
+    else {
+      // An unbounded instance gets its gate now: the tasks running already hold its slots.
+      const gate = new LocalGate(value);
+      for (const execution of core.accounting.live())
+        if (execution.counted === Counted.ACTIVE) execution.adopt(gate);
+      core.gate = gate;
+    }
     this.events.instance('limit_changed', { limit: value, previous });
   }
 
@@ -214,7 +219,6 @@ export class Dovetail implements AsyncDisposable {
 
   /** Ends a pause; waiting tasks start in priority order. No-op when not paused. */
   resume(): void {
-    this.#refuseShared('resume()');
     this.#resume();
   }
 

@@ -142,8 +142,8 @@ export interface TaskOverrides extends RetryDelayOptions {
   cost?: number | undefined;
 }
 
-/** Options of `map` and `mapIterable`. */
-export interface MapOptions extends RetryDelayOptions {
+/** Options of `map` and `mapIterable` (`T`: the item type, for the `key` function). */
+export interface MapOptions<T = unknown> extends RetryDelayOptions {
   /**
    * Most items running at once for this call; the instance gate still applies.
    * @defaultValue the instance's `concurrency` (for `mapIterable`: that when finite, else 16)
@@ -167,7 +167,7 @@ export interface MapOptions extends RetryDelayOptions {
   /** Priority of this call's items; see {@link TaskOverrides.priority}. */
   priority?: number | undefined;
   /** The key of each item: one string for all, or `(item, index) => string`. */
-  key?: string | ((item: never, index: number) => string) | undefined;
+  key?: string | ((item: T, index: number) => string) | undefined;
   /** Tokens each attempt of an item takes; see {@link TaskOverrides.cost}. */
   cost?: number | undefined;
 }
@@ -353,8 +353,8 @@ export interface ResolvedMapOptions {
  * items (the signal stays the call's own: it stops the whole call).
  * @throws TypeError / RangeError naming the option.
  */
-export function resolveMapOptions(
-  options: MapOptions | undefined,
+export function resolveMapOptions<T>(
+  options: MapOptions<T> | undefined,
   fallbackConcurrency: number,
   base: ResolvedPolicy,
   limits: CostLimits,

@@ -141,17 +141,17 @@ export class TaskApi {
   map<T, R>(
     fn: (item: T, index: number) => R,
     items: MapInput<T>,
-    options: MapOptions & { returnErrors: true },
+    options: MapOptions<T> & { returnErrors: true },
   ): Promise<unknown[]>;
   map<T, R>(
     fn: (item: T, index: number) => R,
     items: MapInput<T>,
-    options?: MapOptions,
+    options?: MapOptions<T>,
   ): Promise<Awaited<R>[]>;
   map<T, R>(
     fn: (item: T, index: number) => R,
     items: MapInput<T>,
-    options?: MapOptions,
+    options?: MapOptions<T>,
   ): Promise<Awaited<R>[]> {
     assertFunction('fn', fn);
     assertIterable(items);
@@ -184,17 +184,17 @@ export class TaskApi {
   mapIterable<T, R>(
     fn: (item: T, index: number) => R,
     items: MapInput<T>,
-    options: MapOptions & { returnErrors: true },
+    options: MapOptions<T> & { returnErrors: true },
   ): AsyncIterableIterator<unknown>;
   mapIterable<T, R>(
     fn: (item: T, index: number) => R,
     items: MapInput<T>,
-    options?: MapOptions,
+    options?: MapOptions<T>,
   ): AsyncIterableIterator<Awaited<R>>;
   mapIterable<T, R>(
     fn: (item: T, index: number) => R,
     items: MapInput<T>,
-    options?: MapOptions,
+    options?: MapOptions<T>,
   ): AsyncIterableIterator<Awaited<R>> {
     assertFunction('fn', fn);
     assertIterable(items);

@@ -308,7 +308,8 @@ describe('a shared back end', () => {
     );
     const dvt = create({ backend, concurrency: 2, rateLimit: { perSecond: 5 } });
     expect(() => dvt.pause()).toThrow(/`pause\(\)` is not supported with a shared back end/);
-    expect(() => dvt.resume()).toThrow(TypeError);
+    // resume() on an instance that is not paused does nothing, shared or not.
+    expect(() => dvt.resume()).not.toThrow();
     expect(() => {
       dvt.concurrency = 3;
     }).toThrow(/`concurrency` cannot be changed with a shared back end/);
@@ -361,5 +362,28 @@ describe('instance events of queue control', () => {
       ['resumed', 'number'],
       ['limit', 5, 2],
     ]);
+  });
+});
+
+describe('a limit given to an unbounded instance while tasks run', () => {
+  it('counts the running tasks against it', async () => {
+    const dvt = create();
+    const holds = [defer(), defer(), defer()];
+    const running = holds.map((hold) => dvt.task.schedule(() => hold.promise));
+    await flush();
+    dvt.concurrency = 2;
+    let started = false;
+    const waiting = dvt.task.schedule(async () => void (started = true));
+    expect([dvt.active, dvt.pending]).toEqual([3, 1]);
+    holds[0]?.resolve();
+    await running[0];
+    await flush();
+    // Two still run: the limit of 2 has no room yet.
+    expect(started).toBe(false);
+    holds[1]?.resolve();
+    await Promise.all([running[1], waiting]);
+    expect(started).toBe(true);
+    holds[2]?.resolve();
+    await running[2];
   });
 });

@@ -1,7 +1,7 @@
 import type { AsyncResource } from 'node:async_hooks';
 import type { QueueFullError, ShutdownError } from '../errors.js';
 import type { Events } from '../events/bus.js';
-import type { Gate } from '../policies/gate.js';
+import type { Gate, LocalGate } from '../policies/gate.js';
 import type { RateLimiter } from '../policies/rate-limit.js';
 import type { Keys } from '../queue/keys.js';
 import type { QueueOverflow } from '../queue/options.js';
@@ -21,6 +21,8 @@ export interface Member extends Counting {
   cancel(reason?: unknown): boolean;
   /** `shutdown({ wait: false })`. */
   stop(reason: ShutdownError): void;
+  /** The instance got a gate while the task runs: it holds one of its slots from now on. */
+  adopt(gate: LocalGate): void;
   /** A full queue sheds the task, which still waits: it fails with `error`. */
   shed(error: QueueFullError): void;
 }

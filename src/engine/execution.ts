@@ -4,7 +4,7 @@ import { runInContext } from '../context.js';
 import type { AnyFunction, EventSource, MethodName } from '../events/types.js';
 import { isThenable } from '../internal/util.js';
 import type { ResolvedPolicy } from '../options.js';
-import type { GateJob } from '../policies/gate.js';
+import type { GateJob, LocalGate } from '../policies/gate.js';
 import type { KeyJob } from '../queue/keys.js';
 import type { Parked } from '../queue/pause.js';
 import { TokenBucket, type TokenWait } from '../policies/rate-limit.js';
@@ -175,7 +175,8 @@ export class Execution
       }
       keys.started(key, this);
     }
-    this.releaseSlot = release;
+    // With no gate, a slot adopted from a gate made meanwhile (see adopt()) stays held.
+    if (release !== undefined) this.releaseSlot = release;
     this.#attemptNext(1);
   }
 
@@ -194,6 +195,11 @@ export class Execution
         : new CancelledError(undefined, { cause: reason });
     this.#settle(false, error, 'cancelled');
     return true;
+  }
+
+  /** @internal Part of {@link Member}. */
+  adopt(gate: LocalGate): void {
+    if (this.releaseSlot === undefined) this.releaseSlot = gate.adopt();
   }
 
   /** Fails the task, which still waits, with `error`: a full queue shed it. */

@@ -110,6 +110,24 @@ export class LocalGate implements Gate {
     this.#fill();
   }
 
+  /**
+   * Counts a job that already runs outside the gate (an unbounded instance that gets a limit
+   * while tasks run) as holding a slot; the returned function gives it back.
+   * @internal
+   */
+  adopt(): () => void {
+    this.#lanes += 1;
+    this.#running += 1;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.#lanes -= 1;
+      this.#running -= 1;
+      this.#fill();
+    };
+  }
+
   run(job: GateJob): void {
     if (this.#waiting.length === 0 && this.#free()) {
       this.#open(job);
