@@ -7,6 +7,7 @@ export type { Task } from './engine/task-promise.js';
 export type { MapInput } from './map/source.js';
 export { currentTask } from './context.js';
 export type { TaskContext } from './context.js';
+export { retryAfter } from './resilience/retry-after.js';
 export { Event } from './events/types.js';
 export { BackendEvent, InstanceEvent } from './events/instance.js';
 export { Events } from './events/bus.js';
