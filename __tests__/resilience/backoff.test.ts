@@ -198,3 +198,20 @@ describe('retryDelay', () => {
     expect(sleeps.sort((a, b) => a - b)).toEqual([5, 7]);
   });
 });
+
+describe('a delay longer than one timer', () => {
+  it('sleeps all of it (setTimeout alone would fire at once past 2 ** 31 - 1 ms)', async () => {
+    const day = 24 * 3600 * 1000;
+    const dvt = create({ retries: 1, retryDelay: () => 30 * day });
+    let calls = 0;
+    const task = dvt.task.schedule(async () => {
+      calls += 1;
+      if (calls === 1) throw new Error('later');
+      return calls;
+    });
+    await jest.advanceTimersByTimeAsync(29 * day);
+    expect(calls).toBe(1);
+    await jest.advanceTimersByTimeAsync(day);
+    await expect(task).resolves.toBe(2);
+  });
+});

@@ -101,17 +101,31 @@ interface RetryHooks<T> {
   retrying(value: unknown, attempt: number, sleep: number): void;
 }
 
+// setTimeout takes at most 2 ** 31 - 1 ms (a longer delay fires at once): a longer sleep re-arms.
+const LONGEST_TIMER = 2 ** 31 - 1;
+
 /** Resolves after `ms`, or rejects with `signal.reason` once `signal` aborts. */
 function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
   return new Promise((resolve, reject) => {
+    let timer: ReturnType<typeof setTimeout>;
     const onAbort = (): void => {
       clearTimeout(timer);
       reject(signal.reason);
     };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
+    const arm = (left: number): void => {
+      timer = setTimeout(
+        () => {
+          if (left > LONGEST_TIMER) {
+            arm(left - LONGEST_TIMER);
+            return;
+          }
+          signal.removeEventListener('abort', onAbort);
+          resolve(true);
+        },
+        Math.min(left, LONGEST_TIMER),
+      );
+    };
+    arm(ms);
     signal.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -31,7 +31,7 @@ export interface RetryDelayOptions {
   retryMaxDelay?: number | undefined;
   /**
    * The delay before the next attempt, per failure: a `Retry-After` read from a 429, say
-   * (`retryDelay: (error) => retryAfter(error)`).
+   * (`retryDelay: (error) => retryAfter(error.response)` for an error that keeps its response).
    * @defaultValue the computed backoff
    */
   retryDelay?: RetryDelayFunction | undefined;
