@@ -48,6 +48,7 @@ export type { TraceStruct } from './trace.js';
 export {
   BackendError,
   CancelledError,
+  CircuitOpenError,
   DovetailError,
   QueueFullError,
   ShutdownError,
@@ -55,6 +56,7 @@ export {
 } from './errors.js';
 export type {
   BackendErrorOptions,
+  CircuitOpenErrorOptions,
   DovetailErrorOptions,
   QueueFullErrorOptions,
   TimeoutErrorOptions,
@@ -69,6 +71,7 @@ export type {
   TaskOverrides,
   TraceLogger,
 } from './options.js';
+export type { CircuitBreakerOptions, CircuitRatioOptions } from './resilience/circuit-options.js';
 export { LocalGate } from './policies/gate.js';
 export type { Gate, GateJob } from './policies/gate.js';
 export { TokenBucket } from './policies/rate-limit.js';
