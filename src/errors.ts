@@ -195,3 +195,62 @@ export class QueueFullError extends DovetailError {
     this.maxQueue = maxQueue;
   }
 }
+
+/** Options of {@link CircuitOpenError}. */
+export interface CircuitOpenErrorOptions extends DovetailErrorOptions {
+  /**
+   * When the circuit turns half-open: epoch milliseconds; `Infinity` for an isolated circuit
+   * (open until `reset()`).
+   */
+  retryAt?: number | undefined;
+}
+
+/** `circuit is open until <ISO date>`, or what can be said without a date. */
+function openUntil(retryAt: number): string {
+  if (retryAt === Infinity) return 'circuit is open until reset()';
+  if (Number.isNaN(retryAt)) return 'circuit is open';
+  const date = new Date(retryAt);
+  return `circuit is open until ${Number.isNaN(date.getTime()) ? `${retryAt} (epoch ms)` : date.toISOString()}`;
+}
+
+/**
+ * The circuit breaker refused an attempt: the circuit is open (or half-open with all its trial
+ * attempts started), so the task fails at once, whatever retries remain, and its function is
+ * not called. `retryAt` says when the circuit turns half-open; for an isolated circuit it is
+ * `Infinity`. While half-open it is the end of the open period just over (a time already past):
+ * a trial is running, and the circuit's next state depends on it.
+ *
+ * The attempts refused within one open (or half-open) period may share one error object, as
+ * the listeners of one aborted signal share its reason: read it, do not change it.
+ *
+ * @example
+ * ```ts
+ * import { CircuitOpenError, Dovetail } from 'dovetailjs';
+ * const dvt = new Dovetail();
+ * await dvt.task.schedule(async () => 1).catch((error: unknown) => {
+ *   if (!(error instanceof CircuitOpenError)) throw error;
+ *   const when = error.retryAt === Infinity ? 'after reset()' : new Date(error.retryAt).toISOString();
+ *   console.log(`upstream is down; trials start ${when}`);
+ * });
+ * ```
+ */
+export class CircuitOpenError extends DovetailError {
+  /** Always `'CircuitOpenError'`. */
+  override readonly name = 'CircuitOpenError';
+  /**
+   * When the circuit turns half-open: epoch milliseconds; `Infinity` for an isolated circuit,
+   * `NaN` when not given.
+   */
+  readonly retryAt: number;
+
+  /**
+   * @param message - What happened; defaults to `circuit is open until <retryAt as an ISO date>`
+   * (`until reset()` for `Infinity`).
+   * @param options - `{ cause, retryAt }`.
+   */
+  constructor(message?: string, options?: CircuitOpenErrorOptions) {
+    const retryAt = options?.retryAt ?? Number.NaN;
+    super(message ?? openUntil(retryAt), options);
+    this.retryAt = retryAt;
+  }
+}

@@ -49,6 +49,7 @@ export type { TraceStruct } from './trace.js';
 export {
   BackendError,
   CancelledError,
+  CircuitOpenError,
   DovetailError,
   QueueFullError,
   ShutdownError,
@@ -56,6 +57,7 @@ export {
 } from './errors.js';
 export type {
   BackendErrorOptions,
+  CircuitOpenErrorOptions,
   DovetailErrorOptions,
   QueueFullErrorOptions,
   TimeoutErrorOptions,
@@ -71,6 +73,8 @@ export type {
   TaskOverrides,
   TraceLogger,
 } from './options.js';
+export type { CircuitBreakerOptions, CircuitRatioOptions } from './resilience/circuit-options.js';
+export type { CircuitState, CircuitView } from './resilience/circuit.js';
 export { LocalGate } from './policies/gate.js';
 export type { Gate, GateJob } from './policies/gate.js';
 export { TokenBucket } from './policies/rate-limit.js';

@@ -1,0 +1,406 @@
+import { CancelledError, CircuitOpenError, QueueFullError, ShutdownError } from '../errors.js';
+import type { ResolvedCircuitOptions, ResolvedCircuitRatio } from './circuit-options.js';
+
+/**
+ * A circuit breaker's state. `'closed'`: attempts start as usual. `'open'`: attempts fail at
+ * once with `CircuitOpenError`. `'half-open'`: a few trial attempts start and decide whether it
+ * closes or opens again.
+ */
+export type CircuitState = 'closed' | 'open' | 'half-open';
+
+/**
+ * An instance's circuit breaker as its users see it (`dvt.circuit`).
+ *
+ * @example
+ * ```ts
+ * import type { CircuitView } from 'dovetailjs';
+ * declare const circuit: CircuitView;
+ * if (circuit.state !== 'closed') console.log(`breaker ${circuit.state}`);
+ * circuit.isolate(); // maintenance: hold it open
+ * circuit.reset(); // done: close it
+ * ```
+ */
+export interface CircuitView {
+  /**
+   * The state now. An open circuit whose `halfOpenAfter` has passed turns half-open when this
+   * is read (or when an attempt asks to start), and `circuit_half_open` fires then.
+   */
+  readonly state: CircuitState;
+  /**
+   * Holds the circuit open until {@link CircuitView.reset}: attempts fail with a
+   * `CircuitOpenError` whose `retryAt` is `Infinity`. Emits `circuit_open` unless it was open
+   * already (an open circuit stays open, now without an end, and emits nothing).
+   */
+  isolate(): void;
+  /**
+   * Closes the circuit and forgets the failures counted so far. Emits `circuit_closed` unless it
+   * was closed already.
+   */
+  reset(): void;
+}
+
+/** What the breaker tells its owner: each method is called once per change of state. */
+export interface CircuitListener {
+  /**
+   * It opened: `failures` counted (in a row, within the ratio window, `1` for a failed trial, or
+   * those counted so far for `isolate()`), `error` of the failure that opened it (`undefined`
+   * for `isolate()`), `retryAt` its end (epoch ms; `Infinity` when isolated).
+   */
+  opened(failures: number, error: unknown, retryAt: number): void;
+  /** It turned half-open: trial attempts may start. */
+  halfOpened(): void;
+  /** It closed: its trials succeeded, or `reset()`. */
+  closed(): void;
+}
+
+// Each state carries its own data. Every change of state takes a new ticket number, so an
+// outcome reported with the ticket of an earlier period is recognised as stale.
+interface Closed {
+  readonly state: 'closed';
+}
+interface Open {
+  readonly state: 'open';
+  readonly retryAt: number;
+  /** The error every attempt refused in this period gets (built on the first refusal). */
+  refusal: CircuitOpenError | undefined;
+}
+interface HalfOpen {
+  readonly state: 'half-open';
+  /** The end of the open period just over: what a refused attempt's error carries. */
+  readonly retryAt: number;
+  /** Trials admitted and not abandoned. */
+  trials: number;
+  /** Trials that succeeded. */
+  passed: number;
+  refusal: CircuitOpenError | undefined;
+}
+type Phase = Closed | Open | HalfOpen;
+
+const CLOSED: Closed = Object.freeze({ state: 'closed' });
+const SILENT: CircuitListener = Object.freeze({
+  opened: () => undefined,
+  halfOpened: () => undefined,
+  closed: () => undefined,
+});
+// Read at call time, so that a test's fake clock applies.
+const wallClock = (): number => Date.now();
+
+/** The ratio window is kept as this many buckets of `window / BUCKETS` ms each. */
+const BUCKETS = 10;
+
+/** The errors that tell nothing about the upstream: never a failure, never a success. */
+const neverCounts = (error: unknown): boolean =>
+  error instanceof CancelledError ||
+  error instanceof ShutdownError ||
+  error instanceof QueueFullError ||
+  error instanceof CircuitOpenError;
+
+/**
+ * The circuit breaker's state machine. It knows nothing of tasks: its owner asks
+ * {@link Circuit.admit} before each attempt would start and reports each admitted attempt's end
+ * through {@link Circuit.record} (or {@link Circuit.abandon}), with the ticket `admit()` gave.
+ *
+ * It holds no timer. An open circuit turns half-open lazily: at the first `admit()`,
+ * `refusal()` or read of `state` at or after its `retryAt`, which calls `halfOpened()` before
+ * doing its own work. So `circuit_half_open` fires when the circuit is first looked at after
+ * `halfOpenAfter`, never while nobody asks, and there is nothing to clean up.
+ *
+ * Outcomes count only in the period they were admitted in: an attempt that started while closed
+ * and ends after the circuit opened (or after it closed again) changes nothing, and only the
+ * attempts admitted while half-open are trials.
+ *
+ * Listener calls are synchronous and made after the state changed, so a listener may call the
+ * circuit again (`reset()` from `halfOpened()`); they must not throw (an owner routes them
+ * through its guarded bus).
+ */
+export class Circuit {
+  /** The frozen public view (`dvt.circuit`). */
+  readonly view: CircuitView;
+  readonly #listener: CircuitListener;
+  readonly #now: () => number;
+  /** Failures in a row that open it; `Infinity` in ratio mode, where the window decides. */
+  readonly #threshold: number;
+  readonly #ratio: ResolvedCircuitRatio | undefined;
+  readonly #halfOpenAfter: number;
+  readonly #halfOpenCalls: number;
+  readonly #isFailure: ((error: unknown) => boolean) | undefined;
+  #phase: Phase = CLOSED;
+  /** The ticket of the current period. */
+  #ticket = 0;
+  /** Consecutive mode: failures in a row. */
+  #consecutive = 0;
+  // Ratio mode: outcomes and failures per bucket in a ring, their totals, and the latest bucket.
+  readonly #origin: number;
+  readonly #width: number;
+  readonly #calls: Float64Array;
+  readonly #fails: Float64Array;
+  #bucket = 0;
+  #totalCalls = 0;
+  #totalFails = 0;
+  /** Ratio mode: the latest failure's error, for an opening that a success triggers. */
+  #lastError: unknown = undefined;
+
+  /**
+   * @param options - Validated options (`resolveCircuitOptions`).
+   * @param listener - Told of each change of state.
+   * @param now - The clock (epoch ms), read at each call that needs the time.
+   */
+  constructor(
+    options: ResolvedCircuitOptions,
+    listener: CircuitListener = SILENT,
+    now: () => number = wallClock,
+  ) {
+    this.#listener = listener;
+    this.#now = now;
+    this.#ratio = options.ratio;
+    this.#threshold = options.threshold ?? Infinity;
+    this.#halfOpenAfter = options.halfOpenAfter;
+    this.#halfOpenCalls = options.halfOpenCalls;
+    this.#isFailure = options.isFailure;
+    const ratio = options.ratio;
+    this.#origin = ratio === undefined ? 0 : now();
+    this.#width = ratio === undefined ? Infinity : ratio.window / BUCKETS;
+    this.#calls = new Float64Array(ratio === undefined ? 0 : BUCKETS);
+    this.#fails = new Float64Array(ratio === undefined ? 0 : BUCKETS);
+    this.view = viewOf(this);
+  }
+
+  /** The state now (turning half-open first if the open period is over). */
+  get state(): CircuitState {
+    const phase = this.#phase;
+    return phase.state === 'open' ? this.#observe(phase).state : phase.state;
+  }
+
+  /**
+   * Asks to start an attempt. Closed: granted. Open before `retryAt`: refused. Half-open: granted
+   * to the first `halfOpenCalls` attempts of the period (the trials), refused after them until
+   * the trials decide (an abandoned trial gives its place back).
+   * @returns A ticket (a number) to hand to {@link Circuit.record} or {@link Circuit.abandon}
+   * when the attempt ends; or the `CircuitOpenError` to fail the task with (one object per
+   * period, shared by the attempts it refuses).
+   */
+  admit(): number | CircuitOpenError {
+    let phase = this.#phase;
+    if (phase.state === 'closed') return this.#ticket;
+    if (phase.state === 'open') {
+      phase = this.#observe(phase);
+      if (phase.state === 'closed') return this.#ticket;
+    }
+    if (phase.state === 'half-open' && phase.trials < this.#halfOpenCalls) {
+      phase.trials += 1;
+      return this.#ticket;
+    }
+    return this.#refuse(phase);
+  }
+
+  /**
+   * The error {@link Circuit.admit} would give now, without taking a trial's place; `undefined`
+   * when it would grant. For failing a task before it waits for a slot or a token.
+   */
+  refusal(): CircuitOpenError | undefined {
+    let phase = this.#phase;
+    if (phase.state === 'open') phase = this.#observe(phase);
+    if (phase.state === 'closed') return undefined;
+    if (phase.state === 'half-open' && phase.trials < this.#halfOpenCalls) return undefined;
+    return this.#refuse(phase);
+  }
+
+  /**
+   * Reports how an admitted attempt ended (a timeout is a failure). `ok` false with one of the
+   * errors that never count (`CancelledError`, `ShutdownError`, `QueueFullError`,
+   * `CircuitOpenError`) is the same as {@link Circuit.abandon}; any other error is a failure if
+   * `isFailure` says so (by default always), else a success. A ticket of an earlier period is
+   * ignored. Call it, or `abandon()`, once per admitted attempt.
+   * @param ticket - What `admit()` returned for the attempt.
+   * @param ok - Whether the attempt succeeded.
+   * @param error - What it failed with (when `ok` is false).
+   * @throws What `isFailure` threw, after counting the outcome as a failure.
+   */
+  record(ticket: number, ok: boolean, error?: unknown): void {
+    if (ticket !== this.#ticket) return;
+    let failed = false;
+    let threw = false;
+    let thrown: unknown;
+    if (!ok) {
+      if (neverCounts(error)) {
+        this.abandon(ticket);
+        return;
+      }
+      const isFailure = this.#isFailure;
+      if (isFailure === undefined) failed = true;
+      else {
+        try {
+          failed = Boolean(isFailure(error));
+        } catch (problem) {
+          // Counted as a failure all the same: a trial must decide, and a broken predicate
+          // should err towards protecting the upstream.
+          failed = threw = true;
+          thrown = problem;
+        }
+      }
+    }
+    // `isFailure` may have called the circuit (isolate(), reset()): the period may be over.
+    if (ticket === this.#ticket) this.#count(failed, error);
+    if (threw) throw thrown;
+  }
+
+  /**
+   * An admitted attempt will report no outcome (its task was cancelled before the attempt
+   * ended): a trial gives its place back to the next attempt; otherwise nothing changes. A
+   * ticket of an earlier period is ignored.
+   * @param ticket - What `admit()` returned for the attempt.
+   */
+  abandon(ticket: number): void {
+    const phase = this.#phase;
+    if (ticket !== this.#ticket || phase.state !== 'half-open') return;
+    if (phase.trials > phase.passed) phase.trials -= 1;
+  }
+
+  /**
+   * Holds the circuit open until {@link Circuit.reset}; `opened()` fires unless it was open
+   * already (then only its end moves to `Infinity`).
+   */
+  isolate(): void {
+    const phase = this.#phase;
+    if (phase.state === 'open') {
+      if (phase.retryAt !== Infinity)
+        this.#phase = { state: 'open', retryAt: Infinity, refusal: undefined };
+      return;
+    }
+    // Half-open counts nothing but its trials: #failures() is 0 there.
+    this.#open(this.#failures(), undefined, Infinity);
+  }
+
+  /** Closes the circuit and forgets what it counted; `closed()` fires unless it was closed. */
+  reset(): void {
+    const changed = this.#phase.state !== 'closed';
+    this.#close();
+    if (changed) this.#listener.closed();
+  }
+
+  /** Counts a current-period outcome. */
+  #count(failed: boolean, error: unknown): void {
+    const phase = this.#phase;
+    if (phase.state === 'half-open') {
+      if (failed) this.#open(1, error, this.#now() + this.#halfOpenAfter);
+      else if ((phase.passed += 1) >= this.#halfOpenCalls) {
+        this.#close();
+        this.#listener.closed();
+      }
+      return;
+    }
+    if (phase.state !== 'closed') return;
+    if (this.#ratio === undefined) {
+      if (!failed) this.#consecutive = 0;
+      else if ((this.#consecutive += 1) >= this.#threshold) {
+        this.#open(this.#consecutive, error, this.#now() + this.#halfOpenAfter);
+      }
+      return;
+    }
+    const now = this.#now();
+    this.#advance(now);
+    const slot = this.#bucket % BUCKETS;
+    this.#calls[slot] = (this.#calls[slot] ?? 0) + 1;
+    this.#totalCalls += 1;
+    if (failed) {
+      this.#fails[slot] = (this.#fails[slot] ?? 0) + 1;
+      this.#totalFails += 1;
+      this.#lastError = error;
+    }
+    const ratio = this.#ratio;
+    const calls = this.#totalCalls;
+    if (calls >= ratio.minimumCalls && this.#totalFails / calls >= ratio.failures) {
+      this.#open(this.#totalFails, this.#lastError, now + this.#halfOpenAfter);
+    }
+  }
+
+  /** Moves the ratio window to the current bucket, emptying the buckets it leaves behind. */
+  #advance(now: number): void {
+    const bucket = Math.floor((now - this.#origin) / this.#width);
+    const gap = bucket - this.#bucket;
+    // Not later (or a clock that went back, or no number at all): the latest bucket goes on.
+    if (!(gap > 0) || !Number.isFinite(bucket)) return;
+    const calls = this.#calls;
+    const fails = this.#fails;
+    if (gap >= BUCKETS) {
+      calls.fill(0);
+      fails.fill(0);
+      this.#totalCalls = this.#totalFails = 0;
+    } else {
+      for (let step = 1; step <= gap; step++) {
+        const slot = (this.#bucket + step) % BUCKETS;
+        this.#totalCalls -= calls[slot] ?? 0;
+        this.#totalFails -= fails[slot] ?? 0;
+        calls[slot] = fails[slot] = 0;
+      }
+    }
+    this.#bucket = bucket;
+  }
+
+  /** The failures counted so far in this period (while closed; 0 otherwise). */
+  #failures(): number {
+    if (this.#ratio === undefined) return this.#consecutive;
+    this.#advance(this.#now());
+    return this.#totalFails;
+  }
+
+  #open(failures: number, error: unknown, retryAt: number): void {
+    this.#phase = { state: 'open', retryAt, refusal: undefined };
+    this.#ticket += 1;
+    this.#forget();
+    this.#listener.opened(failures, error, retryAt);
+  }
+
+  #close(): void {
+    this.#phase = CLOSED;
+    this.#ticket += 1;
+    this.#forget();
+  }
+
+  /** The lazy half-open: the first look at an open circuit at or after its end turns it. */
+  #observe(phase: Open): Phase {
+    if (this.#now() < phase.retryAt) return phase;
+    this.#phase = {
+      state: 'half-open',
+      retryAt: phase.retryAt,
+      trials: 0,
+      passed: 0,
+      refusal: undefined,
+    };
+    this.#ticket += 1;
+    this.#listener.halfOpened();
+    // The listener may have moved it on (reset(), isolate()).
+    return this.#phase;
+  }
+
+  #refuse(phase: Open | HalfOpen): CircuitOpenError {
+    if (phase.refusal !== undefined) return phase.refusal;
+    const calls = this.#halfOpenCalls;
+    const message =
+      phase.state === 'open'
+        ? undefined
+        : `circuit is half-open: ${calls === 1 ? 'its trial attempt has' : `all ${calls} trial attempts have`} started`;
+    return (phase.refusal = new CircuitOpenError(message, { retryAt: phase.retryAt }));
+  }
+
+  /** Drops the counts: a period starts afresh. */
+  #forget(): void {
+    this.#consecutive = 0;
+    this.#lastError = undefined;
+    if (this.#ratio === undefined) return;
+    this.#calls.fill(0);
+    this.#fails.fill(0);
+    this.#totalCalls = this.#totalFails = 0;
+  }
+}
+
+/** A frozen view of `circuit` whose methods work detached (`const { reset } = dvt.circuit`). */
+function viewOf(circuit: Circuit): CircuitView {
+  return Object.freeze({
+    get state(): CircuitState {
+      return circuit.state;
+    },
+    isolate: (): void => circuit.isolate(),
+    reset: (): void => circuit.reset(),
+  });
+}
