@@ -7,7 +7,7 @@
 //
 // The upstream is a `node:http` server on a loopback port, in this process. It grants 6 requests,
 // then answers 429 with `Retry-After: 1` until that second has passed; after 20 requests in all it
-// is down (503) for 1.5 s, then up again. The client prints what happened, and what the server saw.
+// is down (503) for 1 s, then up again. The client prints what happened, and what the server saw.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CircuitOpenError, Dovetail, InstanceEvent, retryAfter } from 'dovetailjs';
@@ -17,7 +17,7 @@ import { CircuitOpenError, Dovetail, InstanceEvent, retryAfter } from 'dovetailj
 const QUOTA = 6;
 const RETRY_AFTER_S = 1;
 const OUTAGE_AFTER = 20;
-const OUTAGE_MS = 1500;
+const OUTAGE_MS = 1000;
 
 const seen = { requests: 0, tooMany: 0, down: 0, early: 0, duringOutage: 0 };
 let blockedUntil = 0;
@@ -55,8 +55,10 @@ function upstream(request: IncomingMessage, response: ServerResponse): void {
 
 /** A failed response, kept whole so that `retryAfter()` can read its headers. */
 class HttpError extends Error {
-  constructor(readonly response: Response) {
+  readonly response: Response;
+  constructor(response: Response) {
     super(`${response.status} ${response.statusText}`);
+    this.response = response;
   }
 }
 
@@ -80,7 +82,7 @@ const dvt = new Dovetail({
   },
   circuitBreaker: {
     threshold: 3,
-    halfOpenAfter: 400,
+    halfOpenAfter: 300,
     // Being told to slow down is not an outage.
     isFailure: (error) => !(error instanceof HttpError && error.response.status === 429),
   },
@@ -100,12 +102,12 @@ const get = dvt.task.wrap(async (path: string) => {
   return (await response.json()) as { path: string };
 });
 
-// 40 calls, a few at a time, as a service's requests would come.
+// 80 calls, a few at a time, as a service's requests would come.
 const outcomes: PromiseSettledResult<{ path: string }>[] = [];
-for (let round = 0; round < 8; round++) {
+for (let round = 0; round < 16; round++) {
   const batch = Array.from({ length: 5 }, (_, i) => get(`/item/${round * 5 + i}`));
   outcomes.push(...(await Promise.allSettled(batch)));
-  await new Promise((resolve) => setTimeout(resolve, 150));
+  await new Promise((resolve) => setTimeout(resolve, 100));
 }
 server.close();
 await dvt.shutdown();

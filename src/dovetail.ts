@@ -14,6 +14,7 @@ import { track, untrack } from './lifecycle/tracking.js';
 import { Keys } from './queue/keys.js';
 import type { CostLimits } from './queue/options.js';
 import { Pause } from './queue/pause.js';
+import { Circuit, type CircuitView } from './resilience/circuit.js';
 import { TaskApi, type TaskHost } from './task.js';
 import { Tracer } from './trace.js';
 
@@ -64,6 +65,11 @@ export class Dovetail implements AsyncDisposable {
         '`perKey` is not supported with a shared back end yet: its limits would hold per process',
       );
     }
+    if (resolved.backend !== undefined && resolved.circuit !== undefined) {
+      throw new TypeError(
+        '`circuitBreaker` is not supported with a shared back end yet: its state would hold per process',
+      );
+    }
     this.#options = resolved;
     const tracer = new Tracer(resolved.trace, resolved.traceLogger, resolved.tracePrefix);
     const events = new Events(tracer);
@@ -106,6 +112,15 @@ export class Dovetail implements AsyncDisposable {
       }),
       maxQueue: resolved.maxQueue,
       queueOverflow: resolved.queueOverflow,
+      circuit:
+        resolved.circuit === undefined
+          ? undefined
+          : new Circuit(resolved.circuit, {
+              opened: (failures, error, retryAt) =>
+                events.instance('circuit_open', { failures, error, retryAt }),
+              halfOpened: () => events.instance('circuit_half_open', {}),
+              closed: () => events.instance('circuit_closed', {}),
+            }),
     };
     const limits: CostLimits = {
       burst: resolved.rateLimit?.burst,
@@ -184,6 +199,22 @@ export class Dovetail implements AsyncDisposable {
       core.gate = gate;
     }
     this.events.instance('limit_changed', { limit: value, previous });
+  }
+
+  /**
+   * The circuit breaker (`undefined` without the `circuitBreaker` option): its `state`, and
+   * `isolate()` (hold it open until `reset()`) and `reset()` (close it).
+   * @example
+   * ```ts
+   * import { Dovetail } from 'dovetailjs';
+   * const dvt = new Dovetail({ circuitBreaker: { threshold: 5, halfOpenAfter: 10_000 } });
+   * dvt.circuit?.isolate(); // maintenance window: fail fast until reset()
+   * console.log(dvt.circuit?.state); // 'open'
+   * dvt.circuit?.reset();
+   * ```
+   */
+  get circuit(): CircuitView | undefined {
+    return this.#core.circuit?.view;
   }
 
   /** Whether the instance is paused (see {@link pause}). */

@@ -1,5 +1,10 @@
 import type { Backend } from './policies/backend.js';
 import {
+  resolveCircuitOptions,
+  type CircuitBreakerOptions,
+  type ResolvedCircuitOptions,
+} from './resilience/circuit-options.js';
+import {
   resolveRetryDelay,
   type ResolvedRetryDelay,
   type RetryDelayOptions,
@@ -109,6 +114,12 @@ export interface DovetailOptions extends QueueOptions, RetryDelayOptions {
    */
   autoRegister?: boolean | undefined;
   /**
+   * A circuit breaker on the instance's attempts: after too many failures it fails tasks at once
+   * with `CircuitOpenError` (no call, no token, no slot) until a trial succeeds.
+   * @defaultValue none
+   */
+  circuitBreaker?: CircuitBreakerOptions | undefined;
+  /**
    * Where the gate and the rate limiter live; in this process by default.
    * @defaultValue in-process (`p-limit` and a token bucket)
    */
@@ -186,6 +197,7 @@ export interface ResolvedPolicy extends ResolvedRetryDelay {
 
 /** Instance options after validation and defaults. */
 export interface ResolvedOptions extends ResolvedQueueOptions {
+  readonly circuit: ResolvedCircuitOptions | undefined;
   readonly concurrency: number;
   readonly rateLimit: ResolvedRate | undefined;
   readonly policy: ResolvedPolicy;
@@ -310,6 +322,7 @@ export function resolveOptions(options: DovetailOptions | undefined): ResolvedOp
   }
   return Object.freeze({
     ...resolveQueueOptions(options),
+    circuit: resolveCircuitOptions(options.circuitBreaker),
     concurrency: concurrency ?? DEFAULTS.concurrency,
     rateLimit: limit,
     policy: resolvePolicy(BASE_POLICY, options, ''),

@@ -120,4 +120,32 @@ describe('examples', () => {
     },
     30_000,
   );
+
+  it.concurrent(
+    'http-upstream.ts waits out a 429 for every task and stops calling during an outage',
+    async () => {
+      const result = await run(join(EXAMPLES, 'http-upstream.ts'), [], TSX);
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      const out = lines(result.stdout);
+      // Every task settled.
+      expect(out[0]).toMatch(/^tasks: 80 settled, \d+ ok, \d+ short-circuited$/);
+      const server =
+        /^server: (\d+) requests, (\d+) answered 429, (\d+) answered 503, (\d+) early after a 429, (\d+) during the outage$/.exec(
+          out[1] ?? '',
+        );
+      expect(server).not.toBeNull();
+      const [, , tooMany, , early, duringOutage] = (server ?? []).map(Number);
+      // A 429 was heard, and after it no request came before its Retry-After time.
+      expect(tooMany).toBeGreaterThan(0);
+      expect(early).toBe(0);
+      // During the 1 s outage: the 3 failures that open the breaker (and what was already on its
+      // way), then only one trial per 300 ms half-open period.
+      expect(duringOutage).toBeGreaterThanOrEqual(3);
+      expect(duringOutage).toBeLessThanOrEqual(3 + 2 + Math.ceil(1000 / 300));
+      expect(out[2]).toMatch(/^stats: \d+ retries, [1-9]\d* short-circuited$/);
+      expect(out[3]).toBe('changes: paused, circuit_open, circuit_closed');
+    },
+    30_000,
+  );
 });

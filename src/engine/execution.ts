@@ -1,5 +1,11 @@
 import type { ClearablePromise } from 'p-timeout';
-import { CancelledError, QueueFullError, ShutdownError, type TimeoutError } from '../errors.js';
+import {
+  CancelledError,
+  QueueFullError,
+  ShutdownError,
+  type CircuitOpenError,
+  type TimeoutError,
+} from '../errors.js';
 import { runInContext } from '../context.js';
 import type { AnyFunction, EventSource, MethodName } from '../events/types.js';
 import { isThenable } from '../internal/util.js';
@@ -7,6 +13,7 @@ import type { ResolvedPolicy } from '../options.js';
 import type { GateJob, LocalGate } from '../policies/gate.js';
 import type { KeyJob } from '../queue/keys.js';
 import type { Parked } from '../queue/pause.js';
+import type { Circuit } from '../resilience/circuit.js';
 import { TokenBucket, type TokenWait } from '../policies/rate-limit.js';
 import { Counted, type Outcome } from './accounting.js';
 import { announceAttempt, announceEnd, announceRetry, type Announced } from './announce.js';
@@ -80,6 +87,12 @@ export class Execution
         return;
       }
       watch(signal, this);
+    }
+    // An open circuit fails the task at once: no slot, no token, no call.
+    const refused = core.circuit?.refusal();
+    if (refused !== undefined) {
+      this.#shortCircuit(refused);
+      return;
     }
     // A timed pause keeps the process alive while a task waits on it.
     if (core.pause.active) core.pause.hold(true);
@@ -223,6 +236,12 @@ export class Execution
 
   #attemptNext(attempt: number): void {
     this.phase = Phase.TOKEN;
+    // A retry (or a task that waited for its slot) meets an open circuit before its token.
+    const refused = this.core.circuit?.refusal();
+    if (refused !== undefined) {
+      this.#shortCircuit(refused);
+      return;
+    }
     // The first attempt took its key's token before the gate; a retry takes one here.
     const key = this.key;
     const bucket = attempt > 1 && key !== undefined ? this.core.keys?.bucketOf(key) : undefined;
@@ -299,6 +318,15 @@ export class Execution
       core.pause.park(this);
       return;
     }
+    const circuit = core.circuit;
+    if (circuit !== undefined) {
+      const ticket = circuit.admit();
+      if (typeof ticket !== 'number') {
+        this.#shortCircuit(ticket);
+        return;
+      }
+      this.ticket = ticket;
+    }
     core.accounting.activate(this);
     this.phase = Phase.RUNNING;
     this.attempt = attempt;
@@ -344,6 +372,7 @@ export class Execution
 
   #succeed(attempt: number, value: unknown): void {
     if (this.phase !== Phase.RUNNING || attempt !== this.attempt) return;
+    if (this.ticket >= 0 && !this.#record(true, value)) return;
     const holdings = this.holdings;
     if (holdings === undefined) {
       this.#settle(true, value, 'done');
@@ -356,6 +385,7 @@ export class Execution
 
   #fail(attempt: number, error: unknown): void {
     if (this.phase !== Phase.RUNNING || attempt !== this.attempt) return;
+    if (this.ticket >= 0 && !this.#record(false, error)) return;
     const holdings = this.holdings;
     if (holdings !== undefined) {
       this.#clearTimer(holdings);
@@ -370,6 +400,28 @@ export class Execution
       return;
     }
     this.hold().loop = new RetryLoop(this, error, policy.retries, policy, this.signal());
+  }
+
+  /**
+   * Tells the circuit how the attempt ended. `false` when its `isFailure` threw: the task then
+   * fails with that error.
+   */
+  #record(ok: boolean, value: unknown): boolean {
+    const ticket = this.ticket;
+    this.ticket = -1;
+    try {
+      (this.core.circuit as Circuit).record(ticket, ok, value);
+      return true;
+    } catch (thrown) {
+      this.#settle(false, thrown, 'error');
+      return false;
+    }
+  }
+
+  /** An open circuit fails the task with `error`, whatever retries remain. */
+  #shortCircuit(error: CircuitOpenError): void {
+    this.core.accounting.counters.shortCircuited += 1;
+    this.#settle(false, error, 'error');
   }
 
   /** @internal Part of {@link RetryOwner}. */
@@ -442,6 +494,11 @@ export class Execution
       // Settled before its first attempt: the token it took goes back.
       this.tokenTaken = false;
       if (core.limiter instanceof TokenBucket) core.limiter.refund(this.policy.cost);
+    }
+    if (this.ticket >= 0) {
+      // Its attempt will never report: a trial gives its place back.
+      core.circuit?.abandon(this.ticket);
+      this.ticket = -1;
     }
     const key = this.key;
     if (key !== undefined && core.keys !== undefined) {

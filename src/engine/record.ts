@@ -59,6 +59,8 @@ export abstract class TaskRecord {
   declare keyWaited: number;
   /** Its first attempt's instance token was taken when the gate admitted it. */
   declare tokenTaken: boolean;
+  /** The circuit's ticket of the attempt now running, or -1. */
+  declare ticket: number;
 
   constructor(
     core: Core,
@@ -95,6 +97,7 @@ export abstract class TaskRecord {
     this.keyHeld = false;
     this.keyWaited = 0;
     this.tokenTaken = false;
+    this.ticket = -1;
     // A promise handed over may reject while the task still waits for its slot or token: it is
     // observed from now on, so that wait is not reported as an unhandled rejection.
     if (kind === Kind.PROMISE && work instanceof Promise) work.catch(noop);

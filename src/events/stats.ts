@@ -20,6 +20,8 @@ export interface Stats {
   cancelled: number;
   /** Tasks a full queue failed with `QueueFullError` (counted in `error` too). */
   shed: number;
+  /** Tasks an open circuit failed with `CircuitOpenError` (counted in `error` too). */
+  shortCircuited: number;
   /** Custom counters from `incStat`. */
   [key: string]: number;
 }
@@ -34,6 +36,7 @@ export const createStats = (): Stats => ({
   throttled: 0,
   cancelled: 0,
   shed: 0,
+  shortCircuited: 0,
 });
 
 /** The copy `stats()` returns: changing it changes nothing in `counters`. @internal */
