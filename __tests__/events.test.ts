@@ -828,6 +828,7 @@ describe('counters', () => {
       throttled: 0,
       cancelled: 0,
       shed: 0,
+      shortCircuited: 0,
     });
   });
 
@@ -892,6 +893,7 @@ describe('stats and incStat', () => {
       throttled: 0,
       cancelled: 0,
       shed: 0,
+      shortCircuited: 0,
     });
     const snapshot = dvt.events.stats();
     await dvt.task.schedule(() => 1);

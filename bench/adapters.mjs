@@ -16,6 +16,8 @@
 //            perKey?: { concurrency: number, rateLimit?: { perSecond, burst? } },
 //            nesting?: 'global-around-key' | 'key-around-global' }
 //   full: retries 3 (backoff 10 ms) + timeout 5000 ms + a listener on every event.
+//   resilient (Dovetail only): a closed circuit breaker and `retryJitter: 'full'` on top.
+//   openCircuit (Dovetail only): a circuit breaker held open (`isolate()`): every task fails fast.
 //   levels: the priorities in use are 0..levels-1 (Dovetail makes one `with()` API per level).
 //   nesting: how p-limit's per-key limiters and its global one are composed by hand.
 //
@@ -280,13 +282,16 @@ function naive({ concurrency }) {
  */
 function dovetailOf(
   { Dovetail, Event },
-  { concurrency, rateLimit, full, scopedListeners, levels, perKey },
+  { concurrency, rateLimit, full, resilient, openCircuit, scopedListeners, levels, perKey },
 ) {
   const options = { concurrency };
   if (full) Object.assign(options, FULL);
+  if (resilient) Object.assign(options, { circuitBreaker: {}, retryJitter: 'full' });
+  if (openCircuit) options.circuitBreaker = {};
   if (rateLimit !== undefined) options.rateLimit = rateLimit;
   if (perKey !== undefined) options.perKey = perKey;
   const dvt = new Dovetail(options);
+  if (openCircuit) dvt.circuit.isolate();
   // W7: one API per priority level, made up front, as a user would hold them.
   const byPriority = Array.from({ length: levels }, (_, priority) => dvt.task.with({ priority }));
   let heard = 0;

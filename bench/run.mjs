@@ -152,7 +152,8 @@ const withBaseline = (rows) =>
   baseline === undefined
     ? rows
     : rows.flatMap((r) =>
-        r.lib === 'dovetail'
+        // A row of a feature the baseline may not have (noBaseline) gets no twin.
+        r.lib === 'dovetail' && r.noBaseline !== true
           ? [
               r,
               {
@@ -196,6 +197,18 @@ const W1_ROWS = withBaseline([
   row('dvt-schedule', 'dovetail', 'schedule', 'Dovetail schedule (defaults)'),
   row('dvt-map', 'dovetail', 'map', 'Dovetail map (defaults)'),
   row('dvt-full', 'dovetail', 'schedule', 'Dovetail schedule, full path', { full: true }),
+  row(
+    'dvt-resilient',
+    'dovetail',
+    'schedule',
+    'Dovetail schedule, full path + closed breaker + full jitter',
+    { full: true, resilient: true, noBaseline: true },
+  ),
+  row('dvt-open', 'dovetail', 'schedule', 'Dovetail schedule, open circuit (all fail fast)', {
+    openCircuit: true,
+    workload: 'shortCircuit',
+    noBaseline: true,
+  }),
 ]);
 const W1B_ROWS = withBaseline([
   row('p-limit', 'p-limit', 'schedule', 'p-limit (Promise.all)'),
@@ -318,6 +331,8 @@ const add = (w, r, spec, runs) => {
       lib: r.lib,
       mode: r.mode,
       full: r.full,
+      resilient: r.resilient,
+      openCircuit: r.openCircuit,
       scopedListeners: r.scopedListeners,
       nesting: r.nesting,
       baseline: r.lib === 'dovetail-base' ? baseline.index : undefined,
@@ -326,7 +341,7 @@ const add = (w, r, spec, runs) => {
   });
 };
 for (const r of W1_ROWS)
-  add('W1', r, { workload: 'overhead', n: r.n ?? N1, concurrency: 100 }, RUNS_FAST);
+  add('W1', r, { workload: r.workload ?? 'overhead', n: r.n ?? N1, concurrency: 100 }, RUNS_FAST);
 for (const r of W1B_ROWS)
   add(
     'W1B',
@@ -558,7 +573,7 @@ const table = (head, rows, left = 1) =>
     ...rows.map((r) => `| ${r.join(' | ')} |`),
   ].join('\n');
 
-// ---- targets (issues 6 and 15), as ratios measured in this run -------------------------------------
+// ---- targets (issues 6, 15 and 16), as ratios measured in this run -------------------------------------
 
 const targets = [];
 /** `rows`: the cases the figure comes from; one with an error makes the target a row error. */
@@ -569,6 +584,22 @@ const target = (name, measured, shown, met, rows = []) =>
     met: Number.isFinite(measured) ? met : undefined,
     rowError: rows.some((key) => errors.has(key)),
   });
+if (results.has('W1/dvt-resilient')) {
+  const r = ratio(med('W1/dvt-resilient', 'nsPerTask'), med('W1/dvt-full', 'nsPerTask'));
+  const rows = ['W1/dvt-resilient', 'W1/dvt-full'];
+  target(
+    'W1 full path with a closed breaker and full jitter ≤ 1.05× without',
+    r,
+    times(r),
+    r <= 1.05,
+    rows,
+  );
+}
+if (results.has('W1/dvt-open')) {
+  const r = ratio(med('W1/dvt-open', 'nsPerTask'), med('W1/p-limit', 'nsPerTask'));
+  const rows = ['W1/dvt-open'];
+  target('W1 tasks against an open circuit ≤ 0.5× p-limit ns/task', r, times(r), r <= 0.5, rows);
+}
 if (results.has('W1/dvt-schedule')) {
   const s = med('W1/dvt-schedule', 'nsPerTask');
   const r = ratio(s, med('W1/p-limit', 'nsPerTask'));

@@ -94,6 +94,17 @@ const workloads = {
     out.nsPerTask = (out.ms * 1e6) / n;
   },
 
+  /** W10: no-op tasks against an open circuit, every one failing fast; wall time per task. */
+  async shortCircuit(out) {
+    const t0 = process.hrtime.bigint();
+    const items = Array.from({ length: n }, (_, i) => i);
+    const outcomes = await Promise.allSettled(items.map((x) => adapter.schedule(identity, x)));
+    out.ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    out.nsPerTask = (out.ms * 1e6) / n;
+    const failed = outcomes.filter((outcome) => outcome.status === 'rejected').length;
+    if (failed !== n) throw new Error(`${spec.lib}: ${failed} of ${n} tasks failed fast`);
+  },
+
   /** W2-W4: every task sleeps `sleep` ms (a real timer); ceiling = ideal / actual. */
   async sleep(out) {
     const ideal = Math.ceil(n / spec.concurrency) * spec.sleep;
@@ -279,6 +290,8 @@ try {
     concurrency: spec.concurrency ?? Infinity,
     rateLimit: spec.rateLimit,
     full: spec.full === true,
+    resilient: spec.resilient === true,
+    openCircuit: spec.openCircuit === true,
     scopedListeners: spec.scopedListeners ?? 0,
     levels: spec.levels ?? 0,
     perKey: spec.perKey,

@@ -5,6 +5,7 @@ import { Kind } from './engine/attempt.js';
 import type { Core } from './engine/core.js';
 import { Execution } from './engine/execution.js';
 import type { Task } from './engine/task-promise.js';
+import { refusedTask } from './engine/refused.js';
 import { assertFunction, describe } from './internal/assert.js';
 import { isThenable, noop } from './internal/util.js';
 import { mapArray } from './map/array.js';
@@ -315,6 +316,12 @@ export class TaskApi {
   #start<R>(method: MethodName, kind: Kind, work: unknown, args: readonly unknown[]): Task<R> {
     const host = this.#host;
     if (host.isShutdown) return refused<R>(method);
+    const core = host.core;
+    if (core.circuit !== undefined && core.events.silent) {
+      // An open circuit, and nobody to tell: the task fails without an execution.
+      const refusal = core.circuit.refusal();
+      if (refusal !== undefined) return refusedTask<R>(core, refusal);
+    }
     const execution = new Execution(
       host.core,
       this.#policy,

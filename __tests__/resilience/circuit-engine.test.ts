@@ -48,6 +48,23 @@ describe('an open circuit', () => {
     expect(dvt.events.stats()).toMatchObject({ shortCircuited: 1, error: 3, started: 2 });
   });
 
+  it('with nobody listening, refuses without an execution, counted the same', async () => {
+    const dvt = await opened({ concurrency: 1 });
+    const before = dvt.events.stats();
+    const tasks = [0, 1, 2].map(() => dvt.task.schedule(async () => 1));
+    const ids = tasks.map((task) => Number(task.id));
+    expect(new Set(ids).size).toBe(3);
+    expect(ids.every((id) => Number.isInteger(id) && id > 0)).toBe(true);
+    expect(tasks[0]?.cancel()).toBe(false);
+    expect([dvt.active, dvt.pending]).toEqual([0, 0]);
+    for (const task of tasks) await expect(task).rejects.toBeInstanceOf(CircuitOpenError);
+    expect(dvt.events.stats()).toMatchObject({
+      queued: before.queued + 3,
+      error: before.error + 3,
+      shortCircuited: before.shortCircuited + 3,
+    });
+  });
+
   it('takes no token and holds no slot', async () => {
     const dvt = await opened({ concurrency: 1, rateLimit: { perSecond: 1, burst: 3 } });
     // Two tokens went to the failures; the refused tasks take none.

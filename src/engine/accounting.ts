@@ -92,8 +92,8 @@ export class Accounting<T extends Counting = Counting> {
     const slot = execution.liveSlot;
     execution.liveSlot = -1;
     this.liveCount -= 1;
-    if (this.liveCount === 0) {
-      // Nothing live: the table starts over (a burst does not keep its size).
+    if (this.liveCount === 0 && this.#slots.length > 1024) {
+      // Nothing live after a burst: the table starts over rather than keep its size.
       this.#slots.length = 0;
       this.#free.length = 0;
     } else {

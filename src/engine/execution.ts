@@ -21,6 +21,7 @@ import { call, invoke, Kind, timed, type AttemptOwner } from './attempt.js';
 import { runSoon, type Core, type Member, type Sink } from './core.js';
 import { Phase, type Holdings } from './phase.js';
 import { TaskRecord } from './record.js';
+import { refuseSoon } from './refused.js';
 import { RetryLoop, type RetryOwner } from './retry.js';
 import { unwatch, watch } from './signals.js';
 import type { TaskOwner } from './task-promise.js';
@@ -91,7 +92,10 @@ export class Execution
     // An open circuit fails the task at once: no slot, no token, no call.
     const refused = core.circuit?.refusal();
     if (refused !== undefined) {
-      this.#shortCircuit(refused);
+      // A microtask later, with the tasks refused alongside: by then the caller holds the task
+      // and has attached its handlers, so its rejection is not tracked as unhandled first (on
+      // 100 000 refused tasks that tracking was an eighth of the time).
+      refuseSoon(this, refused);
       return;
     }
     // A timed pause keeps the process alive while a task waits on it.
@@ -418,7 +422,12 @@ export class Execution
     }
   }
 
-  /** An open circuit fails the task with `error`, whatever retries remain. */
+  /** An open circuit fails the task with `error`, whatever retries remain. @internal */
+  refuse(error: CircuitOpenError): void {
+    if (this.phase === Phase.SETTLED) return;
+    this.#shortCircuit(error);
+  }
+
   #shortCircuit(error: CircuitOpenError): void {
     this.core.accounting.counters.shortCircuited += 1;
     this.#settle(false, error, 'error');

@@ -11,6 +11,9 @@ import { createTask, type Task } from './task-promise.js';
 
 let sequence = 0;
 
+/** The next task number of the process (tasks and refused tasks share the sequence). */
+export const nextSeq = (): number => ++sequence;
+
 /**
  * What one task is, apart from where it is in its life: its identity, its work, where its outcome
  * goes (its `Task` promise or a `map` sink), the payloads and the attempt context it hands out,
@@ -72,7 +75,7 @@ export abstract class TaskRecord {
     sink: Sink | undefined,
     key: string | undefined,
   ) {
-    this.seq = ++sequence;
+    this.seq = nextSeq();
     this.core = core;
     this.policy = policy;
     this.method = method;

@@ -277,6 +277,11 @@ export class Events {
     );
   }
 
+  /** Whether nothing at all hears task events: no listener, no trace, no channel subscriber. @internal */
+  get silent(): boolean {
+    return this.#subscriptions.size === 0 && !this.#tracer.enabled && !hasChannelSubscribers();
+  }
+
   /** Delivers a payload built by the execution. @internal */
   publish(payload: TaskPayload, source: EventSource): void {
     const event = payload.event;
