@@ -213,3 +213,27 @@ describe('dvt.circuit', () => {
     );
   });
 });
+
+describe('a token taken while the circuit opened', () => {
+  it('goes back to the bucket when the attempt is refused', async () => {
+    const dvt = create({
+      concurrency: 2,
+      rateLimit: { perSecond: 10, burst: 1 },
+      circuitBreaker: { threshold: 1, halfOpenAfter: 60_000 },
+    });
+    const hold = defer<never>();
+    const failing = dvt.task.schedule(() => hold.promise);
+    // Waits for the token the failing task took.
+    const waiting = dvt.task.schedule(async () => 'never');
+    const refusedLater = expect(waiting).rejects.toBeInstanceOf(CircuitOpenError);
+    hold.reject(new Error('down'));
+    await expect(failing).rejects.toThrow('down');
+    expect(dvt.circuit?.state).toBe('open');
+    await jest.advanceTimersByTimeAsync(100);
+    await refusedLater;
+    dvt.circuit?.reset();
+    // The refused task's token came back: the next task starts at once.
+    const began = Date.now();
+    await expect(dvt.task.schedule(async () => Date.now() - began)).resolves.toBe(0);
+  });
+});

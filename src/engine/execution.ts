@@ -326,6 +326,8 @@ export class Execution
     if (circuit !== undefined) {
       const ticket = circuit.admit();
       if (typeof ticket !== 'number') {
+        // The circuit opened while the attempt waited for its token: the token goes back.
+        if (core.limiter instanceof TokenBucket) core.limiter.refund(this.policy.cost);
         this.#shortCircuit(ticket);
         return;
       }
