@@ -7,22 +7,21 @@ export type Counted = (typeof Counted)[keyof typeof Counted];
 /** The terminal events, each a counter of its own. */
 export type Outcome = 'done' | 'error' | 'cancelled';
 
-/** An execution as the accounting sees it: an entry of the live table, counted in one place. */
+/** An execution as the accounting sees it: a node of the live list, counted in one place. */
 export interface Counting {
   readonly priority: number;
   readonly seq: number;
   /** Where it is counted now. */
   counted: Counted;
-  /** Its index in the live table, owned by the accounting (-1 when not live). */
-  liveSlot: number;
+  /** The live list's links (newest first), owned by the accounting. */
+  livePrev: Counting | undefined;
+  liveNext: Counting | undefined;
 }
 
 /**
- * Every count of an instance, in one place: the executions not yet settled (a table of slots
- * reused through a free list: settling writes one array slot, where unlinking from a list
- * touched two other executions, at random places in memory once tasks settle out of submission
- * order, as with priorities), how many of them wait (`pending`) or run (`active`), and the `stats()`
- * counters. Nothing else counts tasks.
+ * Every count of an instance, in one place: the executions not yet settled (an intrusive list:
+ * no per-task set entry; docs/engine.md says why not a table), how many of them wait (`pending`)
+ * or run (`active`), and the `stats()` counters. Nothing else counts tasks.
  */
 export class Accounting<T extends Counting = Counting> {
   /** The `stats()` counters, built-in and custom (the bus reads and extends them). */
@@ -35,8 +34,7 @@ export class Accounting<T extends Counting = Counting> {
   liveCount = 0;
   /** `map()` calls in progress: each one is work of the instance until it settles. */
   #runs = 0;
-  readonly #slots: (T | undefined)[] = [];
-  readonly #free: number[] = [];
+  #head: T | undefined;
   readonly #drained: () => void;
   /** `onSizeLessThan(n)` callers: each resolves once `pending < n`. */
   #below: { readonly n: number; readonly resolve: () => void }[] | undefined;
@@ -51,9 +49,10 @@ export class Accounting<T extends Counting = Counting> {
 
   /** A task entered the instance: live, pending, and `queued` counted. */
   enter(execution: T): void {
-    const slot = this.#free.length > 0 ? (this.#free.pop() as number) : this.#slots.length;
-    this.#slots[slot] = execution;
-    execution.liveSlot = slot;
+    const head = this.#head;
+    if (head !== undefined) head.livePrev = execution;
+    execution.liveNext = head;
+    this.#head = execution;
     this.liveCount += 1;
     this.pending += 1;
     execution.counted = Counted.PENDING;
@@ -89,17 +88,14 @@ export class Accounting<T extends Counting = Counting> {
     }
     execution.counted = Counted.NOWHERE;
     this.counters[outcome] += 1;
-    const slot = execution.liveSlot;
-    execution.liveSlot = -1;
+    const prev = execution.livePrev;
+    const next = execution.liveNext;
+    if (prev === undefined) this.#head = next as T | undefined;
+    else prev.liveNext = next;
+    if (next !== undefined) next.livePrev = prev;
+    execution.livePrev = undefined;
+    execution.liveNext = undefined;
     this.liveCount -= 1;
-    if (this.liveCount === 0 && this.#slots.length > 1024) {
-      // Nothing live after a burst: the table starts over rather than keep its size.
-      this.#slots.length = 0;
-      this.#free.length = 0;
-    } else {
-      this.#slots[slot] = undefined;
-      this.#free.push(slot);
-    }
   }
 
   /** Resolves once fewer than `n` executions wait (at once when that is so already). */
@@ -171,8 +167,8 @@ export class Accounting<T extends Counting = Counting> {
    */
   oldestLowest(except: T): T | undefined {
     let found: T | undefined;
-    for (const at of this.#slots) {
-      if (at === undefined || at === except || at.counted !== Counted.PENDING) continue;
+    for (let at = this.#head; at !== undefined; at = at.liveNext as T | undefined) {
+      if (at === except || at.counted !== Counted.PENDING) continue;
       if (
         found === undefined ||
         at.priority < found.priority ||
@@ -186,7 +182,7 @@ export class Accounting<T extends Counting = Counting> {
   /** Every execution not yet settled, newest first. */
   live(): T[] {
     const all: T[] = [];
-    for (const at of this.#slots) if (at !== undefined) all.push(at);
-    return all.sort((a, b) => b.seq - a.seq);
+    for (let at = this.#head; at !== undefined; at = at.liveNext as T | undefined) all.push(at);
+    return all;
   }
 }

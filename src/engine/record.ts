@@ -5,7 +5,7 @@ import type { ResolvedPolicy } from '../options.js';
 import { functionName } from './announce.js';
 import { AttemptContext, Kind } from './attempt.js';
 import { Counted } from './accounting.js';
-import { SCOPE, type Core, type Sink } from './core.js';
+import { SCOPE, type Core, type Member, type Sink } from './core.js';
 import { newHoldings, Phase, type Holdings } from './phase.js';
 import { createTask, type Task } from './task-promise.js';
 
@@ -45,9 +45,10 @@ export abstract class TaskRecord {
   declare startedAt: number;
   /** Gives the gate slot back; set while the execution holds one. */
   declare releaseSlot: (() => void) | undefined;
-  /** Where the accounting counts it, and its slot in the live table. */
+  /** Where the accounting counts it, and its links in the live list. */
   declare counted: Counted;
-  declare liveSlot: number;
+  declare livePrev: Member | undefined;
+  declare liveNext: Member | undefined;
   declare resolveTask: ((value: unknown) => void) | undefined;
   declare rejectTask: ((error: unknown) => void) | undefined;
   declare taskPromise: Task<unknown> | undefined;
@@ -90,7 +91,8 @@ export abstract class TaskRecord {
     this.startedAt = -1;
     this.releaseSlot = undefined;
     this.counted = Counted.NOWHERE;
-    this.liveSlot = -1;
+    this.livePrev = undefined;
+    this.liveNext = undefined;
     this.resolveTask = undefined;
     this.rejectTask = undefined;
     this.taskPromise = undefined;
