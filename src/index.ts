@@ -65,9 +65,9 @@ export type {
 export { DEFAULTS } from './options.js';
 export type { PerKeyOptions, QueueOptions, QueueOverflow } from './queue/options.js';
 export type { RetryDelayFunction, RetryDelayOptions, RetryJitter } from './resilience/backoff.js';
+export type { MapOptions } from './map/options.js';
 export type {
   DovetailOptions,
-  MapOptions,
   RateLimitOptions,
   ShouldRetry,
   TaskOverrides,

@@ -13,14 +13,8 @@ import type { MapHost } from './map/run.js';
 import { assertIterable, type MapInput } from './map/source.js';
 import type { CostLimits } from './queue/options.js';
 import { mapStream } from './map/stream.js';
-import {
-  DEFAULTS,
-  resolveMapOptions,
-  resolveOverrides,
-  type MapOptions,
-  type ResolvedPolicy,
-  type TaskOverrides,
-} from './options.js';
+import { resolveMapOptions, type MapOptions } from './map/options.js';
+import { DEFAULTS, resolveOverrides, type ResolvedPolicy, type TaskOverrides } from './options.js';
 
 /** A Node-style callback: `(error, value)`. */
 export type NodeCallback<R> = (error: unknown, value?: R) => void;

@@ -5,7 +5,8 @@ import type { AnyFunction, MethodName } from '../events/types.js';
 import { Kind } from '../engine/attempt.js';
 import { cancelFor, SCOPE, type Core, type Sink } from '../engine/core.js';
 import { Execution } from '../engine/execution.js';
-import type { ResolvedMapOptions, ResolvedPolicy } from '../options.js';
+import type { ResolvedPolicy } from '../options.js';
+import type { ResolvedMapOptions } from './options.js';
 import { closeSource, open, type MapInput, type Source } from './source.js';
 
 /** What `map` needs from the instance. @internal */

@@ -1,6 +1,6 @@
 import { ShutdownError } from '../errors.js';
 import type { AnyFunction } from '../events/types.js';
-import type { ResolvedMapOptions } from '../options.js';
+import type { ResolvedMapOptions } from './options.js';
 import { Run, type MapHost } from './run.js';
 import type { MapInput } from './source.js';
 
