@@ -74,7 +74,7 @@ export type {
   TraceLogger,
 } from './options.js';
 export type { CircuitBreakerOptions, CircuitRatioOptions } from './resilience/circuit-options.js';
-export type { CircuitState, CircuitView } from './resilience/circuit.js';
+export type { CircuitState, CircuitView } from './resilience/circuit-view.js';
 export { LocalGate } from './policies/gate.js';
 export type { Gate, GateJob } from './policies/gate.js';
 export { TokenBucket } from './policies/rate-limit.js';
