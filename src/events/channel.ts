@@ -102,7 +102,10 @@ export function publishToChannel(payload: TaskPayload, source: EventSource): voi
   }
 }
 
-/** {@link open} in the async context of the call that scheduled the task. */
+/**
+ * {@link open} in the async context of the call that scheduled the task, so that a subscriber
+ * sees what was active there (its span's parent), however long the task waited.
+ */
 function openIn(
   tc: TracingChannel<object, object>,
   source: EventSource,
@@ -115,10 +118,9 @@ function openIn(
 }
 
 /**
- * Publishes `start` and `end`, in the async context of the call that scheduled the task (so that
- * a subscriber sees what was active there). `start` runs the stores bound to it
- * (`tc.start.bindStore()`); for a task that will run, the attempts then run inside them: the
- * scope taken here holds them, as `tracePromise()` would hold them around its function.
+ * Publishes `start` and `end`. For a task that will run, `start` enters the stores bound to it
+ * (`tc.start.bindStore()`) and the scope taken inside keeps them: every attempt runs in that
+ * scope, as `tracePromise()` runs its function inside them.
  */
 function open(
   tc: TracingChannel<object, object>,
@@ -131,6 +133,7 @@ function open(
   tc.end.publish(context);
 }
 
+/** Keeps the async context now current (the stores just entered) for the task's attempts. */
 function takeScope(source: EventSource): void {
   source.channelScope = new AsyncResource(SPAN_SCOPE);
 }
