@@ -44,7 +44,8 @@ export type {
   ResumedPayload,
 } from './events/instance.js';
 export type { Stats } from './events/stats.js';
-export { TASK_CHANNEL } from './events/channel.js';
+export { TASK_CHANNEL, TASK_RETRY_CHANNEL } from './events/channel.js';
+export type { TaskRetryMessage } from './events/channel.js';
 export type { TraceStruct } from './trace.js';
 export {
   BackendError,

@@ -145,8 +145,9 @@ export class Execution
     let out: unknown;
     try {
       // In the caller's async context: an AsyncLocalStorage store set around schedule() (a request
-      // id, say) is there in the task, however long it waited and whichever task ran before.
-      out = this.scope.runInAsyncScope(this.#invoke, this);
+      // id, say) is there in the task, however long it waited and whichever task ran before. With
+      // its span open on `dovetail:task`, the stores bound to the channel are entered there too.
+      out = (this.holdings?.channelScope ?? this.scope).runInAsyncScope(this.#invoke, this);
     } catch (error) {
       this.#fail(attempt, error);
       return;
