@@ -4,17 +4,12 @@ import { LatencyWindow, STALENESS, WINDOW_SIZE } from '../../src/latency/quantil
 
 const QUANTILES = [0, 0.01, 0.5, 0.9, 0.95, 0.99, 1];
 
-/** A seeded generator (mulberry32), so that each series is the same on every run. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/**
+ * A uniform, repeatable series in [0, 1): the Weyl sequence frac(i * step + offset), with an
+ * irrational step (a different one per series, so that two series are not correlated).
+ */
+const weyl = (length: number, step: number, offset = 0): number[] =>
+  Array.from({ length }, (_, i) => (i * step + offset) % 1);
 
 /**
  * How far `value` is, in rank, from being the nearest-rank quantile `q` of `window` (0 when it is
@@ -78,25 +73,23 @@ describe('LatencyWindow', () => {
   });
 
   it('is exact while it holds fewer than 2 * capacity / staleness samples', () => {
-    const next = random(7);
-    const series = Array.from({ length: (2 * WINDOW_SIZE) / STALENESS - 1 }, () => next() * 100);
-    expect(worst(series).share).toBe(0);
+    const short = weyl((2 * WINDOW_SIZE) / STALENESS - 1, Math.SQRT2).map((u) => u * 100);
+    expect(worst(short).share).toBe(0);
   });
 
   it('stays within its rank bound on a uniform series', () => {
-    const next = random(1);
-    const series = Array.from({ length: 3000 }, () => 5 + next() * 20);
-    const { share, exceeded } = worst(series);
+    const uniform = weyl(3000, Math.SQRT2).map((u) => 5 + u * 20);
+    const { share, exceeded } = worst(uniform);
     expect(exceeded).toBe(0);
     expect(share).toBeLessThan(STALENESS / WINDOW_SIZE);
   });
 
   it('stays within its rank bound on a skewed series (10 ms, 3% at 200 ms)', () => {
-    const next = random(2);
-    const series = Array.from({ length: 3000 }, () =>
-      next() < 0.03 ? 200 + next() * 5 : 10 + next(),
+    const jitter = weyl(3000, Math.SQRT2);
+    const skewed = weyl(3000, (1 + Math.sqrt(5)) / 2).map((p, i) =>
+      p < 0.03 ? 200 + 5 * (jitter[i] as number) : 10 + (jitter[i] as number),
     );
-    const { share, exceeded, estimate } = worst(series);
+    const { share, exceeded, estimate } = worst(skewed);
     expect(exceeded).toBe(0);
     expect(share).toBeLessThan(STALENESS / WINDOW_SIZE);
     // The tail is above p95 and at p99.
@@ -105,9 +98,8 @@ describe('LatencyWindow', () => {
   });
 
   it('stays within its rank bound on a heavy-tailed (Pareto) series', () => {
-    const next = random(3);
-    const series = Array.from({ length: 3000 }, () => 2 / Math.pow(1 - next(), 1 / 1.2));
-    const { exceeded } = worst(series);
+    const uniform = weyl(3000, Math.sqrt(3), 0.5);
+    const { exceeded } = worst(uniform.map((u) => 2 / Math.pow(1 - u, 1 / 1.2)));
     expect(exceeded).toBe(0);
   });
 

@@ -1,5 +1,6 @@
 import type { ClearablePromise } from 'p-timeout';
 import type { TokenWait } from '../policies/rate-limit.js';
+import type { Hedging } from './hedge.js';
 import type { RetryLoop } from './retry.js';
 
 /** Where an execution is in its life. */
@@ -32,6 +33,8 @@ export interface Holdings {
   loop: RetryLoop | undefined;
   /** The object published on `dovetail:task` for this task. */
   channelContext: Record<string, unknown> | undefined;
+  /** In phase RUNNING, with the `hedge` option: the hedges of the attempt. */
+  hedge: Hedging | undefined;
 }
 
 /** Fresh holdings, every field empty (one shape for every execution). */
@@ -41,4 +44,5 @@ export const newHoldings = (): Holdings => ({
   timer: undefined,
   loop: undefined,
   channelContext: undefined,
+  hedge: undefined,
 });
