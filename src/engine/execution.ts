@@ -189,7 +189,7 @@ export class Execution
     // A hedge won already: this copy lost.
     if (this.holdings?.hedge?.firstSucceeded() === false) return;
     if (this.ticket >= 0 && !this.#record(true, value)) return;
-    measureAttempt(this);
+    if (this.core.latency !== undefined) measureAttempt(this);
     this.#won(value);
   }
 
