@@ -829,6 +829,7 @@ describe('counters', () => {
       cancelled: 0,
       shed: 0,
       shortCircuited: 0,
+      hedged: 0,
     });
   });
 
@@ -894,6 +895,7 @@ describe('stats and incStat', () => {
       cancelled: 0,
       shed: 0,
       shortCircuited: 0,
+      hedged: 0,
     });
     const snapshot = dvt.events.stats();
     await dvt.task.schedule(() => 1);

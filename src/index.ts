@@ -76,6 +76,7 @@ export type {
 } from './options.js';
 export type { CircuitBreakerOptions, CircuitRatioOptions } from './resilience/circuit-options.js';
 export type { CircuitState, CircuitView } from './resilience/circuit-view.js';
+export type { HedgeDelay, HedgeOptions } from './latency/hedge-options.js';
 export { LocalGate } from './policies/gate.js';
 export type { Gate, GateJob } from './policies/gate.js';
 export { TokenBucket } from './policies/rate-limit.js';

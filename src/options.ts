@@ -4,6 +4,7 @@ import {
   type CircuitBreakerOptions,
   type ResolvedCircuitOptions,
 } from './resilience/circuit-options.js';
+import { resolveHedge, type HedgeOptions, type ResolvedHedge } from './latency/hedge-options.js';
 import {
   resolveRetryDelay,
   type ResolvedRetryDelay,
@@ -120,6 +121,13 @@ export interface DovetailOptions extends QueueOptions, RetryDelayOptions {
    */
   circuitBreaker?: CircuitBreakerOptions | undefined;
   /**
+   * Hedged requests: an attempt of a function task that has not settled after `delay` gets up
+   * to `max` extra copies; the first success wins and the others are aborted. See
+   * {@link HedgeOptions}.
+   * @defaultValue none
+   */
+  hedge?: HedgeOptions | undefined;
+  /**
    * Where the gate and the rate limiter live; in this process by default.
    * @defaultValue in-process (`p-limit` and a token bucket)
    */
@@ -151,6 +159,8 @@ export interface TaskOverrides extends RetryDelayOptions {
    * @defaultValue `1`
    */
   cost?: number | undefined;
+  /** Hedged requests for this call; see {@link DovetailOptions.hedge}. */
+  hedge?: HedgeOptions | undefined;
 }
 
 /** The policy one task runs under: instance options merged with `with()` overrides. */
@@ -163,6 +173,7 @@ export interface ResolvedPolicy extends ResolvedRetryDelay {
   readonly priority: number;
   readonly key: string | undefined;
   readonly cost: number;
+  readonly hedge: ResolvedHedge | undefined;
 }
 
 /** Instance options after validation and defaults. */
@@ -214,13 +225,14 @@ export function resolvePolicy(
   where: string,
   queue: TaskQueueFields = base,
 ): ResolvedPolicy {
-  const { timeout, retries, retryBackoff, shouldRetry, signal } = options;
+  const { timeout, retries, retryBackoff, shouldRetry, signal, hedge } = options;
   const delay = resolveRetryDelay(base, options);
   if (timeout !== undefined) assertPositive(`${where}timeout`, timeout);
   if (retries !== undefined) assertRetries(`${where}retries`, retries);
   if (retryBackoff !== undefined) assertNonNegative(`${where}retryBackoff`, retryBackoff);
   if (shouldRetry !== undefined) assertFunction(`${where}shouldRetry`, shouldRetry);
   if (signal !== undefined) assertSignal(`${where}signal`, signal);
+  const hedging = hedge === undefined ? base.hedge : resolveHedge(hedge, `${where}hedge`);
   return Object.freeze({
     timeout: timeout ?? base.timeout,
     retries: retries ?? base.retries,
@@ -231,6 +243,7 @@ export function resolvePolicy(
     priority: queue.priority,
     key: queue.key,
     cost: queue.cost,
+    hedge: hedging,
   });
 }
 
@@ -246,6 +259,7 @@ const BASE_POLICY: ResolvedPolicy = Object.freeze({
   priority: 0,
   key: undefined,
   cost: 1,
+  hedge: undefined,
 });
 
 /**

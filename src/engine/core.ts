@@ -6,6 +6,7 @@ import type { RateLimiter } from '../policies/rate-limit.js';
 import type { Keys } from '../queue/keys.js';
 import type { QueueOverflow } from '../queue/options.js';
 import type { Pause } from '../queue/pause.js';
+import type { LatencyWindow } from '../latency/quantile.js';
 import type { Circuit } from '../resilience/circuit.js';
 import type { Accounting, Counting } from './accounting.js';
 
@@ -52,6 +53,8 @@ export interface Core {
   /** Most tasks waiting at once, and what a task arriving at a full queue gets. */
   readonly maxQueue: number;
   readonly queueOverflow: QueueOverflow;
+  /** Recent attempt latencies; made when a hedge by percentile is first armed. */
+  latency?: LatencyWindow | undefined;
 }
 
 /**

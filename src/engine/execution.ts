@@ -19,6 +19,7 @@ import { Admission } from './admission.js';
 import { announceAttempt, announceEnd, announceRetry, type Announced } from './announce.js';
 import { call, invoke, Kind, timed, type AttemptOwner } from './attempt.js';
 import type { Core, Member, Sink } from './core.js';
+import { armHedge, measureAttempt, type HedgeOwner } from './hedge.js';
 import { Phase, type Holdings } from './phase.js';
 import { RetryLoop, type RetryOwner } from './retry.js';
 import { unwatch } from './signals.js';
@@ -42,7 +43,8 @@ export class Execution
     TaskOwner,
     RetryOwner,
     Member,
-    Announced
+    Announced,
+    HedgeOwner
 {
   // Written out: the implicit constructor of a subclass passes its arguments on as a spread, an
   // array per task on Node 20.
@@ -98,7 +100,10 @@ export class Execution
   stop(reason: ShutdownError): void {
     if (this.phase === Phase.SETTLED) return;
     if (this.attempt === 0 || this.phase === Phase.SLEEPING) this.cancel(reason);
-    else this.#abortAttempt(reason);
+    else {
+      this.#abortAttempt(reason);
+      this.holdings?.hedge?.abort(reason);
+    }
   }
 
   // ---- attempts ------------------------------------------------------------------------------
@@ -139,6 +144,7 @@ export class Execution
     core.accounting.started();
     // Always timed: a listener added while the task runs still gets its elapsed.
     if (this.startedAt < 0) this.startedAt = performance.now();
+    if (core.latency !== undefined) this.attemptAt = performance.now();
     if (events.wants('started', this)) announceAttempt(events, this, 'started', attempt, 0);
     // A listener may have cancelled the task (or shut the instance down): then nothing runs.
     if (this.phase !== Phase.RUNNING) return;
@@ -159,6 +165,8 @@ export class Execution
       return;
     }
     if (timeout !== Infinity) this.hold().timer = promise as ClearablePromise<unknown>;
+    const hedge = this.policy.hedge;
+    if (hedge !== undefined) this.hold().hedge = armHedge(this, attempt, hedge);
     promise.then(
       (value) => this.#succeed(attempt, value),
       (error: unknown) => this.#fail(attempt, error),
@@ -179,7 +187,14 @@ export class Execution
 
   #succeed(attempt: number, value: unknown): void {
     if (this.phase !== Phase.RUNNING || attempt !== this.attempt) return;
+    // A hedge won already: this copy lost.
+    if (this.holdings?.hedge?.firstSucceeded() === false) return;
     if (this.ticket >= 0 && !this.#record(true, value)) return;
+    if (this.core.latency !== undefined) measureAttempt(this);
+    this.#won(value);
+  }
+
+  #won(value: unknown): void {
     const holdings = this.holdings;
     if (holdings === undefined) {
       this.settle(true, value, 'done');
@@ -192,7 +207,15 @@ export class Execution
 
   #fail(attempt: number, error: unknown): void {
     if (this.phase !== Phase.RUNNING || attempt !== this.attempt) return;
+    const hedge = this.holdings?.hedge;
+    if (hedge?.decided === true) return;
     if (this.ticket >= 0 && !this.#record(false, error)) return;
+    // Hedges still in flight decide the attempt.
+    if (hedge?.firstFailed() === true) return;
+    this.#failed(error);
+  }
+
+  #failed(error: unknown): void {
     const holdings = this.holdings;
     if (holdings !== undefined) {
       this.#clearTimer(holdings);
@@ -216,6 +239,12 @@ export class Execution
   #record(ok: boolean, value: unknown): boolean {
     const ticket = this.ticket;
     this.ticket = -1;
+    return this.recordCopy(ticket, ok, value);
+  }
+
+  /** @internal Part of {@link HedgeOwner}; also the first copy's report. */
+  recordCopy(ticket: number, ok: boolean, value: unknown): boolean {
+    if (ticket < 0) return true;
     try {
       (this.core.circuit as Circuit).record(ticket, ok, value);
       return true;
@@ -223,6 +252,25 @@ export class Execution
       this.settle(false, thrown, 'error');
       return false;
     }
+  }
+
+  /** @internal Part of {@link HedgeOwner}: the first copy lost, and is aborted. */
+  hedgeWon(attempt: number, value: unknown): void {
+    if (this.phase !== Phase.RUNNING || attempt !== this.attempt) return;
+    if (this.ticket >= 0) {
+      this.core.circuit?.abandon(this.ticket);
+      this.ticket = -1;
+    }
+    // Measured until now: its latency was at least that.
+    measureAttempt(this);
+    this.#abortAttempt(new CancelledError(`a hedge of attempt ${attempt} succeeded first`));
+    this.#won(value);
+  }
+
+  /** @internal Part of {@link HedgeOwner}. */
+  hedgesFailed(attempt: number, error: unknown): void {
+    if (this.phase !== Phase.RUNNING || attempt !== this.attempt) return;
+    this.#failed(error);
   }
 
   /** An open circuit fails the task with `error`, whatever retries remain. @internal */
@@ -279,6 +327,7 @@ export class Execution
     const holdings = this.holdings;
     if (holdings !== undefined) {
       this.#clearTimer(holdings);
+      holdings.hedge?.finish(value);
       if (holdings.tokenWait !== undefined) {
         holdings.tokenWait.cancel(value);
         holdings.tokenWait = undefined;

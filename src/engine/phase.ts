@@ -1,6 +1,7 @@
 import type { AsyncResource } from 'node:async_hooks';
 import type { ClearablePromise } from 'p-timeout';
 import type { TokenWait } from '../policies/rate-limit.js';
+import type { Hedging } from './hedge.js';
 import type { RetryLoop } from './retry.js';
 
 /** Where an execution is in its life. */
@@ -35,6 +36,8 @@ export interface Holdings {
   channelContext: Record<string, unknown> | undefined;
   /** The async context its attempts run in while its span is open on `dovetail:task`. */
   channelScope: AsyncResource | undefined;
+  /** In phase RUNNING, with the `hedge` option: the hedges of the attempt. */
+  hedge: Hedging | undefined;
 }
 
 /** Fresh holdings, every field empty (one shape for every execution). */
@@ -45,4 +48,5 @@ export const newHoldings = (): Holdings => ({
   loop: undefined,
   channelContext: undefined,
   channelScope: undefined,
+  hedge: undefined,
 });

@@ -65,6 +65,8 @@ export abstract class TaskRecord {
   declare tokenTaken: boolean;
   /** The circuit's ticket of the attempt now running, or -1. */
   declare ticket: number;
+  /** `performance.now()` when the attempt now running started, while latency is measured; or -1. */
+  declare attemptAt: number;
 
   constructor(
     core: Core,
@@ -103,6 +105,7 @@ export abstract class TaskRecord {
     this.keyWaited = 0;
     this.tokenTaken = false;
     this.ticket = -1;
+    this.attemptAt = -1;
     // A promise handed over may reject while the task still waits for its slot or token: it is
     // observed from now on, so that wait is not reported as an unhandled rejection.
     if (kind === Kind.PROMISE && work instanceof Promise) work.catch(noop);

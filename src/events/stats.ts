@@ -22,6 +22,8 @@ export interface Stats {
   shed: number;
   /** Tasks an open circuit failed with `CircuitOpenError` (counted in `error` too). */
   shortCircuited: number;
+  /** Hedges sent: extra copies of an attempt started by the `hedge` option. */
+  hedged: number;
   /** Custom counters from `incStat`. */
   [key: string]: number;
 }
@@ -37,6 +39,7 @@ export const createStats = (): Stats => ({
   cancelled: 0,
   shed: 0,
   shortCircuited: 0,
+  hedged: 0,
 });
 
 /** The copy `stats()` returns: changing it changes nothing in `counters`. @internal */

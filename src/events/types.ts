@@ -104,6 +104,8 @@ export interface TaskPayload {
   key?: string;
   /** Rate-limit tokens the attempt took (`rate_limited`). */
   cost?: number;
+  /** `true` on the `started` of a hedge (option `hedge`): an extra copy of attempt `attempt`. */
+  hedge?: true;
 }
 
 /** Payload of `queued`: the task entered the instance. */
@@ -121,6 +123,8 @@ export interface RateLimitedPayload extends TaskPayload {
 export interface StartedPayload extends TaskPayload {
   event: 'started';
   attempt: number;
+  /** Present, `true`, when this start is a hedge: an extra copy of attempt `attempt`. */
+  hedge?: true;
 }
 /** Payload of `retry`: attempt `attempt` failed with `error`; the next starts after `sleep` ms. */
 export interface RetryPayload extends TaskPayload {

@@ -36,6 +36,12 @@ export interface Gate {
   run(job: GateJob): void;
   /** Drops every job still waiting; they are never run nor rejected (their owner settles them). */
   clear(): void;
+  /**
+   * Optional: takes a slot only if one is free now and no job waits, without queueing; returns
+   * the function that gives it back (call it once), or `undefined` when no slot is free. Hedged
+   * requests use it: a gate without it gets no hedges.
+   */
+  tryAcquire?(): (() => void) | undefined;
 }
 
 /**
@@ -126,6 +132,11 @@ export class LocalGate implements Gate {
       this.#running -= 1;
       this.#fill();
     };
+  }
+
+  /** A slot now if one is free and nobody waits, else `undefined`; see {@link Gate.tryAcquire}. */
+  tryAcquire(): (() => void) | undefined {
+    return this.#waiting.length === 0 && this.#free() ? this.adopt() : undefined;
   }
 
   run(job: GateJob): void {
