@@ -1,8 +1,11 @@
 import { QueueFullError, type CircuitOpenError, type ShutdownError } from '../errors.js';
 import type { LocalGate } from '../policies/gate.js';
 import { TokenBucket, type TokenWait } from '../policies/rate-limit.js';
+import type { MethodName } from '../events/types.js';
+import type { ResolvedPolicy } from '../options.js';
 import { Counted, type Outcome } from './accounting.js';
-import { runSoon, type Member } from './core.js';
+import type { Kind } from './attempt.js';
+import { runSoon, type Core, type Member, type Sink } from './core.js';
 import { Phase } from './phase.js';
 import { TaskRecord } from './record.js';
 import { refuseSoon } from './refused.js';
@@ -15,6 +18,21 @@ import { watch } from './signals.js';
  * attempts and the settling.
  */
 export abstract class Admission extends TaskRecord {
+  // Written out, as in Execution: an implicit constructor would pass its arguments on as a
+  // spread, an array per task on Node 20.
+  constructor(
+    core: Core,
+    policy: ResolvedPolicy,
+    method: MethodName,
+    kind: Kind,
+    work: unknown,
+    args: readonly unknown[],
+    sink: Sink | undefined,
+    key: string | undefined,
+  ) {
+    super(core, policy, method, kind, work, args, sink, key);
+  }
+
   /** Starts attempt `attempt` once its tokens are taken (`waited`: ms spent waiting for them). */
   protected abstract launch(attempt: number, waited: number): void;
   /** Settles the execution: the one way out (see {@link Execution}). */
