@@ -103,6 +103,12 @@ export interface TaskPayload {
   key?: string;
   /** Rate-limit tokens the attempt took (`rate_limited`). */
   cost?: number;
+  /**
+   * The item's position in the input (0-based), for a task that is an item of `map` or
+   * `mapIterable` (the `index` its function receives); absent for every other task. It names
+   * the item a `retry` or an `error` is about, where `executionId` is a number of the process.
+   */
+  index?: number;
 }
 
 /** Payload of `queued`: the task entered the instance. */
