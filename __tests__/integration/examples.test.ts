@@ -40,6 +40,31 @@ function get(port: number, path: string): Promise<{ status: number; body: string
 
 describe('examples', () => {
   it.concurrent(
+    'npm run demo (quickstart.mjs) names items by their index, as the results are',
+    async () => {
+      const result = await run(join(EXAMPLES, 'quickstart.mjs'));
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      expect(lines(result.stdout)).toEqual([
+        'Dovetail demo: 10 items, concurrency 3, retries 2, timeout 300 ms',
+        // The item the code calls 4 fails once; item 7 sleeps 1 s and times out on all 3 attempts.
+        '  retry: item 4 attempt 1 failed (Error: upstream 503), next in 20 ms',
+        '  retry: item 7 attempt 1 failed (TimeoutError: timed out after 300 ms), next in 20 ms',
+        '  retry: item 7 attempt 2 failed (TimeoutError: timed out after 300 ms), next in 40 ms',
+        ...Array.from({ length: 10 }, (_, i) =>
+          i === 7 ? '  7: TimeoutError after 300 ms' : `  ${i}: item-${i}`,
+        ),
+        'peak running: 3 (limit 3)',
+        expect.stringMatching(/^stats: \{"queued":10,"started":13,"done":9,"error":1,"retries":3,/),
+      ]);
+      // Item 7 alone takes three 300 ms attempts and 20 + 40 ms of backoff; the upper bound is
+      // only there to catch a hang on a busy machine.
+      expect(result.elapsed).toBeGreaterThanOrEqual(900);
+      expect(result.elapsed).toBeLessThan(20_000);
+    },
+  );
+
+  it.concurrent(
     'script.mts (tsx on Node 20/22) maps with bounded concurrency and prints a summary',
     async () => {
       const result = await run(join(EXAMPLES, 'script.mts'), [], TSX);
