@@ -21,16 +21,18 @@ const OUTAGE_MS = 1000;
 
 const seen = { requests: 0, tooMany: 0, down: 0, early: 0, duringOutage: 0 };
 let blockedUntil = 0;
-let firstBlockAt = 0;
+/** When the client first heard a 429 (set by the client below). */
+let heardAt = 0;
 let outageUntil = 0;
 
 function upstream(request: IncomingMessage, response: ServerResponse): void {
   const now = Date.now();
   seen.requests += 1;
-  // A request that arrives well after the first 429 and before its Retry-After time is one the
-  // client should not have sent (the ones already on their way when the 429 left are not).
-  if (firstBlockAt > 0 && now > firstBlockAt + 100 && now < firstBlockAt + RETRY_AFTER_S * 1000)
-    seen.early += 1;
+  // A request the client sent after it heard the first 429 and before its Retry-After time is
+  // one it should not have sent (those already on their way when it heard the 429 are not). Both
+  // ends share this process's clock, so a slow event loop cannot blur the line.
+  const sentAt = Number(request.headers['x-sent-at']);
+  if (heardAt > 0 && sentAt >= heardAt && sentAt < blockedUntil) seen.early += 1;
   if (outageUntil === 0 && seen.requests > OUTAGE_AFTER) outageUntil = now + OUTAGE_MS;
   if (now < outageUntil) {
     seen.duringOutage += 1;
@@ -40,7 +42,6 @@ function upstream(request: IncomingMessage, response: ServerResponse): void {
   }
   if (seen.requests > QUOTA && blockedUntil === 0) {
     blockedUntil = now + RETRY_AFTER_S * 1000;
-    firstBlockAt = now;
   }
   if (now < blockedUntil) {
     seen.tooMany += 1;
@@ -76,6 +77,7 @@ const dvt = new Dovetail({
   // A 429 says when to come back: hold the whole instance until then, and sleep as long.
   retryDelay: (error) => {
     if (!(error instanceof HttpError) || error.response.status !== 429) return undefined;
+    heardAt ||= Date.now();
     const wait = retryAfter(error.response);
     if (wait !== undefined && wait > 0) dvt.pause(wait);
     return wait;
@@ -94,7 +96,10 @@ for (const name of [InstanceEvent.PAUSED, InstanceEvent.CIRCUIT_OPEN, InstanceEv
 
 const began = Date.now();
 const get = dvt.task.wrap(async (path: string) => {
-  const response = await fetch(`${base}${path}`, { signal: dvt.task.current()?.signal ?? null });
+  const response = await fetch(`${base}${path}`, {
+    signal: dvt.task.current()?.signal ?? null,
+    headers: { 'x-sent-at': String(Date.now()) },
+  });
   if (!response.ok) {
     await response.body?.cancel();
     throw new HttpError(response);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Type-checks every ```ts block of the TSDoc @example tags in src/ (house style: "a compiling
 // @example"), the way __tests__/readme.test.ts checks the README: each block is a file of its
-// own, compiled strictly against the source, with 'dovetailjs' and 'dovetailjs/redis' mapped to it.
+// own, compiled strictly against the source, with 'dovetailjs', 'dovetailjs/redis' and 'dovetailjs/opentelemetry' mapped to it.
 //
 //   node scripts/check-tsdoc-examples.mjs     # prints each error as src/file.ts:line, exits 1 on any
 import { execFileSync } from 'node:child_process';
@@ -53,8 +53,12 @@ writeFileSync(
       paths: {
         dovetailjs: [join(root, 'src', 'index.ts')],
         'dovetailjs/redis': [join(root, 'src', 'redis', 'index.ts')],
+        'dovetailjs/opentelemetry': [join(root, 'src', 'opentelemetry', 'index.ts')],
         // The examples live outside the repository: its dependencies are not found from there.
         ioredis: [join(root, 'node_modules', 'ioredis', 'built', 'index.d.ts')],
+        '@opentelemetry/api': [
+          join(root, 'node_modules', '@opentelemetry', 'api', 'build', 'src', 'index.d.ts'),
+        ],
       },
     },
     files: [...origin.keys()],

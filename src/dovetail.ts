@@ -1,32 +1,17 @@
-import { Accounting } from './engine/accounting.js';
-import type { Core, Member } from './engine/core.js';
+import { buildCore, costLimits, refuseShared } from './engine/build.js';
+import { clearWaiting, ensurePausable, setConcurrency } from './engine/control.js';
+import type { Core } from './engine/core.js';
 import { ShutdownError } from './errors.js';
 import { Events } from './events/bus.js';
 import { watchTaskChannel } from './events/channel.js';
 import { assertBoolean, assertCount, assertNumber, assertObject } from './internal/assert.js';
 import { resolveOptions, type DovetailOptions, type ResolvedOptions } from './options.js';
-import type { BackendHooks, BackendProblem } from './policies/backend.js';
-import { LocalGate, type Gate } from './policies/gate.js';
-import { Counted } from './engine/accounting.js';
-import { TokenBucket, type RateLimiter } from './policies/rate-limit.js';
+import { LocalGate } from './policies/gate.js';
 import type { ShutdownOptions } from './lifecycle/instance.js';
 import { track, untrack } from './lifecycle/tracking.js';
-import { Keys } from './queue/keys.js';
-import type { CostLimits } from './queue/options.js';
-import { Pause } from './queue/pause.js';
-import { Circuit, type CircuitView } from './resilience/circuit.js';
+import type { CircuitView } from './resilience/circuit-view.js';
 import { TaskApi, type TaskHost } from './task.js';
 import { Tracer } from './trace.js';
-
-// A back end's report becomes a `backend_error` event: it concerns the instance, not one task.
-function reportBackend(events: Events, problem: BackendProblem): void {
-  events.instance('backend_error', {
-    method: 'backend',
-    task: 0,
-    executionId: '',
-    ...problem,
-  });
-}
 
 /**
  * One policy for async work: a concurrency gate, a rate limit, retries with backoff and a
@@ -60,76 +45,13 @@ export class Dovetail implements AsyncDisposable {
    */
   constructor(options?: DovetailOptions) {
     const resolved = resolveOptions(options);
-    if (resolved.backend !== undefined && resolved.perKey !== undefined) {
-      throw new TypeError(
-        '`perKey` is not supported with a shared back end yet: its limits would hold per process',
-      );
-    }
-    if (resolved.backend !== undefined && resolved.circuit !== undefined) {
-      throw new TypeError(
-        '`circuitBreaker` is not supported with a shared back end yet: its state would hold per process',
-      );
-    }
+    refuseShared(resolved);
     this.#options = resolved;
     const tracer = new Tracer(resolved.trace, resolved.traceLogger, resolved.tracePrefix);
     const events = new Events(tracer);
     this.events = events;
-    const backend = resolved.backend;
-    const hooks: BackendHooks | undefined =
-      backend === undefined ? undefined : { report: (p) => reportBackend(events, p) };
-    let gate: Gate | undefined;
-    if (resolved.concurrency !== Infinity) {
-      gate =
-        backend === undefined
-          ? new LocalGate(resolved.concurrency)
-          : backend.createGate({ concurrency: resolved.concurrency }, hooks);
-    }
-    let limiter: RateLimiter | undefined;
-    if (resolved.rateLimit !== undefined) {
-      limiter =
-        backend === undefined
-          ? new TokenBucket(resolved.rateLimit.perSecond, resolved.rateLimit.burst)
-          : backend.createRateLimiter(resolved.rateLimit, hooks);
-    }
-    const perKey = resolved.perKey;
-    const accounting = new Accounting<Member>(events.counters, () => this.#drained());
-    this.#core = {
-      events,
-      gate,
-      limiter,
-      accounting,
-      stopping: false,
-      keys: perKey === undefined ? undefined : new Keys(perKey.concurrency, perKey.rateLimit),
-      pause: new Pause({
-        paused: (until) => events.instance('paused', until === undefined ? {} : { until }),
-        resumed: () => events.instance('resumed', {}),
-        reopen: () => {
-          if (this.#core.gate instanceof LocalGate) this.#core.gate.resume();
-        },
-        get busy(): boolean {
-          return !accounting.idle;
-        },
-      }),
-      maxQueue: resolved.maxQueue,
-      queueOverflow: resolved.queueOverflow,
-      circuit:
-        resolved.circuit === undefined
-          ? undefined
-          : new Circuit(resolved.circuit, {
-              opened: (failures, error, retryAt) =>
-                events.instance('circuit_open', { failures, error, retryAt }),
-              halfOpened: () => events.instance('circuit_half_open', {}),
-              closed: () => events.instance('circuit_closed', {}),
-            }),
-    };
-    const limits: CostLimits = {
-      burst: resolved.rateLimit?.burst,
-      keyBurst: perKey?.rateLimit?.burst,
-      refuse:
-        backend !== undefined && resolved.rateLimit !== undefined
-          ? '`cost` other than 1 is not supported with a shared back end yet: its bucket takes one token per attempt'
-          : undefined,
-    };
+    this.#core = buildCore(resolved, events, () => this.#drained());
+    const limits = costLimits(resolved);
     const host: TaskHost = {
       core: this.#core,
       limits,
@@ -189,16 +111,7 @@ export class Dovetail implements AsyncDisposable {
       );
     }
     const previous = this.concurrency;
-    if (value === previous) return;
-    if (core.gate instanceof LocalGate) core.gate.concurrency = value;
-    else {
-      // An unbounded instance gets its gate now: the tasks running already hold its slots.
-      const gate = new LocalGate(value);
-      for (const execution of core.accounting.live())
-        if (execution.counted === Counted.ACTIVE) execution.adopt(gate);
-      core.gate = gate;
-    }
-    this.events.instance('limit_changed', { limit: value, previous });
+    if (value !== previous) setConcurrency(core, value, previous);
   }
 
   /**
@@ -244,7 +157,7 @@ export class Dovetail implements AsyncDisposable {
     this.#refuseShared('pause()');
     // A shut-down instance drains: it is never paused again.
     if (this.#shuttingDown) return;
-    this.#ensurePausable();
+    ensurePausable(this.#core);
     this.#core.pause.pause(ms ?? Infinity);
   }
 
@@ -303,14 +216,7 @@ export class Dovetail implements AsyncDisposable {
    * ```
    */
   clearQueue(reason?: unknown): number {
-    let cancelled = 0;
-    // Oldest first, as they would have started.
-    const live = this.#core.accounting.live();
-    for (let i = live.length - 1; i >= 0; i--) {
-      const execution = live[i] as Member;
-      if (execution.counted === Counted.PENDING && execution.cancel(reason)) cancelled += 1;
-    }
-    return cancelled;
+    return clearWaiting(this.#core, reason);
   }
 
   /** The keys with a task running or waiting (with `perKey`; else none). */
@@ -407,13 +313,6 @@ export class Dovetail implements AsyncDisposable {
 
   #resume(): void {
     this.#core.pause.resume();
-  }
-
-  /** A pause needs a gate to hold first attempts back in priority order. */
-  #ensurePausable(): void {
-    const core = this.#core;
-    core.gate ??= new LocalGate(Infinity);
-    if (core.gate instanceof LocalGate) core.gate.pause();
   }
 
   #refuseShared(method: string): void {

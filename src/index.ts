@@ -44,7 +44,8 @@ export type {
   ResumedPayload,
 } from './events/instance.js';
 export type { Stats } from './events/stats.js';
-export { TASK_CHANNEL } from './events/channel.js';
+export { TASK_CHANNEL, TASK_RETRY_CHANNEL } from './events/channel.js';
+export type { TaskRetryMessage } from './events/channel.js';
 export type { TraceStruct } from './trace.js';
 export {
   BackendError,
@@ -75,7 +76,7 @@ export type {
   TraceLogger,
 } from './options.js';
 export type { CircuitBreakerOptions, CircuitRatioOptions } from './resilience/circuit-options.js';
-export type { CircuitState, CircuitView } from './resilience/circuit.js';
+export type { CircuitState, CircuitView } from './resilience/circuit-view.js';
 export { LocalGate } from './policies/gate.js';
 export type { Gate, GateJob } from './policies/gate.js';
 export { TokenBucket } from './policies/rate-limit.js';

@@ -229,4 +229,40 @@ describe('examples', () => {
     },
     30_000,
   );
+  it.concurrent(
+    'opentelemetry.ts prints a span per task through the console exporter, nested as scheduled',
+    async () => {
+      const result = await run(join(EXAMPLES, 'opentelemetry.ts'), [], TSX);
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      expect(lines(result.stdout).at(-1)).toBe('result: receipt-42, sizes 5 6 7');
+      // The console exporter prints each span as an inspected object: its name, id and parent.
+      const spans = result.stdout
+        .split(/^\{$/m)
+        .slice(1)
+        .map((block) => ({
+          block,
+          name: /^ {2}name: '(.+)',$/m.exec(block)?.[1],
+          id: /^ {2}id: '(\w+)',$/m.exec(block)?.[1],
+          parent: /^ {2}parentSpanContext: \{\n\s+traceId: '\w+',\n\s+spanId: '(\w+)'/m.exec(
+            block,
+          )?.[1],
+        }));
+      const byName = (name: string) => spans.filter((span) => span.name === name);
+      const request = byName('handle request');
+      expect(request).toHaveLength(1);
+      const charge = byName('dovetail schedule charge');
+      expect(charge.map((span) => span.parent)).toEqual([request[0]?.id]);
+      expect(charge[0]?.block).toContain("'dovetail.attempts': 2");
+      expect(charge[0]?.block).toContain("name: 'dovetail.retry'");
+      const items = byName('dovetail map resize');
+      expect(items.map((span) => span.parent)).toEqual(Array(3).fill(request[0]?.id));
+      const writes = spans.filter((span) => span.name?.startsWith('write ') === true);
+      expect(writes).toHaveLength(3);
+      expect(new Set(writes.map((span) => span.parent))).toEqual(
+        new Set(items.map((span) => span.id)),
+      );
+    },
+    30_000,
+  );
 });

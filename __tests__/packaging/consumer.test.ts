@@ -48,6 +48,8 @@ import {
   Dovetail, Event, TimeoutError, currentTask,
   type DovetailOptions, type RetryPayload, type Task, type TaskContext,
 } from 'dovetailjs';
+import { trace } from '@opentelemetry/api';
+import { instrument, SpanAttribute } from 'dovetailjs/opentelemetry';
 
 const options: DovetailOptions = { concurrency: 4, retries: 2, retryBackoff: 100, rateLimit: { perSecond: 10 } };
 await using dvt = new Dovetail(options);
@@ -57,6 +59,8 @@ const doubled: number = await task;
 const upper: string[] = await dvt.task.map(async (s: string) => s.toUpperCase(), ['a', 'b']);
 dvt.events.on(Event.RETRY, (p: RetryPayload) => console.log(p.attempt, p.sleep, p.error));
 const context: TaskContext | undefined = currentTask();
+const stopTracing: () => void = instrument({ tracer: trace.getTracer('consumer') });
+stopTracing();
 const isTimeout = (error: unknown): boolean => error instanceof TimeoutError && error.timeout > 0;
 console.log(id, doubled, upper, context, isTimeout);
 
@@ -66,6 +70,8 @@ dvt.events.on('finished', () => undefined);
 dvt.task.schedule(async (x: number) => x, 'not a number');
 // @ts-expect-error concurrency is a number
 new Dovetail({ concurrency: '4' });
+// @ts-expect-error the attribute names are a closed set
+console.log(SpanAttribute.RETRIES);
 `;
 
 // CommonJS TypeScript: \`require\` of the ESM package, allowed by TypeScript >= 5.8 under nodenext.
@@ -126,13 +132,25 @@ describe('the packed package, installed into a fresh project', () => {
       join(project, 'package.json'),
       JSON.stringify({ name: 'consumer', private: true }),
     );
-    // The dependencies come from npm's cache when they are there (always after `npm ci`).
+    // The dependencies come from npm's cache when they are there (always after `npm ci`), and so
+    // does the optional peer of `dovetailjs/opentelemetry`, in the version the repository tests.
+    const otelApi = JSON.parse(
+      await readFile(join(root, 'node_modules', '@opentelemetry', 'api', 'package.json'), 'utf8'),
+    ) as { version: string };
     await run(
       'npm',
-      ['install', '--prefer-offline', '--no-audit', '--no-fund', '--no-package-lock', tarball],
+      [
+        'install',
+        '--prefer-offline',
+        '--no-audit',
+        '--no-fund',
+        '--no-package-lock',
+        tarball,
+        `@opentelemetry/api@${otelApi.version}`,
+      ],
       project,
     );
-    for (const file of ['esm.mjs', 'require.cjs'])
+    for (const file of ['esm.mjs', 'require.cjs', 'otel.mjs'])
       await copyFile(join(fixtures, file), join(project, file));
   }, 240_000);
 
@@ -217,6 +235,26 @@ describe('the packed package, installed into a fresh project', () => {
       events: 4,
       errors: ['TimeoutError', 'CancelledError'],
       stats: 4,
+    });
+  });
+
+  it('imports dovetailjs/opentelemetry, with @opentelemetry/api installed beside it', async () => {
+    const { stdout } = await node(['otel.mjs'], project);
+    const spans = JSON.parse(stdout) as {
+      name: string;
+      attributes: Record<string, unknown>;
+      status?: number;
+      ended: boolean;
+    }[];
+    expect(spans.map((span) => [span.name, span.ended, span.status])).toEqual([
+      ['dovetail schedule fetchPage', true, undefined],
+      ['dovetail schedule <anonymous>', true, 2],
+    ]);
+    expect(spans[0]?.attributes).toMatchObject({
+      'dovetail.method': 'schedule',
+      'dovetail.function': 'fetchPage',
+      'dovetail.attempts': 1,
+      'dovetail.outcome': 'done',
     });
   });
 

@@ -10,7 +10,8 @@ import {
   type CircuitBreakerOptions,
   type CircuitState,
 } from '../../src/index.js';
-import { Circuit, type CircuitListener } from '../../src/resilience/circuit.js';
+import { Circuit } from '../../src/resilience/circuit.js';
+import type { CircuitListener } from '../../src/resilience/circuit-view.js';
 import {
   resolveCircuitOptions,
   type ResolvedCircuitOptions,

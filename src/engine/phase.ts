@@ -1,3 +1,4 @@
+import type { AsyncResource } from 'node:async_hooks';
 import type { ClearablePromise } from 'p-timeout';
 import type { TokenWait } from '../policies/rate-limit.js';
 import type { RetryLoop } from './retry.js';
@@ -32,6 +33,8 @@ export interface Holdings {
   loop: RetryLoop | undefined;
   /** The object published on `dovetail:task` for this task. */
   channelContext: Record<string, unknown> | undefined;
+  /** The async context its attempts run in while its span is open on `dovetail:task`. */
+  channelScope: AsyncResource | undefined;
 }
 
 /** Fresh holdings, every field empty (one shape for every execution). */
@@ -41,4 +44,5 @@ export const newHoldings = (): Holdings => ({
   timer: undefined,
   loop: undefined,
   channelContext: undefined,
+  channelScope: undefined,
 });

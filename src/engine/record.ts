@@ -137,6 +137,15 @@ export abstract class TaskRecord {
     this.hold().channelContext = value;
   }
 
+  /** The async context its attempts run in while its span is open on `dovetail:task`. */
+  get channelScope(): AsyncResource | undefined {
+    return this.holdings?.channelScope;
+  }
+
+  set channelScope(value: AsyncResource | undefined) {
+    this.hold().channelScope = value;
+  }
+
   /** The `Task` promise (made once, for `schedule` and friends). */
   task<R>(): Task<R> {
     return (this.taskPromise ??= createTask<unknown>(this)) as Task<R>;

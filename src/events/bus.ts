@@ -1,12 +1,11 @@
 import { DovetailError, ShutdownError } from '../errors.js';
 import { assertFunction, assertObject, describe } from '../internal/assert.js';
-import { errorText, warn } from '../internal/util.js';
 import type { Tracer, TraceStruct } from '../trace.js';
 import { hasChannelSubscribers, publishToChannel } from './channel.js';
 import { addStat, copyStats, createStats, type Stats } from './stats.js';
 import type { InstanceEventName } from './instance.js';
 import { Subscriptions } from './subscriptions.js';
-import { instanceTraceLine, taskTraceLine } from './trace-line.js';
+import { instanceTraceLine, reportListenerError, taskTraceLine } from './trace-line.js';
 import { Waiters } from './waiters.js';
 import {
   assertEvent,
@@ -325,17 +324,7 @@ export class Events {
 
   /** Reports a listener failure without letting it reach the task. @internal */
   reportListenerError(event: string, error: unknown): void {
-    const text = errorText(error);
-    this.#tracer.struct({
-      method: 'events',
-      status: 'listener_error',
-      extra: { event, error: text },
-    });
-    warn(
-      `A Dovetail listener for '${event}' failed: ${text}`,
-      'DOVETAIL_LISTENER_ERROR',
-      error instanceof Error ? error.stack : undefined,
-    );
+    reportListenerError(this.#tracer, event, error);
   }
 
   #short<K extends EventName>(

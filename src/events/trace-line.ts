@@ -1,5 +1,7 @@
-// How an event becomes a structured trace line. Called only when tracing is on.
-import type { TraceStruct } from '../trace.js';
+// How an event becomes a structured trace line (called only when tracing is on), and how a
+// listener's failure is reported: a trace line and a process warning.
+import { errorText, warn } from '../internal/util.js';
+import type { Tracer, TraceStruct } from '../trace.js';
 import { InstanceEvent, type InstancePayload } from './instance.js';
 import type { TaskPayload } from './types.js';
 
@@ -30,4 +32,19 @@ export function instanceTraceLine(payload: InstancePayload): TraceStruct {
   }
   const { method: _method, task: _task, executionId: _id, ...problem } = fields;
   return { method: 'backend', status: event, extra: problem };
+}
+
+/** Reports a listener failure (trace line, `DOVETAIL_LISTENER_ERROR` warning); never throws. @internal */
+export function reportListenerError(tracer: Tracer, event: string, error: unknown): void {
+  const text = errorText(error);
+  tracer.struct({
+    method: 'events',
+    status: 'listener_error',
+    extra: { event, error: text },
+  });
+  warn(
+    `A Dovetail listener for '${event}' failed: ${text}`,
+    'DOVETAIL_LISTENER_ERROR',
+    error instanceof Error ? error.stack : undefined,
+  );
 }

@@ -1,6 +1,7 @@
 // The event vocabulary: task event names and payloads, the map that joins them with the instance
 // events of instance.ts, listener and scope types, and the checks that an argument is one of
 // them. No behaviour lives here beyond those checks.
+import type { AsyncResource } from 'node:async_hooks';
 import {
   assertBoolean,
   assertCount,
@@ -267,6 +268,13 @@ export interface EventSource {
   readonly id: string;
   /** The object published on `dovetail:task` for this task, made at its first start. */
   channelContext: Record<string, unknown> | undefined;
+  /** The async context of the call that scheduled the task (absent: the current one). */
+  readonly scope?: AsyncResource | undefined;
+  /**
+   * The async context its attempts run in once its span is open on `dovetail:task`: the
+   * scheduling call's, with the stores bound to the channel's `start` entered.
+   */
+  channelScope?: AsyncResource | undefined;
 }
 
 /**

@@ -1,0 +1,105 @@
+import type { Events } from '../events/bus.js';
+import type { ResolvedOptions } from '../options.js';
+import type { BackendHooks, BackendProblem } from '../policies/backend.js';
+import { LocalGate, type Gate } from '../policies/gate.js';
+import { TokenBucket, type RateLimiter } from '../policies/rate-limit.js';
+import { Keys } from '../queue/keys.js';
+import type { CostLimits } from '../queue/options.js';
+import { Pause } from '../queue/pause.js';
+import { Circuit } from '../resilience/circuit.js';
+import { Accounting } from './accounting.js';
+import type { Core, Member } from './core.js';
+
+// A back end's report becomes a `backend_error` event: it concerns the instance, not one task.
+function reportBackend(events: Events, problem: BackendProblem): void {
+  events.instance('backend_error', {
+    method: 'backend',
+    task: 0,
+    executionId: '',
+    ...problem,
+  });
+}
+
+/** Refuses the options a shared back end cannot hold for every process yet. */
+export function refuseShared(resolved: ResolvedOptions): void {
+  if (resolved.backend === undefined) return;
+  if (resolved.perKey !== undefined) {
+    throw new TypeError(
+      '`perKey` is not supported with a shared back end yet: its limits would hold per process',
+    );
+  }
+  if (resolved.circuit !== undefined) {
+    throw new TypeError(
+      '`circuitBreaker` is not supported with a shared back end yet: its state would hold per process',
+    );
+  }
+}
+
+/**
+ * Builds what the executions of one instance share, from its resolved options: the gate and the
+ * bucket (in process, or the back end's), the accounting, the keys, the pause and the circuit.
+ * `drained` is called each time the last live execution settles.
+ */
+export function buildCore(resolved: ResolvedOptions, events: Events, drained: () => void): Core {
+  const backend = resolved.backend;
+  const hooks: BackendHooks | undefined =
+    backend === undefined ? undefined : { report: (p) => reportBackend(events, p) };
+  let gate: Gate | undefined;
+  if (resolved.concurrency !== Infinity) {
+    gate =
+      backend === undefined
+        ? new LocalGate(resolved.concurrency)
+        : backend.createGate({ concurrency: resolved.concurrency }, hooks);
+  }
+  let limiter: RateLimiter | undefined;
+  if (resolved.rateLimit !== undefined) {
+    limiter =
+      backend === undefined
+        ? new TokenBucket(resolved.rateLimit.perSecond, resolved.rateLimit.burst)
+        : backend.createRateLimiter(resolved.rateLimit, hooks);
+  }
+  const perKey = resolved.perKey;
+  const accounting = new Accounting<Member>(events.counters, drained);
+  const core: Core = {
+    events,
+    gate,
+    limiter,
+    accounting,
+    stopping: false,
+    keys: perKey === undefined ? undefined : new Keys(perKey.concurrency, perKey.rateLimit),
+    pause: new Pause({
+      paused: (until) => events.instance('paused', until === undefined ? {} : { until }),
+      resumed: () => events.instance('resumed', {}),
+      reopen: () => {
+        if (core.gate instanceof LocalGate) core.gate.resume();
+      },
+      get busy(): boolean {
+        return !accounting.idle;
+      },
+    }),
+    maxQueue: resolved.maxQueue,
+    queueOverflow: resolved.queueOverflow,
+    circuit:
+      resolved.circuit === undefined
+        ? undefined
+        : new Circuit(resolved.circuit, {
+            opened: (failures, error, retryAt) =>
+              events.instance('circuit_open', { failures, error, retryAt }),
+            halfOpened: () => events.instance('circuit_half_open', {}),
+            closed: () => events.instance('circuit_closed', {}),
+          }),
+  };
+  return core;
+}
+
+/** What a task's `cost` may be on an instance with these options. */
+export function costLimits(resolved: ResolvedOptions): CostLimits {
+  return {
+    burst: resolved.rateLimit?.burst,
+    keyBurst: resolved.perKey?.rateLimit?.burst,
+    refuse:
+      resolved.backend !== undefined && resolved.rateLimit !== undefined
+        ? '`cost` other than 1 is not supported with a shared back end yet: its bucket takes one token per attempt'
+        : undefined,
+  };
+}

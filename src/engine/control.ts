@@ -1,0 +1,34 @@
+import { LocalGate } from '../policies/gate.js';
+import { Counted } from './accounting.js';
+import type { Core, Member } from './core.js';
+
+/** Applies a new concurrency limit (validated by the caller) and emits `limit_changed`. */
+export function setConcurrency(core: Core, value: number, previous: number): void {
+  if (core.gate instanceof LocalGate) core.gate.concurrency = value;
+  else {
+    // An unbounded instance gets its gate now: the tasks running already hold its slots.
+    const gate = new LocalGate(value);
+    for (const execution of core.accounting.live())
+      if (execution.counted === Counted.ACTIVE) execution.adopt(gate);
+    core.gate = gate;
+  }
+  core.events.instance('limit_changed', { limit: value, previous });
+}
+
+/** Cancels every waiting execution, oldest first. @returns How many were cancelled. */
+export function clearWaiting(core: Core, reason: unknown): number {
+  let cancelled = 0;
+  // Oldest first, as they would have started.
+  const live = core.accounting.live();
+  for (let i = live.length - 1; i >= 0; i--) {
+    const execution = live[i] as Member;
+    if (execution.counted === Counted.PENDING && execution.cancel(reason)) cancelled += 1;
+  }
+  return cancelled;
+}
+
+/** A pause needs a gate to hold first attempts back in priority order. */
+export function ensurePausable(core: Core): void {
+  core.gate ??= new LocalGate(Infinity);
+  if (core.gate instanceof LocalGate) core.gate.pause();
+}
