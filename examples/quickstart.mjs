@@ -23,9 +23,10 @@ dvt.events.on(Event.STARTED, () => {
 });
 for (const event of [Event.DONE, Event.ERROR, Event.RETRY])
   dvt.events.on(event, () => (running -= 1));
+// A map item's payloads carry `index`, its position in the input (the results' index below).
 dvt.events.on(Event.RETRY, (p) =>
   console.log(
-    `  retry: item ${p.executionId} attempt ${p.attempt} failed (${p.error}), next in ${p.sleep} ms`,
+    `  retry: item ${p.index} attempt ${p.attempt} failed (${p.error}), next in ${p.sleep} ms`,
   ),
 );
 

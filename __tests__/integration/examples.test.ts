@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ts from 'typescript';
 import { ROOT, ensureBuilt, lines, run, start } from '../fixtures/child.js';
+import { itWithTmux, openTerminal } from '../helpers/tmux.js';
 
 ensureBuilt();
 // Each example is a process start plus tsx's compile: allow for a busy machine.
@@ -15,13 +16,16 @@ jest.setTimeout(30_000);
 const EXAMPLES = join(ROOT, 'examples');
 const TSX = ['--import', 'tsx'];
 
+// Not a terminal: a plain line at each quarter, the failures, the summary. How many items failed
+// by a quarter depends on which finished first; at the end it is 2.
 const SCRIPT_OUTPUT = [
-  'retrying after: /docs/page-3: 503 Service Unavailable',
-  ...Array.from({ length: 12 }, (_, i) =>
-    i === 4 || i === 8
-      ? `FAILED /docs/page-${i + 1}: 404 Not Found`
-      : `/docs/page-${i + 1}: 200 OK`,
-  ),
+  'retrying item 2 after: /docs/page-3: 503 Service Unavailable',
+  expect.stringMatching(/^progress: 3\/12 pages \(25%\), [0-2] failed$/),
+  expect.stringMatching(/^progress: 6\/12 pages \(50%\), [0-2] failed$/),
+  expect.stringMatching(/^progress: 9\/12 pages \(75%\), [0-2] failed$/),
+  'progress: 12/12 pages (100%), 2 failed',
+  'FAILED /docs/page-5: 404 Not Found',
+  'FAILED /docs/page-9: 404 Not Found',
   'summary: 12 checked, 10 ok, 2 failed, 1 retried, peak 3 running (limit 3)',
 ];
 
@@ -40,6 +44,31 @@ function get(port: number, path: string): Promise<{ status: number; body: string
 
 describe('examples', () => {
   it.concurrent(
+    'npm run demo (quickstart.mjs) names items by their index, as the results are',
+    async () => {
+      const result = await run(join(EXAMPLES, 'quickstart.mjs'));
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      expect(lines(result.stdout)).toEqual([
+        'Dovetail demo: 10 items, concurrency 3, retries 2, timeout 300 ms',
+        // The item the code calls 4 fails once; item 7 sleeps 1 s and times out on all 3 attempts.
+        '  retry: item 4 attempt 1 failed (Error: upstream 503), next in 20 ms',
+        '  retry: item 7 attempt 1 failed (TimeoutError: timed out after 300 ms), next in 20 ms',
+        '  retry: item 7 attempt 2 failed (TimeoutError: timed out after 300 ms), next in 40 ms',
+        ...Array.from({ length: 10 }, (_, i) =>
+          i === 7 ? '  7: TimeoutError after 300 ms' : `  ${i}: item-${i}`,
+        ),
+        'peak running: 3 (limit 3)',
+        expect.stringMatching(/^stats: \{"queued":10,"started":13,"done":9,"error":1,"retries":3,/),
+      ]);
+      // Item 7 alone takes three 300 ms attempts and 20 + 40 ms of backoff; the upper bound is
+      // only there to catch a hang on a busy machine.
+      expect(result.elapsed).toBeGreaterThanOrEqual(900);
+      expect(result.elapsed).toBeLessThan(20_000);
+    },
+  );
+
+  it.concurrent(
     'script.mts (tsx on Node 20/22) maps with bounded concurrency and prints a summary',
     async () => {
       const result = await run(join(EXAMPLES, 'script.mts'), [], TSX);
@@ -47,6 +76,58 @@ describe('examples', () => {
       expect(lines(result.stdout)).toEqual(SCRIPT_OUTPUT);
       expect(result.code).toBe(0);
     },
+  );
+
+  itWithTmux(
+    'script.mts draws a progress bar in a real terminal (tmux) that moves and ends at 100%',
+    async () => {
+      const PAGES = 150;
+      const terminal = await openTerminal(
+        `dovetail-test-${process.pid}`,
+        [process.execPath, ...TSX, join(EXAMPLES, 'script.mts'), String(PAGES)],
+        { cwd: ROOT, env: { ...process.env, DOVETAIL_TRACE: '', NODE_OPTIONS: '' } },
+      );
+      const bar = new RegExp(
+        `^checking \\[.*\\] (\\d+)% \\| (\\d+)/${PAGES} pages \\| (\\d+) failed$`,
+      );
+      const seen: number[] = [];
+      let screen: string[] = [];
+      try {
+        // Read the screen every 100 ms until the program has ended (it takes a few seconds).
+        const deadline = performance.now() + 45_000;
+        while (performance.now() < deadline) {
+          screen = await terminal.screen();
+          const drawn = screen.map((row) => bar.exec(row)).find((match) => match !== null);
+          if (drawn != null) seen.push(Number(drawn[1]));
+          if (screen.some((row) => row.startsWith('[exit '))) break;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      } finally {
+        await terminal.close();
+      }
+      // The bar moved: it was read part-way at least twice, never going back, and ended at 100%.
+      const partWay = new Set(seen.filter((percent) => percent > 0 && percent < 100));
+      expect(partWay.size).toBeGreaterThanOrEqual(2);
+      expect(seen).toEqual([...seen].sort((a, b) => a - b));
+      expect(seen.at(-1)).toBe(100);
+      // One bar, redrawn in place: the final screen has it once, with the retry line above it (no
+      // plain progress lines, which are for output that is not a terminal).
+      const bars = screen.filter((row) => bar.test(row));
+      expect(bars).toEqual([
+        expect.stringMatching(`100% \\| ${PAGES}/${PAGES} pages \\| 2 failed$`),
+      ]);
+      expect(screen.some((row) => row.startsWith('progress:'))).toBe(false);
+      const end = screen.slice(screen.indexOf(bars[0] ?? '') - 1);
+      expect(end).toEqual([
+        'retrying item 2 after: /docs/page-3: 503 Service Unavailable',
+        bars[0],
+        'FAILED /docs/page-5: 404 Not Found',
+        'FAILED /docs/page-9: 404 Not Found',
+        `summary: ${PAGES} checked, ${PAGES - 2} ok, 2 failed, 1 retried, peak 3 running (limit 3)`,
+        '[exit 0]',
+      ]);
+    },
+    60_000,
   );
 
   it.concurrent('script.mjs, with its await using, gives the same output', async () => {

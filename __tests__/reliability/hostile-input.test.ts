@@ -150,6 +150,10 @@ const badMapOptions: [string, unknown, Thrown, string][] = [
   ['returnErrors: 1', { returnErrors: 1 }, TypeError, 'returnErrors'],
   ['signal: a string', { signal: 'stop' }, TypeError, 'signal'],
   ['signal: an object', { signal: { aborted: false } }, TypeError, 'signal'],
+  ['onProgress: null', { onProgress: null }, TypeError, 'onProgress'],
+  ['onProgress: a string', { onProgress: 'log' }, TypeError, 'onProgress'],
+  ['onProgress: an object', { onProgress: { call: () => {} } }, TypeError, 'onProgress'],
+  ['onProgress: true', { onProgress: true }, TypeError, 'onProgress'],
 ];
 
 const notFunctions: [string, unknown][] = [
@@ -583,6 +587,7 @@ describe('hostile input: methods', () => {
         concurrency: undefined,
         returnErrors: undefined,
         signal: undefined,
+        onProgress: undefined,
       }),
     ).resolves.toEqual([1]);
     const stream = dvt.task.mapIterable((n: number) => n, [1], undefined);

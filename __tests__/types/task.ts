@@ -1,6 +1,6 @@
 // Compile-time checks of the public types (run by `npm run typecheck`; never executed).
 import { readFile, stat, type Stats } from 'node:fs';
-import { Dovetail, type Task } from '../../src/index.js';
+import { Dovetail, type MapProgress, type Task } from '../../src/index.js';
 
 declare const dvt: Dovetail;
 
@@ -23,6 +23,24 @@ const lengths: Promise<number[]> = dvt.task.map(async (s: string) => s.length, [
 const iter: AsyncIterableIterator<string> = dvt.task.mapIterable((n: number) => String(n), [1]);
 // @ts-expect-error items of the wrong type
 dvt.task.map((s: string) => s.length, [1, 2]);
+
+// onProgress receives { done, failed, running, total }, total possibly undefined; map items'
+// payloads have an optional index.
+dvt.task.map((s: string) => s, ['a'], {
+  onProgress: ({ done, failed, running, total }) => {
+    const counts: number = done + failed + running;
+    // @ts-expect-error total may be undefined
+    const known: number = total;
+    void [counts, known];
+  },
+});
+dvt.task.mapIterable((n: number) => n, [1], { onProgress: (p: MapProgress) => void p.total });
+// @ts-expect-error onProgress must be a function
+dvt.task.map((s: string) => s, ['a'], { onProgress: 'log' });
+dvt.events.on('retry', (p) => {
+  const index: number | undefined = p.index;
+  void index;
+});
 
 // Callback APIs: parameters and result come from the function.
 const text: Task<Buffer> = dvt.task.fromCallback(readFile, 'package.json');

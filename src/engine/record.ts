@@ -183,6 +183,8 @@ export abstract class TaskRecord {
     const name = functionName(this.kind, this.work);
     if (name !== undefined) payload.function = name;
     if (this.key !== undefined) payload.key = this.key;
+    // A `map`/`mapIterable` item (the one kind of task with a sink): its position in the input.
+    if (this.sink !== undefined) payload.index = this.index;
     return payload;
   }
 

@@ -106,6 +106,12 @@ export interface TaskPayload {
   cost?: number;
   /** `true` on the `started` of a hedge (option `hedge`): an extra copy of attempt `attempt`. */
   hedge?: true;
+  /**
+   * The item's position in the input (0-based), for a task that is an item of `map` or
+   * `mapIterable` (the `index` its function receives); absent for every other task. It names
+   * the item a `retry` or an `error` is about, where `executionId` is a number of the process.
+   */
+  index?: number;
 }
 
 /** Payload of `queued`: the task entered the instance. */

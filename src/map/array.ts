@@ -69,8 +69,10 @@ class ArrayRun<T, R> extends Run<T> {
   settled(execution: { readonly index: number }, ok: boolean, value: unknown): void {
     if (this.#settled) return;
     this.done();
-    if (ok || this.#returnErrors) this.#results[execution.index] = value as R;
-    else {
+    const kept = ok || this.#returnErrors;
+    if (kept) this.#results[execution.index] = value as R;
+    this.progress?.report(ok, this.running);
+    if (!kept) {
       this.failed(value);
       return;
     }

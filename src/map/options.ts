@@ -1,7 +1,14 @@
-import { assertBoolean, assertCount, assertObject, assertSignal } from '../internal/assert.js';
+import {
+  assertBoolean,
+  assertCount,
+  assertFunction,
+  assertObject,
+  assertSignal,
+} from '../internal/assert.js';
 import { resolvePolicy, type ResolvedPolicy, type ShouldRetry } from '../options.js';
 import { resolveTaskQueue, type CostLimits } from '../queue/options.js';
 import type { RetryDelayOptions } from '../resilience/backoff.js';
+import type { ProgressCallback } from './progress.js';
 
 /** Options of `map` and `mapIterable` (`T`: the item type, for the `key` function). */
 export interface MapOptions<T = unknown> extends RetryDelayOptions {
@@ -31,6 +38,13 @@ export interface MapOptions<T = unknown> extends RetryDelayOptions {
   key?: string | ((item: T, index: number) => string) | undefined;
   /** Tokens each attempt of an item takes; see {@link TaskOverrides.cost}. */
   cost?: number | undefined;
+  /**
+   * Called after each item settles with `{ done, failed, running, total }` (see
+   * {@link MapProgress}). A throw or rejection is reported like a listener error (a
+   * `DOVETAIL_LISTENER_ERROR` warning) and never fails the call. A fatal failure is the last
+   * call: the items it cancels are not counted.
+   */
+  onProgress?: ProgressCallback | undefined;
 }
 
 /** `map` / `mapIterable` options after validation. */
@@ -42,6 +56,7 @@ export interface ResolvedMapOptions {
   readonly policy: ResolvedPolicy;
   /** The key of each item, when given as a function. */
   readonly keyOf: ((item: never, index: number) => string) | undefined;
+  readonly onProgress: ProgressCallback | undefined;
 }
 
 /**
@@ -62,6 +77,7 @@ export function resolveMapOptions<T>(
       signal: undefined,
       policy: base,
       keyOf: undefined,
+      onProgress: undefined,
     };
   }
   assertObject('options', options);
@@ -76,10 +92,12 @@ export function resolveMapOptions<T>(
     retryJitter,
     retryMaxDelay,
     retryDelay,
+    onProgress,
   } = options;
   if (concurrency !== undefined) assertCount('concurrency', concurrency);
   if (returnErrors !== undefined) assertBoolean('returnErrors', returnErrors);
   if (signal !== undefined) assertSignal('signal', signal);
+  if (onProgress !== undefined) assertFunction('onProgress', onProgress);
   const queue = resolveTaskQueue(base, options, limits, true);
   const overridden =
     timeout !== undefined ||
@@ -105,5 +123,6 @@ export function resolveMapOptions<T>(
         )
       : base,
     keyOf: queue.keyOf,
+    onProgress,
   };
 }

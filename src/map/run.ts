@@ -7,6 +7,7 @@ import { cancelFor, SCOPE, type Core, type Sink } from '../engine/core.js';
 import { Execution } from '../engine/execution.js';
 import type { ResolvedPolicy } from '../options.js';
 import type { ResolvedMapOptions } from './options.js';
+import { Progress } from './progress.js';
 import { closeSource, open, type MapInput, type Source } from './source.js';
 
 /** What `map` needs from the instance. @internal */
@@ -25,6 +26,8 @@ export abstract class Run<T> implements Sink {
   /** The async context of the call that started the run: every item runs in it. */
   readonly scope = new AsyncResource(SCOPE);
   protected pulled = 0;
+  /** The `onProgress` counts; undefined without the option (then settling costs one check). */
+  protected readonly progress: Progress | undefined;
   protected exhausted = false;
   protected stopped = false;
   #pulling = false;
@@ -53,6 +56,9 @@ export abstract class Run<T> implements Sink {
     this.#signal = options.signal;
     this.#keyOf = options.keyOf;
     this.#source = open(items);
+    const onProgress = options.onProgress;
+    this.progress =
+      onProgress === undefined ? undefined : new Progress(onProgress, items, host.core.events);
   }
 
   /** Whether another item may start now. */

@@ -96,6 +96,12 @@ class StreamRun<T, R> extends Run<T> implements AsyncIterator<R> {
   settled(execution: { readonly index: number }, ok: boolean, value: unknown): void {
     if (this.stopped) return;
     this.done();
+    const progress = this.progress;
+    if (progress !== undefined) {
+      progress.report(ok, this.running);
+      // The callback may have ended the stream (its signal, the consumer's return()).
+      if (this.stopped) return;
+    }
     if (!ok && !this.#returnErrors) {
       this.failed(value);
       return;
