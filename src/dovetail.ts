@@ -5,7 +5,7 @@ import { Events } from './events/bus.js';
 import { watchTaskChannel } from './events/channel.js';
 import { assertBoolean, assertCount, assertNumber, assertObject } from './internal/assert.js';
 import { resolveOptions, type DovetailOptions, type ResolvedOptions } from './options.js';
-import type { BackendHooks, BackendProblem } from './policies/backend.js';
+import type { BackendHooks, BackendProblem, SharedLimit, SharedPause } from './policies/backend.js';
 import { LocalGate, type Gate } from './policies/gate.js';
 import { Counted } from './engine/accounting.js';
 import { TokenBucket, type RateLimiter } from './policies/rate-limit.js';
@@ -26,6 +26,11 @@ function reportBackend(events: Events, problem: BackendProblem): void {
     executionId: '',
     ...problem,
   });
+}
+
+/** A gate whose limit can be read and written (the in-process one, a shared one). */
+function hasLimit(gate: Gate): gate is Gate & { concurrency: number } {
+  return typeof (gate as { concurrency?: unknown }).concurrency === 'number';
 }
 
 /**
@@ -52,6 +57,9 @@ export class Dovetail implements AsyncDisposable {
   #shuttingDown = false;
   #shutdown: Promise<void> | undefined;
   #idle: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** With a shared back end: the pause and the concurrency limit every process follows. */
+  readonly #sharedPause: SharedPause | undefined;
+  readonly #sharedLimit: SharedLimit | undefined;
 
   /**
    * @param options - See {@link DovetailOptions}; every field is optional.
@@ -143,6 +151,11 @@ export class Dovetail implements AsyncDisposable {
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     this.task = new TaskApi(host, resolved.policy);
+    this.#sharedPause = backend?.createPause?.((until) => this.#followPause(until), hooks);
+    this.#sharedLimit =
+      gate === undefined
+        ? undefined
+        : backend?.createLimit?.(resolved.concurrency, (limit) => this.#followLimit(limit), hooks);
     watchTaskChannel();
     track(this, { autoRegister: resolved.autoRegister, shutdownOnExit: resolved.shutdownOnExit });
   }
@@ -176,7 +189,7 @@ export class Dovetail implements AsyncDisposable {
    */
   get concurrency(): number {
     const gate = this.#core.gate;
-    return gate instanceof LocalGate ? gate.concurrency : this.#options.concurrency;
+    return gate !== undefined && hasLimit(gate) ? gate.concurrency : this.#options.concurrency;
   }
 
   /** Sets the concurrency limit; see the getter. */
@@ -184,9 +197,17 @@ export class Dovetail implements AsyncDisposable {
     assertCount('concurrency', value);
     const core = this.#core;
     if (this.#options.backend !== undefined) {
-      throw new TypeError(
-        '`concurrency` cannot be changed with a shared back end yet: the shared limit is set at construction',
-      );
+      const shared = this.#sharedLimit;
+      if (shared === undefined) {
+        throw new TypeError(
+          this.#core.gate === undefined
+            ? '`concurrency` cannot be set on an unbounded instance with a shared back end: give `concurrency` a limit at construction'
+            : '`concurrency` cannot be changed with this back end: it does not share the limit',
+        );
+      }
+      shared.write(value);
+      this.#followLimit(value);
+      return;
     }
     const previous = this.concurrency;
     if (value === previous) return;
@@ -241,16 +262,26 @@ export class Dovetail implements AsyncDisposable {
       assertNumber('ms', ms);
       if (!(ms > 0)) throw new RangeError(`\`ms\` must be a number > 0, received ${ms}`);
     }
-    this.#refuseShared('pause()');
+    if (this.#options.backend !== undefined && this.#sharedPause === undefined) {
+      throw new TypeError(
+        '`pause()` is not supported with this back end: a pause would hold this process only',
+      );
+    }
     // A shut-down instance drains: it is never paused again.
     if (this.#shuttingDown) return;
     this.#ensurePausable();
-    this.#core.pause.pause(ms ?? Infinity);
+    const pause = this.#core.pause;
+    pause.pause(ms ?? Infinity);
+    this.#sharedPause?.pause(pause.until);
   }
 
-  /** Ends a pause; waiting tasks start in priority order. No-op when not paused. */
+  /**
+   * Ends a pause; waiting tasks start in priority order. No-op when not paused. With a shared
+   * back end it ends the pause of every process.
+   */
   resume(): void {
     this.#resume();
+    this.#sharedPause?.resume();
   }
 
   /**
@@ -393,6 +424,8 @@ export class Dovetail implements AsyncDisposable {
   async #finish(): Promise<void> {
     this.#core.keys?.close();
     try {
+      await this.#sharedPause?.close();
+      await this.#sharedLimit?.close();
       await this.#options.backend?.close?.();
     } finally {
       this.events.close();
@@ -416,12 +449,22 @@ export class Dovetail implements AsyncDisposable {
     if (core.gate instanceof LocalGate) core.gate.pause();
   }
 
-  #refuseShared(method: string): void {
-    if (this.#options.backend !== undefined) {
-      throw new TypeError(
-        `\`${method}\` is not supported with a shared back end yet: a pause would hold this process only`,
-      );
-    }
+  /** Another process paused or resumed them all (or this one did; a repeat changes nothing). */
+  #followPause(until: number | undefined): void {
+    // Draining goes through the pause: a shut-down instance is never paused again.
+    if (this.#shuttingDown) return;
+    if (until !== undefined) this.#ensurePausable();
+    this.#core.pause.follow(until);
+  }
+
+  /** The shared concurrency limit changed (written here or by another process). */
+  #followLimit(limit: number): void {
+    const gate = this.#core.gate;
+    if (this.#shuttingDown || gate === undefined || !hasLimit(gate)) return;
+    const previous = gate.concurrency;
+    if (limit === previous) return;
+    gate.concurrency = limit;
+    this.events.instance('limit_changed', { limit, previous });
   }
 
   #drained(): void {

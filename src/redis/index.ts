@@ -8,11 +8,14 @@ import {
   assertString,
   describe,
 } from '../internal/assert.js';
-import type { Backend, BackendHooks } from '../policies/backend.js';
+import type { Backend, BackendHooks, SharedLimit, SharedPause } from '../policies/backend.js';
 import type { Gate } from '../policies/gate.js';
 import type { RateLimiter } from '../policies/rate-limit.js';
 import { RedisTokenBucket } from './bucket.js';
+import { Control } from './control.js';
 import { RedisGate } from './gate.js';
+import { RedisLimit } from './limit.js';
+import { RedisPause } from './pause.js';
 import { Store, type BackendErrorPolicy, type StoreSettings } from './store.js';
 
 export { BackendError } from '../errors.js';
@@ -77,6 +80,13 @@ export interface RedisBackendOptions {
    * @defaultValue `1_000`
    */
   retryAfter?: number | undefined;
+  /**
+   * How often, in milliseconds, each process reads the shared controls (pause, concurrency
+   * limit, breaker) again, in case a change message was lost (a change normally arrives at once,
+   * by pub/sub). An unref'd timer: it never keeps the process alive.
+   * @defaultValue `1_000`
+   */
+  syncInterval?: number | undefined;
 }
 
 /**
@@ -100,6 +110,8 @@ export const REDIS_DEFAULTS = Object.freeze({
   onBackendError: 'fail',
   /** With `'local'`, milliseconds before Redis is tried again after a failure. */
   retryAfter: 1_000,
+  /** Milliseconds between reads of the shared controls. */
+  syncInterval: 1_000,
 } as const);
 
 /**
@@ -120,6 +132,7 @@ export class RedisBackend implements Backend {
   /** The shared limits' key. */
   readonly key: string;
   readonly #store: Store;
+  #control: Control | undefined;
 
   /**
    * @param client - An `ioredis` client; it stays yours (never quit here).
@@ -148,9 +161,33 @@ export class RedisBackend implements Backend {
     return new RedisTokenBucket(this.#store, options.perSecond, options.burst, hooks);
   }
 
-  /** Waits for the slots and tokens being given back (bounded by `timeout`); leaves the client open. */
-  close(): Promise<void> {
-    return this.#store.settle();
+  /**
+   * Shares the pause (called by `Dovetail`): the string `<prefix><key>:pause`.
+   * @internal
+   */
+  createPause(follow: (until: number | undefined) => void, hooks?: BackendHooks): SharedPause {
+    return new RedisPause(this.#store, this.#controlFor(hooks), follow, hooks);
+  }
+
+  /**
+   * Shares the concurrency limit (called by `Dovetail`): the string `<prefix><key>:limit`.
+   * @internal
+   */
+  createLimit(initial: number, follow: (limit: number) => void, hooks?: BackendHooks): SharedLimit {
+    return new RedisLimit(this.#store, this.#controlFor(hooks), initial, follow, hooks);
+  }
+
+  /**
+   * Waits for the slots and tokens being given back (bounded by `timeout`) and closes the
+   * connection that listens for changes; leaves the client open.
+   */
+  async close(): Promise<void> {
+    await this.#store.settle();
+    await this.#control?.close();
+  }
+
+  #controlFor(hooks: BackendHooks | undefined): Control {
+    return (this.#control ??= new Control(this.#store, hooks));
   }
 }
 
@@ -190,6 +227,7 @@ function resolveRedisOptions(options: RedisBackendOptions): StoreSettings {
     timeout,
     onBackendError,
     retryAfter,
+    syncInterval,
   } = options;
   assertString('key', key);
   if (key === '') throw new RangeError('`key` must not be empty, received ""');
@@ -200,6 +238,7 @@ function resolveRedisOptions(options: RedisBackendOptions): StoreSettings {
     pollInterval,
     timeout,
     retryAfter,
+    syncInterval,
   };
   for (const [name, value] of Object.entries(times)) {
     if (value === undefined) continue;
@@ -228,5 +267,6 @@ function resolveRedisOptions(options: RedisBackendOptions): StoreSettings {
     timeout: timeout ?? REDIS_DEFAULTS.timeout,
     onBackendError: onBackendError ?? REDIS_DEFAULTS.onBackendError,
     retryAfter: retryAfter ?? REDIS_DEFAULTS.retryAfter,
+    syncInterval: syncInterval ?? REDIS_DEFAULTS.syncInterval,
   };
 }

@@ -1,0 +1,209 @@
+// The 0.2 controls shared through Redis, between instances of one process, each with its own
+// connection (as separate processes would have); the three-process tests are in
+// shared-processes.test.ts.
+import { afterAll, afterEach, beforeAll, expect, it } from '@jest/globals';
+import { Redis } from 'ioredis';
+import { Event, InstanceEvent, type Dovetail } from '../../src/index.js';
+import { redisBackend, type RedisBackendOptions } from '../../src/redis/index.js';
+import { defer } from '../helpers/defer.js';
+import { closeAll, create } from '../helpers/instances.js';
+import { describeRedis, RedisServer } from '../helpers/redis-server.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` every 5 ms for up to `ms`; the time it took, or throws. */
+async function within(ms: number, check: () => boolean): Promise<number> {
+  const start = performance.now();
+  while (!check()) {
+    if (performance.now() - start > ms) throw new Error(`not within ${ms} ms`);
+    await sleep(5);
+  }
+  return performance.now() - start;
+}
+
+describeRedis('the shared controls on a real redis-server', () => {
+  let server: RedisServer;
+  let admin: Redis;
+  const clients: Redis[] = [];
+  let keySeq = 0;
+
+  const connect = (): Redis => {
+    const client = new Redis(server.url, { retryStrategy: () => 50 });
+    client.on('error', () => {});
+    clients.push(client);
+    return client;
+  };
+  const nextKey = (): string => `shared-${++keySeq}`;
+  const backend = (key: string, options: Partial<RedisBackendOptions> = {}) =>
+    redisBackend(connect(), { key, ...options });
+
+  beforeAll(async () => {
+    server = await RedisServer.start();
+    admin = new Redis(server.url);
+  });
+
+  afterEach(async () => {
+    await closeAll();
+    await server.resume();
+    await Promise.all(
+      clients.splice(0).map((client) => client.quit().catch(() => client.disconnect())),
+    );
+  });
+
+  afterAll(async () => {
+    await admin.quit();
+    await server.stop();
+  });
+
+  const pair = (options: Parameters<typeof create>[0] = {}): [Dovetail, Dovetail, string] => {
+    const key = nextKey();
+    return [
+      create({ ...options, backend: backend(key) }),
+      create({ ...options, backend: backend(key) }),
+      key,
+    ];
+  };
+
+  it('a pause in one instance holds the other, and resume() lifts both', async () => {
+    const [a, b, key] = pair({ concurrency: 2 });
+    const events: string[] = [];
+    b.events.on(InstanceEvent.PAUSED, (p) => events.push(`paused ${p.until ?? 'untimed'}`));
+    b.events.on(InstanceEvent.RESUMED, () => events.push('resumed'));
+    // Both are listening before the pause (the subscriber connects on construction).
+    await sleep(100);
+    a.pause();
+    const took = await within(250, () => b.isPaused);
+    expect(took).toBeLessThan(250);
+    expect(await admin.get(`dovetail:${key}:pause`)).toBe('inf');
+    let ran = false;
+    const task = b.task.schedule(() => {
+      ran = true;
+    });
+    await sleep(100);
+    expect(ran).toBe(false);
+    expect(b.pending).toBe(1);
+    a.resume();
+    await within(250, () => !b.isPaused);
+    await task;
+    expect(ran).toBe(true);
+    expect(events).toEqual(['paused untimed', 'resumed']);
+    expect(await admin.exists(`dovetail:${key}:pause`)).toBe(0);
+  });
+
+  it('a timed pause ends in every instance at the same time, the later end winning', async () => {
+    const [a, b, key] = pair();
+    await sleep(100);
+    const untils: number[] = [];
+    a.events.on(InstanceEvent.PAUSED, (p) => untils.push(p.until ?? Infinity));
+    b.pause(300);
+    a.pause(100);
+    await within(250, () => a.isPaused && untils.length > 0);
+    // b's end is the later one: a follows it.
+    await within(250, () => untils.length === 2 || (untils[0] ?? 0) > Date.now() + 150);
+    const end = untils[untils.length - 1] ?? 0;
+    const ttl = await admin.pttl(`dovetail:${key}:pause`);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(300);
+    await within(600, () => !a.isPaused && !b.isPaused);
+    expect(Date.now()).toBeGreaterThanOrEqual(end - 5);
+  });
+
+  it('a pause made before an instance starts holds it too (read at start)', async () => {
+    const key = nextKey();
+    const a = create({ backend: backend(key) });
+    a.pause(5_000);
+    await sleep(100);
+    expect(await admin.exists(`dovetail:${key}:pause`)).toBe(1);
+    const b = create({ backend: backend(key) });
+    await within(1_000, () => b.isPaused);
+    a.resume();
+    await within(250, () => !b.isPaused);
+  });
+
+  it('shutdown drains through the pause without lifting it for the others', async () => {
+    const [a, b, key] = pair();
+    await sleep(100);
+    a.pause();
+    await within(250, () => b.isPaused);
+    const task = b.task.schedule(() => 'drained');
+    const done = b.shutdown();
+    await expect(task).resolves.toBe('drained');
+    await done;
+    expect(a.isPaused).toBe(true);
+    expect(await admin.get(`dovetail:${key}:pause`)).toBe('inf');
+    a.resume();
+  });
+
+  it('writing concurrency in one instance changes the limit of the other', async () => {
+    const [a, b, key] = pair({ concurrency: 2 });
+    await sleep(100);
+    const changes: [number, number][] = [];
+    b.events.on(InstanceEvent.LIMIT_CHANGED, (p) => changes.push([p.limit, p.previous]));
+    a.concurrency = 5;
+    await within(250, () => b.concurrency === 5);
+    expect(changes).toEqual([[5, 2]]);
+    expect(await admin.get(`dovetail:${key}:limit`)).toBe('5');
+    // The shared limit is used: 5 tasks run at once across both.
+    const gates = Array.from({ length: 6 }, () => defer<void>());
+    let running = 0;
+    let peak = 0;
+    const tasks = gates.map((gate, i) =>
+      (i % 2 === 0 ? a : b).task.schedule(async () => {
+        running += 1;
+        peak = Math.max(peak, running);
+        await gate.promise;
+        running -= 1;
+      }),
+    );
+    await within(2_000, () => running === 5);
+    await sleep(100);
+    expect(running).toBe(5);
+    for (const gate of gates) gate.resolve();
+    await Promise.all(tasks);
+    expect(peak).toBe(5);
+  });
+
+  it('a new instance writes its limit: the last one constructed wins', async () => {
+    const key = nextKey();
+    const a = create({ concurrency: 3, backend: backend(key) });
+    await sleep(100);
+    create({ concurrency: 7, backend: backend(key) });
+    await within(250, () => a.concurrency === 7);
+  });
+
+  it('refuses a limit on an unbounded instance with the Redis back end', () => {
+    const dvt = create({ backend: backend(nextKey()) });
+    expect(() => {
+      dvt.concurrency = 4;
+    }).toThrow(/unbounded instance with a shared back end/);
+  });
+
+  it('follows a change whose message was lost, from the periodic read', async () => {
+    const key = nextKey();
+    const b = create({ concurrency: 2, backend: backend(key, { syncInterval: 100 }) });
+    await sleep(50);
+    // Written behind its back: no message.
+    await admin.set(`dovetail:${key}:pause`, 'inf');
+    await admin.set(`dovetail:${key}:limit`, '9');
+    await within(1_000, () => b.isPaused && b.concurrency === 9);
+    await admin.del(`dovetail:${key}:pause`);
+    await within(1_000, () => !b.isPaused);
+    expect(b.events.stats()).toMatchObject({ queued: 0 });
+  });
+
+  it('reports a pause that cannot reach Redis and holds this process', async () => {
+    const key = nextKey();
+    const dvt = create({ backend: backend(key, { timeout: 200 }) });
+    const operations: string[] = [];
+    dvt.events.on(Event.QUEUED, () => undefined);
+    dvt.events.on(InstanceEvent.BACKEND_ERROR, (p) => operations.push(p.operation));
+    await sleep(50);
+    await server.pause();
+    dvt.pause();
+    expect(dvt.isPaused).toBe(true);
+    await within(2_000, () => operations.includes('pause'));
+    await server.resume();
+    dvt.resume();
+    expect(dvt.isPaused).toBe(false);
+  });
+});
