@@ -68,9 +68,13 @@ export class Dovetail implements AsyncDisposable {
    */
   constructor(options?: DovetailOptions) {
     const resolved = resolveOptions(options);
-    if (resolved.backend !== undefined && resolved.perKey !== undefined) {
+    if (
+      resolved.backend !== undefined &&
+      resolved.perKey !== undefined &&
+      resolved.backend.createKeys === undefined
+    ) {
       throw new TypeError(
-        '`perKey` is not supported with a shared back end yet: its limits would hold per process',
+        '`perKey` is not supported with this back end: its limits would hold per process',
       );
     }
     if (resolved.backend !== undefined && resolved.circuit !== undefined) {
@@ -107,7 +111,11 @@ export class Dovetail implements AsyncDisposable {
       limiter,
       accounting,
       stopping: false,
-      keys: perKey === undefined ? undefined : new Keys(perKey.concurrency, perKey.rateLimit),
+      keys:
+        perKey === undefined
+          ? undefined
+          : (backend?.createKeys?.(perKey, hooks) ??
+            new Keys(perKey.concurrency, perKey.rateLimit)),
       pause: new Pause({
         paused: (until) => events.instance('paused', until === undefined ? {} : { until }),
         resumed: () => events.instance('resumed', {}),
@@ -133,10 +141,6 @@ export class Dovetail implements AsyncDisposable {
     const limits: CostLimits = {
       burst: resolved.rateLimit?.burst,
       keyBurst: perKey?.rateLimit?.burst,
-      refuse:
-        backend !== undefined && resolved.rateLimit !== undefined
-          ? '`cost` other than 1 is not supported with a shared back end yet: its bucket takes one token per attempt'
-          : undefined,
     };
     const host: TaskHost = {
       core: this.#core,

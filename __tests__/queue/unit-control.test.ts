@@ -304,7 +304,7 @@ describe('a shared back end', () => {
 
   it('refuses the controls a back end without the sharing factories cannot share, with a clear error', () => {
     expect(() => create({ backend, perKey: { concurrency: 1 } })).toThrow(
-      /`perKey` is not supported with a shared back end/,
+      /`perKey` is not supported with this back end/,
     );
     const dvt = create({ backend, concurrency: 2, rateLimit: { perSecond: 5 } });
     expect(() => dvt.pause()).toThrow(/`pause\(\)` is not supported with this back end/);
@@ -313,7 +313,9 @@ describe('a shared back end', () => {
     expect(() => {
       dvt.concurrency = 3;
     }).toThrow(/`concurrency` cannot be changed with this back end/);
-    expect(() => dvt.task.with({ cost: 2 })).toThrow(/`cost` other than 1 is not supported/);
+    // Every limiter takes a cost now: within the burst it is accepted, beyond it a RangeError.
+    expect(() => dvt.task.with({ cost: 1 })).not.toThrow();
+    expect(() => dvt.task.with({ cost: 1000 })).toThrow(RangeError);
   });
 
   it('keeps what is per process by nature: priority and maxQueue', async () => {

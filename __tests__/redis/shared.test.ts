@@ -3,7 +3,7 @@
 // shared-processes.test.ts.
 import { afterAll, afterEach, beforeAll, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { Event, InstanceEvent, type Dovetail } from '../../src/index.js';
+import { BackendError, Event, InstanceEvent, type Dovetail } from '../../src/index.js';
 import { redisBackend, type RedisBackendOptions } from '../../src/redis/index.js';
 import { defer } from '../helpers/defer.js';
 import { closeAll, create } from '../helpers/instances.js';
@@ -205,5 +205,78 @@ describeRedis('the shared controls on a real redis-server', () => {
     await server.resume();
     dvt.resume();
     expect(dvt.isPaused).toBe(false);
+  });
+
+  it('shares one concurrency per key between instances, keys apart', async () => {
+    const [a, b, key] = pair({ perKey: { concurrency: 2 } });
+    const gates = Array.from({ length: 8 }, () => defer<void>());
+    const running = new Map<string, number>();
+    const peaks = new Map<string, number>();
+    const tasks = gates.map((gate, i) => {
+      const k = i < 6 ? 'hot' : 'cold';
+      return (i % 2 === 0 ? a : b).task.with({ key: k }).schedule(async () => {
+        running.set(k, (running.get(k) ?? 0) + 1);
+        peaks.set(k, Math.max(peaks.get(k) ?? 0, running.get(k) ?? 0));
+        await gate.promise;
+        running.set(k, (running.get(k) ?? 0) - 1);
+      });
+    });
+    await within(2_000, () => running.get('hot') === 2 && running.get('cold') === 2);
+    await sleep(100);
+    expect(running.get('hot')).toBe(2);
+    expect(a.activeKeys().sort()).toEqual(['cold', 'hot']);
+    expect(await admin.zcard(`semaphore:dovetail:${key}:key:hot:gate`)).toBe(2);
+    for (const gate of gates) gate.resolve();
+    await Promise.all(tasks);
+    expect(peaks.get('hot')).toBe(2);
+    expect(a.activeKeys()).toEqual([]);
+    expect(b.activeKeys()).toEqual([]);
+    // Idle keys expire in Redis: the gate's set once its last slot is given back.
+    await within(2_000, () => true);
+    expect(await admin.zcard(`semaphore:dovetail:${key}:key:hot:gate`)).toBe(0);
+    expect(await admin.pttl(`dovetail:${key}:key:hot:bucket`)).toBe(-2);
+  });
+
+  it("draws a key's tokens and a task's cost from the one shared bucket", async () => {
+    const [a, b, key] = pair({
+      rateLimit: { perSecond: 20, burst: 10 },
+      perKey: { rateLimit: { perSecond: 10, burst: 4 } },
+    });
+    const start = performance.now();
+    const wallStart = Date.now();
+    // cost 4 on each of a and b: the key's burst of 4 goes to the first at once, the second
+    // waits 400 ms for 4 more tokens; the instance bucket (burst 10) lets both through.
+    const first = a.task.with({ key: 'k', cost: 4 }).schedule(() => performance.now() - start);
+    const second = b.task.with({ key: 'k', cost: 4 }).schedule(() => performance.now() - start);
+    const times = await Promise.all([first, second]);
+    expect(Math.min(...times)).toBeLessThan(200);
+    expect(Math.max(...times)).toBeGreaterThanOrEqual(350);
+    const tat = Number(await admin.get(`dovetail:${key}:key:k:bucket`));
+    expect(tat).toBeGreaterThan(0);
+    // The instance's shared bucket was charged 8 tokens (its TAT, in µs on Redis's clock, moved
+    // 8 intervals of 50 ms past the first take).
+    const moved = Number(await admin.get(`dovetail:${key}:bucket`)) / 1000 - wallStart;
+    expect(moved).toBeGreaterThanOrEqual(390);
+    expect(moved).toBeLessThan(700);
+  });
+
+  it("refuses a cost above the shared bucket's burst", () => {
+    const dvt = create({ rateLimit: { perSecond: 5, burst: 3 }, backend: backend(nextKey()) });
+    expect(() => dvt.task.with({ cost: 4 })).toThrow(RangeError);
+    expect(() => dvt.task.with({ cost: 3 })).not.toThrow();
+  });
+
+  it('fails a keyed task with BackendError when Redis is away (onBackendError fail)', async () => {
+    const key = nextKey();
+    const dvt = create({
+      perKey: { concurrency: 1, rateLimit: { perSecond: 10 } },
+      backend: backend(key, { timeout: 200 }),
+    });
+    await dvt.task.with({ key: 'k' }).schedule(() => 1);
+    await server.pause();
+    await expect(dvt.task.with({ key: 'k' }).schedule(() => 1)).rejects.toThrow(BackendError);
+    await server.resume();
+    await within(3_000, () => true);
+    await expect(dvt.task.with({ key: 'k' }).schedule(() => 2)).resolves.toBe(2);
   });
 });

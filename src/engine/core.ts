@@ -3,7 +3,7 @@ import type { QueueFullError, ShutdownError } from '../errors.js';
 import type { Events } from '../events/bus.js';
 import type { Gate, LocalGate } from '../policies/gate.js';
 import type { RateLimiter } from '../policies/rate-limit.js';
-import type { Keys } from '../queue/keys.js';
+import type { KeyLimits } from '../queue/keys.js';
 import type { QueueOverflow } from '../queue/options.js';
 import type { Pause } from '../queue/pause.js';
 import type { Circuit } from '../resilience/circuit.js';
@@ -45,7 +45,7 @@ export interface Core {
   /** `shutdown({ wait: false })` began: no further attempt starts. */
   stopping: boolean;
   /** The per-key limits (`perKey`), when the instance has them. */
-  readonly keys: Keys | undefined;
+  readonly keys: KeyLimits | undefined;
   readonly pause: Pause;
   /** The circuit breaker, when the instance has one. */
   readonly circuit: Circuit | undefined;

@@ -272,7 +272,7 @@ export class Execution
       waited =
         limiter instanceof TokenBucket
           ? limiter.take(this.policy.cost, this.policy.priority, this.seq)
-          : limiter.acquire(this.signal());
+          : limiter.acquire(this.signal(), this.policy.cost);
     } catch (error) {
       // The limiter could not give a token (a shared back end failed): the task fails with that
       // error, unretried.
@@ -514,7 +514,7 @@ export class Execution
     const key = this.key;
     if (key !== undefined && core.keys !== undefined) {
       if (this.keyHeld) core.keys.leave(key, this);
-      else core.keys.gone(key);
+      else core.keys.gone(key, this);
     }
     this.deliver(ok, value, event === 'cancelled');
     core.accounting.afterSettle();

@@ -1,3 +1,4 @@
+import type { KeyLimits } from '../queue/keys.js';
 import type { Gate } from './gate.js';
 import type { RateLimiter } from './rate-limit.js';
 
@@ -44,6 +45,18 @@ export interface Backend {
    * @internal
    */
   createLimit?(initial: number, follow: (limit: number) => void, hooks?: BackendHooks): SharedLimit;
+  /**
+   * Shares `perKey`: one concurrency limit and one bucket per key for every process. Without it,
+   * `perKey` is refused with this back end.
+   * @internal
+   */
+  createKeys?(
+    options: {
+      concurrency: number;
+      rateLimit: { readonly perSecond: number; readonly burst: number } | undefined;
+    },
+    hooks?: BackendHooks,
+  ): KeyLimits;
   /** Releases what the back end holds; called once by `shutdown()`. */
   close?(): Promise<void> | void;
 }

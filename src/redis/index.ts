@@ -10,10 +10,12 @@ import {
 } from '../internal/assert.js';
 import type { Backend, BackendHooks, SharedLimit, SharedPause } from '../policies/backend.js';
 import type { Gate } from '../policies/gate.js';
+import type { KeyLimits } from '../queue/keys.js';
 import type { RateLimiter } from '../policies/rate-limit.js';
 import { RedisTokenBucket } from './bucket.js';
 import { Control } from './control.js';
 import { RedisGate } from './gate.js';
+import { RedisKeys } from './keys.js';
 import { RedisLimit } from './limit.js';
 import { RedisPause } from './pause.js';
 import { Store, type BackendErrorPolicy, type StoreSettings } from './store.js';
@@ -175,6 +177,21 @@ export class RedisBackend implements Backend {
    */
   createLimit(initial: number, follow: (limit: number) => void, hooks?: BackendHooks): SharedLimit {
     return new RedisLimit(this.#store, this.#controlFor(hooks), initial, follow, hooks);
+  }
+
+  /**
+   * Shares `perKey` (called by `Dovetail`): per key, the sorted set
+   * `semaphore:<prefix><key>:key:<k>:gate` and the string `<prefix><key>:key:<k>:bucket`.
+   * @internal
+   */
+  createKeys(
+    options: {
+      concurrency: number;
+      rateLimit: { readonly perSecond: number; readonly burst: number } | undefined;
+    },
+    hooks?: BackendHooks,
+  ): KeyLimits {
+    return new RedisKeys(this.#store, options.concurrency, options.rateLimit, hooks);
   }
 
   /**
