@@ -14,7 +14,12 @@ import { track, untrack } from './lifecycle/tracking.js';
 import { Keys } from './queue/keys.js';
 import type { CostLimits } from './queue/options.js';
 import { Pause } from './queue/pause.js';
-import { Circuit, type CircuitView } from './resilience/circuit.js';
+import {
+  Circuit,
+  type CircuitControl,
+  type CircuitListener,
+  type CircuitView,
+} from './resilience/circuit.js';
 import { TaskApi, type TaskHost } from './task.js';
 import { Tracer } from './trace.js';
 
@@ -60,6 +65,7 @@ export class Dovetail implements AsyncDisposable {
   /** With a shared back end: the pause and the concurrency limit every process follows. */
   readonly #sharedPause: SharedPause | undefined;
   readonly #sharedLimit: SharedLimit | undefined;
+  #sharedCircuit: { close(): Promise<void> | void } | undefined;
 
   /**
    * @param options - See {@link DovetailOptions}; every field is optional.
@@ -77,9 +83,13 @@ export class Dovetail implements AsyncDisposable {
         '`perKey` is not supported with this back end: its limits would hold per process',
       );
     }
-    if (resolved.backend !== undefined && resolved.circuit !== undefined) {
+    if (
+      resolved.backend !== undefined &&
+      resolved.circuit !== undefined &&
+      resolved.backend.createCircuit === undefined
+    ) {
       throw new TypeError(
-        '`circuitBreaker` is not supported with a shared back end yet: its state would hold per process',
+        '`circuitBreaker` is not supported with this back end: its state would hold per process',
       );
     }
     this.#options = resolved;
@@ -104,6 +114,7 @@ export class Dovetail implements AsyncDisposable {
           : backend.createRateLimiter(resolved.rateLimit, hooks);
     }
     const perKey = resolved.perKey;
+    const circuit = this.#makeCircuit(hooks);
     const accounting = new Accounting<Member>(events.counters, () => this.#drained());
     this.#core = {
       events,
@@ -128,15 +139,7 @@ export class Dovetail implements AsyncDisposable {
       }),
       maxQueue: resolved.maxQueue,
       queueOverflow: resolved.queueOverflow,
-      circuit:
-        resolved.circuit === undefined
-          ? undefined
-          : new Circuit(resolved.circuit, {
-              opened: (failures, error, retryAt) =>
-                events.instance('circuit_open', { failures, error, retryAt }),
-              halfOpened: () => events.instance('circuit_half_open', {}),
-              closed: () => events.instance('circuit_closed', {}),
-            }),
+      circuit,
     };
     const limits: CostLimits = {
       burst: resolved.rateLimit?.burst,
@@ -430,6 +433,7 @@ export class Dovetail implements AsyncDisposable {
     try {
       await this.#sharedPause?.close();
       await this.#sharedLimit?.close();
+      await this.#sharedCircuit?.close();
       await this.#options.backend?.close?.();
     } finally {
       this.events.close();
@@ -451,6 +455,22 @@ export class Dovetail implements AsyncDisposable {
     const core = this.#core;
     core.gate ??= new LocalGate(Infinity);
     if (core.gate instanceof LocalGate) core.gate.pause();
+  }
+
+  /** The breaker: the back end's shared one when it has one, else this process's own. */
+  #makeCircuit(hooks: BackendHooks | undefined): CircuitControl | undefined {
+    const options = this.#options.circuit;
+    if (options === undefined) return undefined;
+    const events = this.events;
+    const listener: CircuitListener = {
+      opened: (failures, error, retryAt) =>
+        events.instance('circuit_open', { failures, error, retryAt }),
+      halfOpened: () => events.instance('circuit_half_open', {}),
+      closed: () => events.instance('circuit_closed', {}),
+    };
+    const shared = this.#options.backend?.createCircuit?.(options, listener, hooks);
+    this.#sharedCircuit = shared;
+    return shared ?? new Circuit(options, listener);
   }
 
   /** Another process paused or resumed them all (or this one did; a repeat changes nothing). */

@@ -1,9 +1,16 @@
 // The 0.2 controls shared through Redis, between instances of one process, each with its own
 // connection (as separate processes would have); the three-process tests are in
 // shared-processes.test.ts.
-import { afterAll, afterEach, beforeAll, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { BackendError, Event, InstanceEvent, type Dovetail } from '../../src/index.js';
+import {
+  BackendError,
+  CancelledError,
+  CircuitOpenError,
+  Event,
+  InstanceEvent,
+  type Dovetail,
+} from '../../src/index.js';
 import { redisBackend, type RedisBackendOptions } from '../../src/redis/index.js';
 import { defer } from '../helpers/defer.js';
 import { closeAll, create } from '../helpers/instances.js';
@@ -55,17 +62,22 @@ describeRedis('the shared controls on a real redis-server', () => {
     await server.stop();
   });
 
-  const pair = (options: Parameters<typeof create>[0] = {}): [Dovetail, Dovetail, string] => {
+  /** Two instances on one key, both listening for changes when it resolves. */
+  const pair = async (
+    options: Parameters<typeof create>[0] = {},
+  ): Promise<[Dovetail, Dovetail, string]> => {
     const key = nextKey();
-    return [
+    const made: [Dovetail, Dovetail, string] = [
       create({ ...options, backend: backend(key) }),
       create({ ...options, backend: backend(key) }),
       key,
     ];
+    await sleep(100);
+    return made;
   };
 
   it('a pause in one instance holds the other, and resume() lifts both', async () => {
-    const [a, b, key] = pair({ concurrency: 2 });
+    const [a, b, key] = await pair({ concurrency: 2 });
     const events: string[] = [];
     b.events.on(InstanceEvent.PAUSED, (p) => events.push(`paused ${p.until ?? 'untimed'}`));
     b.events.on(InstanceEvent.RESUMED, () => events.push('resumed'));
@@ -91,7 +103,7 @@ describeRedis('the shared controls on a real redis-server', () => {
   });
 
   it('a timed pause ends in every instance at the same time, the later end winning', async () => {
-    const [a, b, key] = pair();
+    const [a, b, key] = await pair();
     await sleep(100);
     const untils: number[] = [];
     a.events.on(InstanceEvent.PAUSED, (p) => untils.push(p.until ?? Infinity));
@@ -121,7 +133,7 @@ describeRedis('the shared controls on a real redis-server', () => {
   });
 
   it('shutdown drains through the pause without lifting it for the others', async () => {
-    const [a, b, key] = pair();
+    const [a, b, key] = await pair();
     await sleep(100);
     a.pause();
     await within(250, () => b.isPaused);
@@ -135,7 +147,7 @@ describeRedis('the shared controls on a real redis-server', () => {
   });
 
   it('writing concurrency in one instance changes the limit of the other', async () => {
-    const [a, b, key] = pair({ concurrency: 2 });
+    const [a, b, key] = await pair({ concurrency: 2 });
     await sleep(100);
     const changes: [number, number][] = [];
     b.events.on(InstanceEvent.LIMIT_CHANGED, (p) => changes.push([p.limit, p.previous]));
@@ -208,7 +220,7 @@ describeRedis('the shared controls on a real redis-server', () => {
   });
 
   it('shares one concurrency per key between instances, keys apart', async () => {
-    const [a, b, key] = pair({ perKey: { concurrency: 2 } });
+    const [a, b, key] = await pair({ perKey: { concurrency: 2 } });
     const gates = Array.from({ length: 8 }, () => defer<void>());
     const running = new Map<string, number>();
     const peaks = new Map<string, number>();
@@ -232,13 +244,12 @@ describeRedis('the shared controls on a real redis-server', () => {
     expect(a.activeKeys()).toEqual([]);
     expect(b.activeKeys()).toEqual([]);
     // Idle keys expire in Redis: the gate's set once its last slot is given back.
-    await within(2_000, () => true);
     expect(await admin.zcard(`semaphore:dovetail:${key}:key:hot:gate`)).toBe(0);
     expect(await admin.pttl(`dovetail:${key}:key:hot:bucket`)).toBe(-2);
   });
 
   it("draws a key's tokens and a task's cost from the one shared bucket", async () => {
-    const [a, b, key] = pair({
+    const [a, b, key] = await pair({
       rateLimit: { perSecond: 20, burst: 10 },
       perKey: { rateLimit: { perSecond: 10, burst: 4 } },
     });
@@ -278,5 +289,113 @@ describeRedis('the shared controls on a real redis-server', () => {
     await server.resume();
     await within(3_000, () => true);
     await expect(dvt.task.with({ key: 'k' }).schedule(() => 2)).resolves.toBe(2);
+  });
+
+  describe('the circuit breaker', () => {
+    const boom = (): Promise<never> => Promise.reject(new Error('boom'));
+
+    it('counts failures of every instance and opens for all', async () => {
+      const [a, b] = await pair({ circuitBreaker: { threshold: 3, halfOpenAfter: 60_000 } });
+      const opened: number[] = [];
+      b.events.on(InstanceEvent.CIRCUIT_OPEN, (p) => void opened.push(p.failures));
+      await expect(a.task.schedule(boom)).rejects.toThrow('boom');
+      await expect(b.task.schedule(boom)).rejects.toThrow('boom');
+      await sleep(50);
+      expect(a.circuit?.state).toBe('closed');
+      await expect(a.task.schedule(boom)).rejects.toThrow('boom');
+      await within(250, () => b.circuit?.state === 'open');
+      expect(opened).toEqual([3]);
+      await expect(b.task.schedule(async () => 1)).rejects.toThrow(CircuitOpenError);
+      expect(b.events.stats().shortCircuited).toBe(1);
+    });
+
+    it('a success in one instance resets the count in a row of all', async () => {
+      const [a, b] = await pair({ circuitBreaker: { threshold: 2 } });
+      await expect(a.task.schedule(boom)).rejects.toThrow('boom');
+      await b.task.schedule(async () => 1);
+      await sleep(50);
+      await expect(a.task.schedule(boom)).rejects.toThrow('boom');
+      await sleep(100);
+      expect(a.circuit?.state).toBe('closed');
+      expect(b.circuit?.state).toBe('closed');
+    });
+
+    it('opens on the failure ratio of all instances', async () => {
+      const [a, b] = await pair({
+        circuitBreaker: { ratio: { failures: 0.5, window: 10_000, minimumCalls: 4 } },
+      });
+      await a.task.schedule(async () => 1);
+      await expect(b.task.schedule(boom)).rejects.toThrow('boom');
+      await a.task.schedule(async () => 1);
+      await sleep(50);
+      expect(b.circuit?.state).toBe('closed');
+      await expect(b.task.schedule(boom)).rejects.toThrow('boom');
+      await within(250, () => a.circuit?.state === 'open');
+    });
+
+    it('lets halfOpenCalls trials in, in total, then closes for all', async () => {
+      const [a, b] = await pair({
+        circuitBreaker: { threshold: 1, halfOpenAfter: 200, halfOpenCalls: 2 },
+      });
+      const closed: string[] = [];
+      a.events.on(InstanceEvent.CIRCUIT_CLOSED, () => void closed.push('a'));
+      b.events.on(InstanceEvent.CIRCUIT_CLOSED, () => void closed.push('b'));
+      await expect(a.task.schedule(boom)).rejects.toThrow('boom');
+      await within(250, () => b.circuit?.state === 'open');
+      await sleep(250);
+      const hold = defer<void>();
+      let trials = 0;
+      const trial = async (): Promise<void> => {
+        trials += 1;
+        await hold.promise;
+      };
+      const tasks = [a, b, a, b, a, b].map((dvt) => dvt.task.schedule(trial));
+      const outcomes = Promise.allSettled(tasks);
+      await sleep(200);
+      hold.resolve();
+      const settled = await outcomes;
+      expect(trials).toBe(2);
+      const refused = settled.filter(
+        (o) => o.status === 'rejected' && o.reason instanceof CircuitOpenError,
+      );
+      expect(refused).toHaveLength(4);
+      await within(250, () => a.circuit?.state === 'closed' && b.circuit?.state === 'closed');
+      expect(closed.sort()).toEqual(['a', 'b']);
+    });
+
+    it('a failed trial opens it again for everyone', async () => {
+      const [a, b] = await pair({ circuitBreaker: { threshold: 1, halfOpenAfter: 150 } });
+      await expect(a.task.schedule(boom)).rejects.toThrow('boom');
+      await sleep(250);
+      await expect(b.task.schedule(boom)).rejects.toThrow('boom');
+      await within(250, () => a.circuit?.state === 'open');
+      await expect(a.task.schedule(async () => 1)).rejects.toThrow(CircuitOpenError);
+    });
+
+    it('isolate() and reset() act for every instance', async () => {
+      const [a, b] = await pair({ circuitBreaker: {} });
+      await sleep(100);
+      a.circuit?.isolate();
+      expect(a.circuit?.state).toBe('open');
+      await within(250, () => b.circuit?.state === 'open');
+      const refused = b.task.schedule(async () => 1);
+      await expect(refused).rejects.toMatchObject({ retryAt: Infinity });
+      b.circuit?.reset();
+      await within(250, () => a.circuit?.state === 'closed');
+      await expect(a.task.schedule(async () => 2)).resolves.toBe(2);
+    });
+
+    it('a cancelled trial gives its place back', async () => {
+      const [a, b] = await pair({ circuitBreaker: { threshold: 1, halfOpenAfter: 100 } });
+      await expect(a.task.schedule(boom)).rejects.toThrow('boom');
+      await sleep(200);
+      const task = a.task.schedule(() => new Promise(() => undefined));
+      await within(1_000, () => a.active === 1 && a.circuit?.state === 'half-open');
+      task.cancel();
+      await expect(task).rejects.toThrow(CancelledError);
+      await sleep(50);
+      await expect(b.task.schedule(async () => 'trial')).resolves.toBe('trial');
+      await within(250, () => a.circuit?.state === 'closed');
+    });
   });
 });

@@ -6,7 +6,7 @@ import type { RateLimiter } from '../policies/rate-limit.js';
 import type { KeyLimits } from '../queue/keys.js';
 import type { QueueOverflow } from '../queue/options.js';
 import type { Pause } from '../queue/pause.js';
-import type { Circuit } from '../resilience/circuit.js';
+import type { CircuitControl } from '../resilience/circuit.js';
 import type { Accounting, Counting } from './accounting.js';
 
 /** An execution as the instance and `map` see it. */
@@ -48,7 +48,7 @@ export interface Core {
   readonly keys: KeyLimits | undefined;
   readonly pause: Pause;
   /** The circuit breaker, when the instance has one. */
-  readonly circuit: Circuit | undefined;
+  readonly circuit: CircuitControl | undefined;
   /** Most tasks waiting at once, and what a task arriving at a full queue gets. */
   readonly maxQueue: number;
   readonly queueOverflow: QueueOverflow;

@@ -13,7 +13,7 @@ import type { ResolvedPolicy } from '../options.js';
 import type { GateJob, LocalGate } from '../policies/gate.js';
 import type { KeyJob } from '../queue/keys.js';
 import type { Parked } from '../queue/pause.js';
-import type { Circuit } from '../resilience/circuit.js';
+import type { CircuitControl } from '../resilience/circuit.js';
 import { TokenBucket, type TokenWait } from '../policies/rate-limit.js';
 import { Counted, type Outcome } from './accounting.js';
 import { announceAttempt, announceEnd, announceRetry, type Announced } from './announce.js';
@@ -323,12 +323,15 @@ export class Execution
       return;
     }
     const circuit = core.circuit;
-    if (circuit !== undefined) {
+    // A ticket held already: admitted by a shared circuit's store (see #admitLater).
+    if (circuit !== undefined && this.ticket < 0) {
       const ticket = circuit.admit();
+      if (isThenable(ticket)) {
+        this.#admitLater(ticket, attempt);
+        return;
+      }
       if (typeof ticket !== 'number') {
-        // The circuit opened while the attempt waited for its token: the token goes back.
-        if (core.limiter instanceof TokenBucket) core.limiter.refund(this.policy.cost);
-        this.#shortCircuit(ticket);
+        this.#refusedAtStart(ticket);
         return;
       }
       this.ticket = ticket;
@@ -361,6 +364,31 @@ export class Execution
     promise.then(
       (value) => this.#succeed(attempt, value),
       (error: unknown) => this.#fail(attempt, error),
+    );
+  }
+
+  #refusedAtStart(error: CircuitOpenError): void {
+    // The circuit opened while the attempt waited for its token: the token goes back.
+    const limiter = this.core.limiter;
+    if (limiter instanceof TokenBucket) limiter.refund(this.policy.cost);
+    this.#shortCircuit(error);
+  }
+
+  /** A shared circuit asks its store whether the attempt may start (a half-open trial). */
+  #admitLater(pending: Promise<number | CircuitOpenError>, attempt: number): void {
+    pending.then(
+      (ticket) => {
+        if (typeof ticket === 'number') {
+          if (this.phase !== Phase.TOKEN) this.core.circuit?.abandon(ticket);
+          else {
+            this.ticket = ticket;
+            this.#launch(attempt, 0);
+          }
+        } else if (this.phase === Phase.TOKEN) this.#refusedAtStart(ticket);
+      },
+      (error: unknown) => {
+        if (this.phase === Phase.TOKEN) this.#settleFailure(error);
+      },
     );
   }
 
@@ -416,7 +444,7 @@ export class Execution
     const ticket = this.ticket;
     this.ticket = -1;
     try {
-      (this.core.circuit as Circuit).record(ticket, ok, value);
+      (this.core.circuit as CircuitControl).record(ticket, ok, value);
       return true;
     } catch (thrown) {
       this.#settle(false, thrown, 'error');

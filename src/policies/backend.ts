@@ -1,4 +1,6 @@
 import type { KeyLimits } from '../queue/keys.js';
+import type { CircuitControl, CircuitListener } from '../resilience/circuit.js';
+import type { ResolvedCircuitOptions } from '../resilience/circuit-options.js';
 import type { Gate } from './gate.js';
 import type { RateLimiter } from './rate-limit.js';
 
@@ -57,6 +59,16 @@ export interface Backend {
     },
     hooks?: BackendHooks,
   ): KeyLimits;
+  /**
+   * Shares the circuit breaker: its counts and state are one for every process. Without it,
+   * `circuitBreaker` is refused with this back end.
+   * @internal
+   */
+  createCircuit?(
+    options: ResolvedCircuitOptions,
+    listener: CircuitListener,
+    hooks?: BackendHooks,
+  ): CircuitControl & { close(): Promise<void> | void };
   /** Releases what the back end holds; called once by `shutdown()`. */
   close?(): Promise<void> | void;
 }

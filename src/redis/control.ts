@@ -89,9 +89,11 @@ export class Control {
       if (message === undefined) return;
       for (const follower of this.#followers) follower.message(message);
     });
-    subscriber.subscribe(this.channel).catch((error: unknown) => {
-      this.#store.report('control', error, this.#hooks);
-    });
+    subscriber.subscribe(this.channel).then(
+      // What changed before the subscription took effect is read now.
+      () => this.#syncAll(),
+      (error: unknown) => this.#store.report('control', error, this.#hooks),
+    );
   }
 
   #syncAll(): void {

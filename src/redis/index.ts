@@ -13,6 +13,9 @@ import type { Gate } from '../policies/gate.js';
 import type { KeyLimits } from '../queue/keys.js';
 import type { RateLimiter } from '../policies/rate-limit.js';
 import { RedisTokenBucket } from './bucket.js';
+import type { CircuitListener } from '../resilience/circuit.js';
+import type { ResolvedCircuitOptions } from '../resilience/circuit-options.js';
+import { RedisCircuit } from './circuit.js';
 import { Control } from './control.js';
 import { RedisGate } from './gate.js';
 import { RedisKeys } from './keys.js';
@@ -177,6 +180,19 @@ export class RedisBackend implements Backend {
    */
   createLimit(initial: number, follow: (limit: number) => void, hooks?: BackendHooks): SharedLimit {
     return new RedisLimit(this.#store, this.#controlFor(hooks), initial, follow, hooks);
+  }
+
+  /**
+   * Shares the circuit breaker (called by `Dovetail`): the hash `<prefix><key>:circuit` and the
+   * sorted set `<prefix><key>:circuit:trials`.
+   * @internal
+   */
+  createCircuit(
+    options: ResolvedCircuitOptions,
+    listener: CircuitListener,
+    hooks?: BackendHooks,
+  ): RedisCircuit {
+    return new RedisCircuit(this.#store, this.#controlFor(hooks), options, listener, hooks);
   }
 
   /**

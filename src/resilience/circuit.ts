@@ -89,11 +89,33 @@ const wallClock = (): number => Date.now();
 const BUCKETS = 10;
 
 /** The errors that tell nothing about the upstream: never a failure, never a success. */
-const neverCounts = (error: unknown): boolean =>
+export const neverCounts = (error: unknown): boolean =>
   error instanceof CancelledError ||
   error instanceof ShutdownError ||
   error instanceof QueueFullError ||
   error instanceof CircuitOpenError;
+
+/**
+ * A circuit breaker as the engine uses it: in this process ({@link Circuit}), or one whose state
+ * a shared back end holds for every process.
+ */
+export interface CircuitControl {
+  /** The frozen public view (`dvt.circuit`). */
+  readonly view: CircuitView;
+  /** The state now. */
+  readonly state: CircuitState;
+  /**
+   * Asks to start an attempt: a ticket, the error to fail the task with, or (a shared circuit
+   * asking its store whether the attempt may be a trial) a promise of either.
+   */
+  admit(): number | CircuitOpenError | Promise<number | CircuitOpenError>;
+  /** The error an attempt would get now, without taking a trial's place; `undefined` if none. */
+  refusal(): CircuitOpenError | undefined;
+  /** How an admitted attempt ended (throws what `isFailure` threw). */
+  record(ticket: number, ok: boolean, error?: unknown): void;
+  /** An admitted attempt will report no outcome. */
+  abandon(ticket: number): void;
+}
 
 /**
  * The circuit breaker's state machine. It knows nothing of tasks: its owner asks
@@ -113,7 +135,7 @@ const neverCounts = (error: unknown): boolean =>
  * circuit again (`reset()` from `halfOpened()`); they must not throw (an owner routes them
  * through its guarded bus).
  */
-export class Circuit {
+export class Circuit implements CircuitControl {
   /** The frozen public view (`dvt.circuit`). */
   readonly view: CircuitView;
   readonly #listener: CircuitListener;
@@ -395,7 +417,11 @@ export class Circuit {
 }
 
 /** A frozen view of `circuit` whose methods work detached (`const { reset } = dvt.circuit`). */
-function viewOf(circuit: Circuit): CircuitView {
+export function viewOf(circuit: {
+  readonly state: CircuitState;
+  isolate(): void;
+  reset(): void;
+}): CircuitView {
   return Object.freeze({
     get state(): CircuitState {
       return circuit.state;
