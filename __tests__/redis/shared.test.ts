@@ -398,4 +398,97 @@ describeRedis('the shared controls on a real redis-server', () => {
       await within(250, () => a.circuit?.state === 'closed');
     });
   });
+
+  it('runs every shared script again after SCRIPT FLUSH (NOSCRIPT)', async () => {
+    const [a, b] = await pair({
+      concurrency: 2,
+      rateLimit: { perSecond: 100, burst: 10 },
+      perKey: { concurrency: 1, rateLimit: { perSecond: 100, burst: 5 } },
+      circuitBreaker: { threshold: 1, halfOpenAfter: 400 },
+    });
+    const errors: string[] = [];
+    for (const dvt of [a, b])
+      dvt.events.on(InstanceEvent.BACKEND_ERROR, (p) => errors.push(p.operation));
+    await a.task.with({ key: 'k', cost: 2 }).schedule(() => 1);
+    await admin.script('FLUSH');
+    a.pause(50);
+    await within(250, () => b.isPaused);
+    await within(500, () => !a.isPaused && !b.isPaused);
+    await admin.script('FLUSH');
+    a.concurrency = 3;
+    await within(250, () => b.concurrency === 3);
+    await admin.script('FLUSH');
+    await expect(b.task.with({ key: 'k', cost: 2 }).schedule(() => 2)).resolves.toBe(2);
+    await admin.script('FLUSH');
+    await expect(a.task.schedule(() => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    await within(1_000, () => a.circuit?.state === 'open' && b.circuit?.state === 'open');
+    await sleep(450);
+    await admin.script('FLUSH');
+    await expect(b.task.schedule(async () => 'trial')).resolves.toBe('trial');
+    await within(250, () => a.circuit?.state === 'closed');
+    expect(errors).toEqual([]);
+  });
+
+  it('survives a Redis restart with every control in use: no task hangs, failures are BackendErrors, limits resume', async () => {
+    const options = {
+      concurrency: 3,
+      rateLimit: { perSecond: 200, burst: 10 },
+      perKey: { concurrency: 2 },
+      circuitBreaker: { threshold: 1_000 },
+    };
+    const key = nextKey();
+    const make = (): Dovetail =>
+      create({ ...options, backend: backend(key, { timeout: 300, leaseTime: 1_000 }) });
+    const a = make();
+    const b = make();
+    await sleep(100);
+    const outcomes: { at: number; outcome: string }[] = [];
+    const pending: Promise<void>[] = [];
+    let stop = false;
+    const stream = async (dvt: Dovetail, i: number): Promise<void> => {
+      while (!stop) {
+        const at = performance.now();
+        pending.push(
+          dvt.task
+            .with({ key: `k${i % 2}` })
+            .schedule(() => sleep(10))
+            .then(
+              () => void outcomes.push({ at, outcome: 'done' }),
+              (error: unknown) =>
+                void outcomes.push({
+                  at,
+                  outcome: error instanceof BackendError ? 'backend' : String(error),
+                }),
+            ),
+        );
+        await sleep(15);
+      }
+    };
+    const streams = [stream(a, 0), stream(b, 1)];
+    await sleep(500);
+    a.pause(100);
+    await server.pause();
+    a.concurrency = 2;
+    await sleep(700);
+    await server.resume();
+    const resumedAt = performance.now();
+    await sleep(1_500);
+    a.concurrency = 4;
+    await within(1_000, () => b.concurrency === 4);
+    stop = true;
+    await Promise.all(streams);
+    let guard: ReturnType<typeof setTimeout> | undefined;
+    const settled = await Promise.race([
+      Promise.all(pending).then(() => true),
+      new Promise<boolean>((resolve) => (guard = setTimeout(() => resolve(false), 15_000))),
+    ]);
+    clearTimeout(guard);
+    expect(settled).toBe(true);
+    expect(outcomes.filter((o) => o.outcome !== 'done' && o.outcome !== 'backend')).toEqual([]);
+    expect(outcomes.some((o) => o.outcome === 'backend')).toBe(true);
+    const late = outcomes.filter((o) => o.at > resumedAt + 1_000);
+    expect(late.length).toBeGreaterThan(0);
+    expect(late.every((o) => o.outcome === 'done')).toBe(true);
+    expect(a.circuit?.state).toBe('closed');
+  }, 30_000);
 });
