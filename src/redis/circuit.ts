@@ -151,6 +151,7 @@ export class RedisCircuit implements CircuitControl, Follower {
   readonly #trials = new Map<number, { generation: number; id: string }>();
   #nextTrial = TRIAL_BASE;
   #syncing = false;
+  #again = false;
   #closed = false;
 
   constructor(
@@ -246,10 +247,18 @@ export class RedisCircuit implements CircuitControl, Follower {
   }
 
   async sync(): Promise<void> {
-    if (this.#syncing || this.#closed) return;
+    if (this.#closed) return;
+    // A read in flight may have been answered before the change this call is for: read again.
+    if (this.#syncing) {
+      this.#again = true;
+      return;
+    }
     this.#syncing = true;
     try {
-      await this.#call('read', 0, false, '', undefined);
+      do {
+        this.#again = false;
+        await this.#call('read', 0, false, '', undefined);
+      } while (this.#again && !this.#closed);
     } catch {
       // Reported by #call.
     } finally {
