@@ -1,12 +1,16 @@
 // Three processes, one limit: each worker runs 150 tasks under
 //   new Dovetail({ concurrency: 10, rateLimit: { perSecond: 200, burst: 10 }, backend: redisBackend(redis, { key }) })
 // and the three share that limit through Redis. Prints the combined start rate and the peak
-// combined concurrency. Run: npx tsx examples/distributed.ts
+// combined concurrency. Then the three call a local HTTP upstream that answers one request with
+// 429 and Retry-After: 1: the worker that gets it pauses the shared instance (retryDelay reads
+// retryAfter() and calls pause()), and all three hold their requests for that second.
+// Run: npx tsx examples/distributed.ts
 // Uses REDIS_URL when set; otherwise starts a throwaway redis-server on a free loopback port
 // (Debian/Ubuntu: apt-get install -y redis-server).
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer, connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -128,6 +132,80 @@ try {
     ok ? 'OK: the three processes shared one limit.' : 'FAILED: a shared limit was exceeded.',
   );
   process.exitCode = ok ? 0 : 1;
+  if (!(await oneRetryAfterPausesAll(url, key))) process.exitCode = 1;
 } finally {
   own?.stop();
+}
+
+/**
+ * Part two: a local upstream answers its 20th request with 429 and `Retry-After: 1`. The worker
+ * that gets it pauses the shared instance; every worker's `paused` fires, and no request of any
+ * worker reaches the upstream until the second is over.
+ */
+async function oneRetryAfterPausesAll(redisUrl: string, name: string): Promise<boolean> {
+  const seen: { at: number; worker: string; status: number }[] = [];
+  let refusedAt = 0;
+  const upstream = createHttpServer((request, response) => {
+    const worker = String(request.headers['x-worker']);
+    if (seen.length === 19) {
+      refusedAt = Date.now();
+      seen.push({ at: refusedAt, worker, status: 429 });
+      response.writeHead(429, { 'Retry-After': '1' }).end();
+      return;
+    }
+    seen.push({ at: Date.now(), worker, status: 200 });
+    setTimeout(() => response.writeHead(200).end('ok'), 20);
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  const worker = fileURLToPath(new URL('./distributed-worker.ts', import.meta.url));
+  const children = Array.from({ length: WORKERS }, () =>
+    spawn(process.execPath, [...process.execArgv, worker], {
+      env: { ...process.env, REDIS_URL: redisUrl, DOVETAIL_KEY: name, TASKS: '20', UPSTREAM: base },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    }),
+  );
+  const outputs = children.map((child) => {
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    const ready = new Promise<void>((resolve) =>
+      child.stdout.on('data', (chunk: string) => {
+        out += chunk;
+        if (out.includes('ready')) resolve();
+      }),
+    );
+    const done = new Promise<{ got429: number; paused: number[] }>((resolve, reject) =>
+      child.once('exit', (code) =>
+        code === 0
+          ? resolve(
+              JSON.parse(out.trim().split('\n').pop() ?? '{}') as {
+                got429: number;
+                paused: number[];
+              },
+            )
+          : reject(new Error(`worker exited with code ${code}`)),
+      ),
+    );
+    return { ready, done };
+  });
+  await Promise.all(outputs.map((o) => o.ready));
+  // Each worker's subscriber is listening by now; all start together.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  for (const child of children) child.stdin.end('go\n');
+  const reports = await Promise.all(outputs.map((o) => o.done));
+  upstream.close();
+  // Requests already sent when the 429 came back may land just after it; none later than that
+  // until the Retry-After second is over.
+  const during = seen.filter((s) => s.at > refusedAt + 100 && s.at < refusedAt + 950);
+  const pausedAll = reports.every((r) => r.paused.length > 0);
+  console.log(
+    `429 to one worker: ${reports.filter((r) => r.got429 > 0).length} worker got it, ${reports.filter((r) => r.paused.length > 0).length} of ${WORKERS} paused, ${during.length} requests reached the upstream during the Retry-After second, ${seen.length} requests in all`,
+  );
+  const ok = pausedAll && during.length === 0 && seen.length === WORKERS * 20 + 1;
+  console.log(
+    ok
+      ? 'OK: one 429 paused every worker for its Retry-After.'
+      : 'FAILED: a worker went on during the pause.',
+  );
+  return ok;
 }

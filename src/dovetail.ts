@@ -1,12 +1,19 @@
-import { buildCore, costLimits, refuseShared } from './engine/build.js';
-import { clearWaiting, ensurePausable, setConcurrency } from './engine/control.js';
+import { backendHooks, buildCore, costLimits, refuseShared } from './engine/build.js';
+import {
+  clearWaiting,
+  ensurePausable,
+  followLimit,
+  followPause,
+  hasLimit,
+  setConcurrency,
+} from './engine/control.js';
 import type { Core } from './engine/core.js';
 import { ShutdownError } from './errors.js';
 import { Events } from './events/bus.js';
 import { watchTaskChannel } from './events/channel.js';
 import { assertBoolean, assertCount, assertNumber, assertObject } from './internal/assert.js';
 import { resolveOptions, type DovetailOptions, type ResolvedOptions } from './options.js';
-import { LocalGate } from './policies/gate.js';
+import type { SharedLimit, SharedPause } from './policies/backend.js';
 import type { ShutdownOptions } from './lifecycle/instance.js';
 import { track, untrack } from './lifecycle/tracking.js';
 import type { CircuitView } from './resilience/circuit-view.js';
@@ -37,6 +44,9 @@ export class Dovetail implements AsyncDisposable {
   #shuttingDown = false;
   #shutdown: Promise<void> | undefined;
   #idle: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** With a shared back end: the pause and the concurrency limit every process follows. */
+  readonly #sharedPause: SharedPause | undefined;
+  readonly #sharedLimit: SharedLimit | undefined;
 
   /**
    * @param options - See {@link DovetailOptions}; every field is optional.
@@ -50,7 +60,8 @@ export class Dovetail implements AsyncDisposable {
     const tracer = new Tracer(resolved.trace, resolved.traceLogger, resolved.tracePrefix);
     const events = new Events(tracer);
     this.events = events;
-    this.#core = buildCore(resolved, events, () => this.#drained());
+    const hooks = backendHooks(resolved, events);
+    this.#core = buildCore(resolved, events, () => this.#drained(), hooks);
     const limits = costLimits(resolved);
     const host: TaskHost = {
       core: this.#core,
@@ -65,6 +76,21 @@ export class Dovetail implements AsyncDisposable {
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     this.task = new TaskApi(host, resolved.policy);
+    const backend = resolved.backend;
+    this.#sharedPause = backend?.createPause?.((until) => {
+      // Draining goes through the pause: a shut-down instance is never paused again.
+      if (!this.#shuttingDown) followPause(this.#core, until);
+    }, hooks);
+    this.#sharedLimit =
+      this.#core.gate === undefined
+        ? undefined
+        : backend?.createLimit?.(
+            resolved.concurrency,
+            (limit) => {
+              if (!this.#shuttingDown) followLimit(this.#core, limit);
+            },
+            hooks,
+          );
     watchTaskChannel();
     track(this, { autoRegister: resolved.autoRegister, shutdownOnExit: resolved.shutdownOnExit });
   }
@@ -88,7 +114,8 @@ export class Dovetail implements AsyncDisposable {
    * The concurrency limit in force (`Infinity` when unbounded). Writing it (an integer >= 1 or
    * `Infinity`) starts waiting tasks at once when it rises, and lets running tasks finish when it
    * falls, starting none until `active` is below the new limit. Emits `limit_changed`.
-   * @throws TypeError / RangeError for a bad value; TypeError with a shared back end.
+   * @throws TypeError / RangeError for a bad value; TypeError with a back end that does not
+   * share the limit (with `dovetailjs/redis`, a write changes it for every process).
    * @example
    * ```ts
    * import { Dovetail } from 'dovetailjs';
@@ -98,7 +125,7 @@ export class Dovetail implements AsyncDisposable {
    */
   get concurrency(): number {
     const gate = this.#core.gate;
-    return gate instanceof LocalGate ? gate.concurrency : this.#options.concurrency;
+    return gate !== undefined && hasLimit(gate) ? gate.concurrency : this.#options.concurrency;
   }
 
   /** Sets the concurrency limit; see the getter. */
@@ -106,9 +133,17 @@ export class Dovetail implements AsyncDisposable {
     assertCount('concurrency', value);
     const core = this.#core;
     if (this.#options.backend !== undefined) {
-      throw new TypeError(
-        '`concurrency` cannot be changed with a shared back end yet: the shared limit is set at construction',
-      );
+      const shared = this.#sharedLimit;
+      if (shared === undefined) {
+        throw new TypeError(
+          core.gate === undefined
+            ? '`concurrency` cannot be set on an unbounded instance with a shared back end: give `concurrency` a limit at construction'
+            : '`concurrency` cannot be changed with this back end: it does not share the limit',
+        );
+      }
+      shared.write(value);
+      followLimit(core, value);
+      return;
     }
     const previous = this.concurrency;
     if (value !== previous) setConcurrency(core, value, previous);
@@ -141,7 +176,7 @@ export class Dovetail implements AsyncDisposable {
    * ends). Running attempts go on; queued tasks can still be cancelled. Emits `paused`.
    * @param ms - A number > 0; `Infinity` or none: until `resume()`.
    * @throws TypeError for a non-number, RangeError for 0, a negative number or NaN; TypeError
-   * with a shared back end.
+   * with a back end that does not share pauses (`dovetailjs/redis` does: it pauses every process).
    * @example
    * ```ts
    * import { Dovetail } from 'dovetailjs';
@@ -154,16 +189,26 @@ export class Dovetail implements AsyncDisposable {
       assertNumber('ms', ms);
       if (!(ms > 0)) throw new RangeError(`\`ms\` must be a number > 0, received ${ms}`);
     }
-    this.#refuseShared('pause()');
+    if (this.#options.backend !== undefined && this.#sharedPause === undefined) {
+      throw new TypeError(
+        '`pause()` is not supported with this back end: a pause would hold this process only',
+      );
+    }
     // A shut-down instance drains: it is never paused again.
     if (this.#shuttingDown) return;
     ensurePausable(this.#core);
-    this.#core.pause.pause(ms ?? Infinity);
+    const pause = this.#core.pause;
+    pause.pause(ms ?? Infinity);
+    this.#sharedPause?.pause(pause.until);
   }
 
-  /** Ends a pause; waiting tasks start in priority order. No-op when not paused. */
+  /**
+   * Ends a pause; waiting tasks start in priority order. No-op when not paused. With a shared
+   * back end it ends the pause of every process.
+   */
   resume(): void {
     this.#resume();
+    this.#sharedPause?.resume();
   }
 
   /**
@@ -299,6 +344,9 @@ export class Dovetail implements AsyncDisposable {
   async #finish(): Promise<void> {
     this.#core.keys?.close();
     try {
+      await this.#sharedPause?.close();
+      await this.#sharedLimit?.close();
+      await (this.#core.circuit as { close?(): Promise<void> | void } | undefined)?.close?.();
       await this.#options.backend?.close?.();
     } finally {
       this.events.close();
@@ -313,14 +361,6 @@ export class Dovetail implements AsyncDisposable {
 
   #resume(): void {
     this.#core.pause.resume();
-  }
-
-  #refuseShared(method: string): void {
-    if (this.#options.backend !== undefined) {
-      throw new TypeError(
-        `\`${method}\` is not supported with a shared back end yet: a pause would hold this process only`,
-      );
-    }
   }
 
   #drained(): void {

@@ -302,18 +302,20 @@ describe('a shared back end', () => {
     createRateLimiter: ({ perSecond, burst }) => new TokenBucket(perSecond, burst),
   };
 
-  it('refuses the controls it cannot share yet, with a clear error', () => {
+  it('refuses the controls a back end without the sharing factories cannot share, with a clear error', () => {
     expect(() => create({ backend, perKey: { concurrency: 1 } })).toThrow(
-      /`perKey` is not supported with a shared back end/,
+      /`perKey` is not supported with this back end/,
     );
     const dvt = create({ backend, concurrency: 2, rateLimit: { perSecond: 5 } });
-    expect(() => dvt.pause()).toThrow(/`pause\(\)` is not supported with a shared back end/);
+    expect(() => dvt.pause()).toThrow(/`pause\(\)` is not supported with this back end/);
     // resume() on an instance that is not paused does nothing, shared or not.
     expect(() => dvt.resume()).not.toThrow();
     expect(() => {
       dvt.concurrency = 3;
-    }).toThrow(/`concurrency` cannot be changed with a shared back end/);
-    expect(() => dvt.task.with({ cost: 2 })).toThrow(/`cost` other than 1 is not supported/);
+    }).toThrow(/`concurrency` cannot be changed with this back end/);
+    // Every limiter takes a cost now: within the burst it is accepted, beyond it a RangeError.
+    expect(() => dvt.task.with({ cost: 1 })).not.toThrow();
+    expect(() => dvt.task.with({ cost: 1000 })).toThrow(RangeError);
   });
 
   it('keeps what is per process by nature: priority and maxQueue', async () => {

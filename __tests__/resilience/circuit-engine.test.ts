@@ -203,13 +203,13 @@ describe('dvt.circuit', () => {
     expect(log).toEqual([['open', Infinity], ['closed']]);
   });
 
-  it('is refused with a shared back end until its state can be shared', () => {
+  it('is refused with a back end that cannot share its state', () => {
     const backend: Backend = {
       createGate: ({ concurrency }) => new LocalGate(concurrency),
       createRateLimiter: ({ perSecond, burst }) => new TokenBucket(perSecond, burst),
     };
     expect(() => create({ backend, circuitBreaker: {} })).toThrow(
-      /`circuitBreaker` is not supported with a shared back end/,
+      /`circuitBreaker` is not supported with this back end/,
     );
   });
 });

@@ -55,7 +55,8 @@ dvt.events.on('resumed', (p) => {
 dvt.events.on('backend_error', (p) => {
   const at: number = p.at;
   const key: string = p.key;
-  const operation: 'gate' | 'rate_limit' | 'lease' = p.operation;
+  const operation:
+    'gate' | 'rate_limit' | 'lease' | 'pause' | 'concurrency' | 'circuit' | 'control' = p.operation;
   const method: string = p.method;
   return [at, key, operation, method];
 });

@@ -222,7 +222,7 @@ export abstract class Admission extends TaskRecord {
       waited =
         limiter instanceof TokenBucket
           ? limiter.take(this.policy.cost, this.policy.priority, this.seq)
-          : limiter.acquire(this.signal());
+          : limiter.acquire(this.signal(), this.policy.cost);
     } catch (error) {
       // The limiter could not give a token (a shared back end failed): the task fails with that
       // error, unretried.

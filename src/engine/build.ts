@@ -7,6 +7,7 @@ import { Keys } from '../queue/keys.js';
 import type { CostLimits } from '../queue/options.js';
 import { Pause } from '../queue/pause.js';
 import { Circuit } from '../resilience/circuit.js';
+import type { CircuitControl, CircuitListener } from '../resilience/circuit-view.js';
 import { Accounting } from './accounting.js';
 import type { Core, Member } from './core.js';
 
@@ -20,17 +21,18 @@ function reportBackend(events: Events, problem: BackendProblem): void {
   });
 }
 
-/** Refuses the options a shared back end cannot hold for every process yet. */
+/** Refuses the options a back end cannot hold for every process (it lacks their hooks). */
 export function refuseShared(resolved: ResolvedOptions): void {
-  if (resolved.backend === undefined) return;
-  if (resolved.perKey !== undefined) {
+  const backend = resolved.backend;
+  if (backend === undefined) return;
+  if (resolved.perKey !== undefined && backend.createKeys === undefined) {
     throw new TypeError(
-      '`perKey` is not supported with a shared back end yet: its limits would hold per process',
+      '`perKey` is not supported with this back end: its limits would hold per process',
     );
   }
-  if (resolved.circuit !== undefined) {
+  if (resolved.circuit !== undefined && backend.createCircuit === undefined) {
     throw new TypeError(
-      '`circuitBreaker` is not supported with a shared back end yet: its state would hold per process',
+      '`circuitBreaker` is not supported with this back end: its state would hold per process',
     );
   }
 }
@@ -40,10 +42,13 @@ export function refuseShared(resolved: ResolvedOptions): void {
  * bucket (in process, or the back end's), the accounting, the keys, the pause and the circuit.
  * `drained` is called each time the last live execution settles.
  */
-export function buildCore(resolved: ResolvedOptions, events: Events, drained: () => void): Core {
+export function buildCore(
+  resolved: ResolvedOptions,
+  events: Events,
+  drained: () => void,
+  hooks: BackendHooks | undefined,
+): Core {
   const backend = resolved.backend;
-  const hooks: BackendHooks | undefined =
-    backend === undefined ? undefined : { report: (p) => reportBackend(events, p) };
   let gate: Gate | undefined;
   if (resolved.concurrency !== Infinity) {
     gate =
@@ -66,7 +71,10 @@ export function buildCore(resolved: ResolvedOptions, events: Events, drained: ()
     limiter,
     accounting,
     stopping: false,
-    keys: perKey === undefined ? undefined : new Keys(perKey.concurrency, perKey.rateLimit),
+    keys:
+      perKey === undefined
+        ? undefined
+        : (backend?.createKeys?.(perKey, hooks) ?? new Keys(perKey.concurrency, perKey.rateLimit)),
     pause: new Pause({
       paused: (until) => events.instance('paused', until === undefined ? {} : { until }),
       resumed: () => events.instance('resumed', {}),
@@ -79,27 +87,38 @@ export function buildCore(resolved: ResolvedOptions, events: Events, drained: ()
     }),
     maxQueue: resolved.maxQueue,
     queueOverflow: resolved.queueOverflow,
-    circuit:
-      resolved.circuit === undefined
-        ? undefined
-        : new Circuit(resolved.circuit, {
-            opened: (failures, error, retryAt) =>
-              events.instance('circuit_open', { failures, error, retryAt }),
-            halfOpened: () => events.instance('circuit_half_open', {}),
-            closed: () => events.instance('circuit_closed', {}),
-          }),
+    circuit: makeCircuit(resolved, events, hooks),
   };
   return core;
 }
 
+/** The hooks through which a back end reports trouble: each report a `backend_error`. */
+export function backendHooks(resolved: ResolvedOptions, events: Events): BackendHooks | undefined {
+  return resolved.backend === undefined
+    ? undefined
+    : { report: (problem) => reportBackend(events, problem) };
+}
+
+/** The breaker: the back end's shared one when it has one, else this process's own. */
+function makeCircuit(
+  resolved: ResolvedOptions,
+  events: Events,
+  hooks: BackendHooks | undefined,
+): (CircuitControl & { close?(): Promise<void> | void }) | undefined {
+  const options = resolved.circuit;
+  if (options === undefined) return undefined;
+  const listener: CircuitListener = {
+    opened: (failures, error, retryAt) =>
+      events.instance('circuit_open', { failures, error, retryAt }),
+    halfOpened: () => events.instance('circuit_half_open', {}),
+    closed: () => events.instance('circuit_closed', {}),
+  };
+  return (
+    resolved.backend?.createCircuit?.(options, listener, hooks) ?? new Circuit(options, listener)
+  );
+}
+
 /** What a task's `cost` may be on an instance with these options. */
 export function costLimits(resolved: ResolvedOptions): CostLimits {
-  return {
-    burst: resolved.rateLimit?.burst,
-    keyBurst: resolved.perKey?.rateLimit?.burst,
-    refuse:
-      resolved.backend !== undefined && resolved.rateLimit !== undefined
-        ? '`cost` other than 1 is not supported with a shared back end yet: its bucket takes one token per attempt'
-        : undefined,
-  };
+  return { burst: resolved.rateLimit?.burst, keyBurst: resolved.perKey?.rateLimit?.burst };
 }

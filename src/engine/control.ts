@@ -1,4 +1,4 @@
-import { LocalGate } from '../policies/gate.js';
+import { LocalGate, type Gate } from '../policies/gate.js';
 import { Counted } from './accounting.js';
 import type { Core, Member } from './core.js';
 
@@ -31,4 +31,28 @@ export function clearWaiting(core: Core, reason: unknown): number {
 export function ensurePausable(core: Core): void {
   core.gate ??= new LocalGate(Infinity);
   if (core.gate instanceof LocalGate) core.gate.pause();
+}
+
+/** A gate whose limit can be read and written (the in-process one, a shared one). */
+export function hasLimit(gate: Gate): gate is Gate & { concurrency: number } {
+  return typeof (gate as { concurrency?: unknown }).concurrency === 'number';
+}
+
+/**
+ * A shared concurrency limit changed (written here or by another process): the gate follows and
+ * `limit_changed` is emitted, unless it is the limit already.
+ */
+export function followLimit(core: Core, limit: number): void {
+  const gate = core.gate;
+  if (gate === undefined || !hasLimit(gate)) return;
+  const previous = gate.concurrency;
+  if (limit === previous) return;
+  gate.concurrency = limit;
+  core.events.instance('limit_changed', { limit, previous });
+}
+
+/** Another process paused or resumed them all (or this one did; a repeat changes nothing). */
+export function followPause(core: Core, until: number | undefined): void {
+  if (until !== undefined) ensurePausable(core);
+  core.pause.follow(until);
 }

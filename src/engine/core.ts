@@ -3,11 +3,11 @@ import type { QueueFullError, ShutdownError } from '../errors.js';
 import type { Events } from '../events/bus.js';
 import type { Gate, LocalGate } from '../policies/gate.js';
 import type { RateLimiter } from '../policies/rate-limit.js';
-import type { Keys } from '../queue/keys.js';
+import type { KeyLimits } from '../queue/keys.js';
 import type { QueueOverflow } from '../queue/options.js';
 import type { Pause } from '../queue/pause.js';
 import type { LatencyWindow } from '../latency/quantile.js';
-import type { Circuit } from '../resilience/circuit.js';
+import type { CircuitControl } from '../resilience/circuit-view.js';
 import type { Accounting, Counting } from './accounting.js';
 
 /** An execution as the instance and `map` see it. */
@@ -46,10 +46,10 @@ export interface Core {
   /** `shutdown({ wait: false })` began: no further attempt starts. */
   stopping: boolean;
   /** The per-key limits (`perKey`), when the instance has them. */
-  readonly keys: Keys | undefined;
+  readonly keys: KeyLimits | undefined;
   readonly pause: Pause;
   /** The circuit breaker, when the instance has one. */
-  readonly circuit: Circuit | undefined;
+  readonly circuit: CircuitControl | undefined;
   /** Most tasks waiting at once, and what a task arriving at a full queue gets. */
   readonly maxQueue: number;
   readonly queueOverflow: QueueOverflow;

@@ -12,7 +12,7 @@ import type { ResolvedPolicy } from '../options.js';
 import type { GateJob } from '../policies/gate.js';
 import type { KeyJob } from '../queue/keys.js';
 import type { Parked } from '../queue/pause.js';
-import type { Circuit } from '../resilience/circuit.js';
+import type { CircuitControl } from '../resilience/circuit-view.js';
 import { TokenBucket } from '../policies/rate-limit.js';
 import type { Outcome } from './accounting.js';
 import { Admission } from './admission.js';
@@ -128,12 +128,15 @@ export class Execution
       return;
     }
     const circuit = core.circuit;
-    if (circuit !== undefined) {
+    // A ticket held already: admitted by a shared circuit's store (see #admitLater).
+    if (circuit !== undefined && this.ticket < 0) {
       const ticket = circuit.admit();
+      if (isThenable(ticket)) {
+        this.#admitLater(ticket, attempt);
+        return;
+      }
       if (typeof ticket !== 'number') {
-        // The circuit opened while the attempt waited for its token: the token goes back.
-        if (core.limiter instanceof TokenBucket) core.limiter.refund(this.policy.cost);
-        this.shortCircuit(ticket);
+        this.#refusedAtStart(ticket);
         return;
       }
       this.ticket = ticket;
@@ -170,6 +173,31 @@ export class Execution
     promise.then(
       (value) => this.#succeed(attempt, value),
       (error: unknown) => this.#fail(attempt, error),
+    );
+  }
+
+  #refusedAtStart(error: CircuitOpenError): void {
+    // The circuit opened while the attempt waited for its token: the token goes back.
+    const limiter = this.core.limiter;
+    if (limiter instanceof TokenBucket) limiter.refund(this.policy.cost);
+    this.shortCircuit(error);
+  }
+
+  /** A shared circuit asks its store whether the attempt may start (a half-open trial). */
+  #admitLater(pending: Promise<number | CircuitOpenError>, attempt: number): void {
+    pending.then(
+      (ticket) => {
+        if (typeof ticket === 'number') {
+          if (this.phase !== Phase.TOKEN) this.core.circuit?.abandon(ticket);
+          else {
+            this.ticket = ticket;
+            this.launch(attempt, 0);
+          }
+        } else if (this.phase === Phase.TOKEN) this.#refusedAtStart(ticket);
+      },
+      (error: unknown) => {
+        if (this.phase === Phase.TOKEN) this.settleFailure(error);
+      },
     );
   }
 
@@ -246,7 +274,7 @@ export class Execution
   recordCopy(ticket: number, ok: boolean, value: unknown): boolean {
     if (ticket < 0) return true;
     try {
-      (this.core.circuit as Circuit).record(ticket, ok, value);
+      (this.core.circuit as CircuitControl).record(ticket, ok, value);
       return true;
     } catch (thrown) {
       this.settle(false, thrown, 'error');
@@ -359,7 +387,7 @@ export class Execution
     const key = this.key;
     if (key !== undefined && core.keys !== undefined) {
       if (this.keyHeld) core.keys.leave(key, this);
-      else core.keys.gone(key);
+      else core.keys.gone(key, this);
     }
     this.deliver(ok, value, event === 'cancelled');
     core.accounting.afterSettle();

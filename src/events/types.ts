@@ -175,8 +175,12 @@ export interface BackendErrorPayload extends TaskPayload, InstancePayload {
   error: unknown;
   /** The shared limit's key. */
   key: string;
-  /** What failed: getting a slot, a token, or keeping a running task's lease. */
-  operation: 'gate' | 'rate_limit' | 'lease';
+  /**
+   * What failed: getting a slot, a token, or keeping a running task's lease; or sharing a
+   * pause, the concurrency limit, the circuit breaker's state, or listening for changes
+   * (`'control'`).
+   */
+  operation: 'gate' | 'rate_limit' | 'lease' | 'pause' | 'concurrency' | 'circuit' | 'control';
   /** What the instance does meanwhile: fail the tasks, or use in-process limits. */
   fallback: 'fail' | 'local';
 }

@@ -1,3 +1,6 @@
+import type { KeyLimits } from '../queue/keys.js';
+import type { CircuitControl, CircuitListener } from '../resilience/circuit-view.js';
+import type { ResolvedCircuitOptions } from '../resilience/circuit-options.js';
 import type { Gate } from './gate.js';
 import type { RateLimiter } from './rate-limit.js';
 
@@ -30,8 +33,64 @@ export interface Backend {
     options: { perSecond: number; burst: number },
     hooks?: BackendHooks,
   ): RateLimiter;
+  /**
+   * Shares the instance's pause with every process of the back end. `follow` is told each end
+   * the shared store holds (epoch ms, `Infinity` untimed, `undefined` lifted), whoever set it.
+   * Without it, `pause()` is refused with this back end.
+   * @internal
+   */
+  createPause?(follow: (until: number | undefined) => void, hooks?: BackendHooks): SharedPause;
+  /**
+   * Shares the concurrency limit: `initial` is written as the shared limit (the last written
+   * wins); `follow` is told each limit another process writes. Without it, writing
+   * `concurrency` is refused with this back end.
+   * @internal
+   */
+  createLimit?(initial: number, follow: (limit: number) => void, hooks?: BackendHooks): SharedLimit;
+  /**
+   * Shares `perKey`: one concurrency limit and one bucket per key for every process. Without it,
+   * `perKey` is refused with this back end.
+   * @internal
+   */
+  createKeys?(
+    options: {
+      concurrency: number;
+      rateLimit: { readonly perSecond: number; readonly burst: number } | undefined;
+    },
+    hooks?: BackendHooks,
+  ): KeyLimits;
+  /**
+   * Shares the circuit breaker: its counts and state are one for every process. Without it,
+   * `circuitBreaker` is refused with this back end.
+   * @internal
+   */
+  createCircuit?(
+    options: ResolvedCircuitOptions,
+    listener: CircuitListener,
+    hooks?: BackendHooks,
+  ): CircuitControl & { close(): Promise<void> | void };
   /** Releases what the back end holds; called once by `shutdown()`. */
   close?(): Promise<void> | void;
+}
+
+/**
+ * A pause held in a shared store: what one process sets, every process follows. @internal
+ */
+export interface SharedPause {
+  /** Pauses every process until `until` (epoch ms; `Infinity`: until a resume); a later end wins. */
+  pause(until: number): void;
+  /** Lifts the pause for every process. */
+  resume(): void;
+  /** Stops following (this process shuts down); leaves the shared pause as it is. */
+  close(): Promise<void> | void;
+}
+
+/** A concurrency limit held in a shared store. @internal */
+export interface SharedLimit {
+  /** Makes `limit` the limit of every process. */
+  write(limit: number): void;
+  /** Stops following. */
+  close(): Promise<void> | void;
 }
 
 /**
@@ -52,8 +111,12 @@ export interface BackendProblem {
   error: unknown;
   /** The shared limit's key. */
   key: string;
-  /** What failed: getting a slot, a token, or keeping a running task's lease. */
-  operation: 'gate' | 'rate_limit' | 'lease';
+  /**
+   * What failed: getting a slot, a token, or keeping a running task's lease; or sharing a
+   * pause, the concurrency limit, the circuit breaker's state, or listening for changes
+   * (`'control'`).
+   */
+  operation: 'gate' | 'rate_limit' | 'lease' | 'pause' | 'concurrency' | 'circuit' | 'control';
   /** What the back end does meanwhile: fail the tasks, or use in-process limits. */
   fallback: 'fail' | 'local';
 }

@@ -8,11 +8,12 @@ import { WaitQueue, type Waiting } from '../queue/wait-queue.js';
  */
 export interface RateLimiter {
   /**
-   * Takes one token.
+   * Takes one token (or `cost` tokens).
    * @param signal - Stops waiting: the promise rejects with `signal.reason` and the token is given back.
+   * @param cost - Tokens to take (the task's `cost`, <= the bucket's burst); 1 when omitted.
    * @returns `0` when a token was free, else a promise of the milliseconds waited.
    */
-  acquire(signal?: AbortSignal): number | Promise<number>;
+  acquire(signal?: AbortSignal, cost?: number): number | Promise<number>;
 }
 
 /**
@@ -86,12 +87,13 @@ export class TokenBucket implements RateLimiter {
   }
 
   /**
-   * Takes one token: `0` at once when one is free, else a {@link TokenWait} of the milliseconds
-   * waited.
+   * Takes one token (or `cost`): `0` at once when free, else a {@link TokenWait} of the
+   * milliseconds waited.
    * @param signal - Stops waiting: rejects with `signal.reason`; the waiter's place goes to the next.
+   * @param cost - Tokens to take, <= `burst` (not checked here); 1 when omitted.
    */
-  acquire(signal?: AbortSignal): number | TokenWait {
-    const waited = this.take(1, 0, (this.#arrivals += 1));
+  acquire(signal?: AbortSignal, cost = 1): number | TokenWait {
+    const waited = this.take(cost, 0, (this.#arrivals += 1));
     if (typeof waited === 'number' || signal === undefined) return waited;
     if (signal.aborted) waited.cancel(signal.reason);
     else {

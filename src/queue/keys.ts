@@ -23,6 +23,37 @@ export interface KeyJob extends Waiting {
    * again (and gives back a gate slot reserved for it).
    */
   keyRevoked(): void;
+  /** Its key's limits cannot let it through (a shared store failed): it fails with `error`. */
+  reject(error: unknown): void;
+}
+
+/**
+ * What retries take their key's tokens from: `0` when free, else a promise of the milliseconds
+ * waited (with `cancel(reason)` when it can be called off, as a {@link TokenWait}).
+ */
+export interface KeyBucket {
+  take(cost: number, priority: number, seq: number): number | Promise<number>;
+}
+
+/**
+ * The per-key limits as the engine sees them: in this process ({@link Keys}), or shared by
+ * every process of a back end.
+ */
+export interface KeyLimits {
+  /** The bucket of `key`'s tokens, when keys have one (for the attempts after the first). */
+  bucketOf(key: string): KeyBucket | undefined;
+  /** Keys with a task running or waiting. */
+  active(): string[];
+  /** `job` of `key` arrives: it passes now or waits for its key. */
+  enter(key: string, job: KeyJob): void;
+  /** `job` of `key` starts its first attempt. */
+  started(key: string, job: KeyJob): void;
+  /** `job`, which held a slot of `key`, settled. */
+  leave(key: string, job: KeyJob): void;
+  /** `job`, a waiting task of `key`, settled (or it never entered). */
+  gone(key: string, job: KeyJob): void;
+  /** Forgets every key (the instance shut down). */
+  close(): void;
 }
 
 /** One key in use: its running count, its waiting tasks and its bucket. */
@@ -51,7 +82,7 @@ class KeyState {
  * bucket is full again (so that cycling a key never beats its rate); memory follows the keys in
  * use, not the keys ever seen.
  */
-export class Keys {
+export class Keys implements KeyLimits {
   readonly #limit: number;
   readonly #rate: ResolvedRate | undefined;
   readonly #states = new Map<string, KeyState>();

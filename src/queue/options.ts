@@ -130,12 +130,10 @@ export function assertChoice(name: string, value: unknown, choices: readonly str
 
 /** What the instance's buckets allow a task's `cost` to be. */
 export interface CostLimits {
-  /** The instance bucket's `burst`, when it has an in-process one. */
+  /** The instance bucket's `burst`, when it has one (in this process or shared). */
   readonly burst: number | undefined;
   /** The per-key bucket's `burst`, when keys have one. */
   readonly keyBurst: number | undefined;
-  /** Why a cost other than 1 is refused (a back end that cannot charge one), if it is. */
-  readonly refuse: string | undefined;
 }
 
 /** The queue fields of a task's policy. */
@@ -169,7 +167,6 @@ export function resolveTaskQueue(
   if (cost !== undefined) {
     assertPositive('cost', cost);
     if (cost === Infinity) throw new RangeError('`cost` must be finite, received Infinity');
-    if (limits.refuse !== undefined && cost !== 1) throw new TypeError(limits.refuse);
   }
   const finalKey = keyOf === undefined ? ((key as string | undefined) ?? base.key) : undefined;
   const finalCost = cost ?? base.cost;

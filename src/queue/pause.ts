@@ -42,12 +42,35 @@ export class Pause {
   pause(ms: number): void {
     const until = ms === Infinity ? Infinity : Date.now() + ms;
     if (this.active && until <= this.#until) return;
+    this.#pauseUntil(until);
+  }
+
+  #pauseUntil(until: number): void {
     this.active = true;
     this.#until = until;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     if (until !== Infinity) this.#arm();
     this.#host.paused(until === Infinity ? undefined : until);
+  }
+
+  /**
+   * Takes the end that a shared back end holds for every process (`until`: epoch ms, `Infinity`
+   * untimed, `undefined` not paused), earlier or later than this one's: what another process
+   * did. Announces a change as {@link pause} and {@link resume} do.
+   */
+  follow(until: number | undefined): void {
+    if (until === undefined || (until !== Infinity && until <= Date.now())) {
+      this.resume();
+      return;
+    }
+    if (this.active && until === this.#until) return;
+    this.#pauseUntil(until);
+  }
+
+  /** The end of the pause (epoch ms; `Infinity` when untimed or not paused). */
+  get until(): number {
+    return this.#until;
   }
 
   /** Ends the pause; parked attempts start in priority order. No-op when not paused. */

@@ -17,15 +17,16 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[4] or '1')
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 if ARGV[3] == 'give' then
-  tat = tat - interval
+  tat = tat - interval * cost
   if tat < now then tat = now end
   redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil((tat - now) / 1000) + 60000)
   return 0
 end
-tat = tat + interval
+tat = tat + interval * cost
 redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil((tat - now) / 1000) + 60000)
 local wait = tat - burst * interval - now
 if wait <= 0 then return 0 end
@@ -47,21 +48,29 @@ export class RedisTokenBucket implements RateLimiter {
   readonly #burst: number;
   #local: TokenBucket | undefined;
 
-  constructor(store: Store, perSecond: number, burst: number, hooks: BackendHooks | undefined) {
+  /** @param name - The Redis key's part (a key of `perKey` has its own bucket). */
+  constructor(
+    store: Store,
+    perSecond: number,
+    burst: number,
+    hooks: BackendHooks | undefined,
+    name = 'bucket',
+  ) {
     this.#store = store;
     this.#hooks = hooks;
-    this.#key = store.keyOf('bucket');
+    this.#key = store.keyOf(name);
     this.#interval = 1_000_000 / perSecond;
     this.#perSecond = perSecond;
     this.#burst = burst;
   }
 
-  acquire(signal?: AbortSignal): number | Promise<number> {
-    if (this.#store.isLocal('rate_limit', this.#hooks)) return this.#fallback().acquire(signal);
-    return this.#shared(signal);
+  acquire(signal?: AbortSignal, cost = 1): number | Promise<number> {
+    if (this.#store.isLocal('rate_limit', this.#hooks))
+      return this.#fallback().acquire(signal, cost);
+    return this.#shared(signal, cost);
   }
 
-  async #shared(signal: AbortSignal | undefined): Promise<number> {
+  async #shared(signal: AbortSignal | undefined, cost: number): Promise<number> {
     signal?.throwIfAborted();
     const store = this.#store;
     const start = performance.now();
@@ -70,25 +79,25 @@ export class RedisTokenBucket implements RateLimiter {
       wait = Number(
         await store.call(
           'rate_limit',
-          () => this.#run('take'),
-          () => this.#giveBack(),
+          () => this.#run('take', cost),
+          () => this.#giveBack(cost),
         ),
       );
     } catch (error) {
       store.failed('rate_limit', error, this.#hooks);
-      if (store.settings.onBackendError === 'local') return this.#fallback().acquire(signal);
+      if (store.settings.onBackendError === 'local') return this.#fallback().acquire(signal, cost);
       throw error;
     }
     store.recovered();
     if (signal?.aborted) {
-      this.#giveBack();
+      this.#giveBack(cost);
       throw signal.reason;
     }
     if (!(wait > 0)) return 0;
     await new Promise<void>((resolve, reject) => {
       const onAbort = (): void => {
         clearTimeout(timer);
-        this.#giveBack();
+        this.#giveBack(cost);
         reject(signal?.reason);
       };
       const timer = setTimeout(
@@ -103,12 +112,12 @@ export class RedisTokenBucket implements RateLimiter {
     return performance.now() - start;
   }
 
-  #run(mode: 'take' | 'give'): Promise<unknown> {
-    return this.#store.script(GCRA, [this.#key], [this.#interval, this.#burst, mode]);
+  #run(mode: 'take' | 'give', cost: number): Promise<unknown> {
+    return this.#store.script(GCRA, [this.#key], [this.#interval, this.#burst, mode, cost]);
   }
 
-  #giveBack(): void {
-    this.#store.giveBack('rate_limit', () => this.#run('give'), this.#hooks);
+  #giveBack(cost: number): void {
+    this.#store.giveBack('rate_limit', () => this.#run('give', cost), this.#hooks);
   }
 
   // Made on first need: with 'local', an outage falls back to this process's own bucket.

@@ -60,16 +60,30 @@ export class RedisGate implements Gate {
   readonly #store: Store;
   readonly #hooks: BackendHooks | undefined;
   readonly #key: string;
-  readonly #concurrency: number;
+  #concurrency: number;
   readonly #waiting = new WaitQueue<GateJob>();
   #active = 0;
   #looping = false;
 
-  constructor(store: Store, concurrency: number, hooks: BackendHooks | undefined) {
+  /** @param name - The Redis key's part (a key of `perKey` has its own gate). */
+  constructor(store: Store, concurrency: number, hooks: BackendHooks | undefined, name = 'gate') {
     this.#store = store;
     this.#hooks = hooks;
-    this.#key = store.keyOf('gate');
+    this.#key = store.keyOf(name);
     this.#concurrency = concurrency;
+  }
+
+  /**
+   * The limit (shared: every process follows the last one written). Raising it asks for slots
+   * at once; lowering it lets running jobs finish.
+   */
+  get concurrency(): number {
+    return this.#concurrency;
+  }
+
+  set concurrency(value: number) {
+    this.#concurrency = value;
+    this.#pump();
   }
 
   get active(): number {
@@ -175,7 +189,8 @@ export class RedisGate implements Gate {
     return new Lease(
       store,
       this.#key,
-      this.#concurrency,
+      // The sorted set's size is the limit; an unbounded one still needs a number there.
+      Number.isFinite(this.#concurrency) ? this.#concurrency : 2 ** 31 - 1,
       (lost) => {
         // The task outlived its lease (Redis lost it, or this process stalled past it): another
         // process may now hold that slot. Reported; the release at the end is then a no-op, so

@@ -8,11 +8,19 @@ import {
   assertString,
   describe,
 } from '../internal/assert.js';
-import type { Backend, BackendHooks } from '../policies/backend.js';
+import type { Backend, BackendHooks, SharedLimit, SharedPause } from '../policies/backend.js';
 import type { Gate } from '../policies/gate.js';
+import type { KeyLimits } from '../queue/keys.js';
 import type { RateLimiter } from '../policies/rate-limit.js';
 import { RedisTokenBucket } from './bucket.js';
+import type { CircuitListener } from '../resilience/circuit-view.js';
+import type { ResolvedCircuitOptions } from '../resilience/circuit-options.js';
+import { RedisCircuit } from './circuit.js';
+import { Control } from './control.js';
 import { RedisGate } from './gate.js';
+import { RedisKeys } from './keys.js';
+import { RedisLimit } from './limit.js';
+import { RedisPause } from './pause.js';
 import { Store, type BackendErrorPolicy, type StoreSettings } from './store.js';
 
 export { BackendError } from '../errors.js';
@@ -77,6 +85,13 @@ export interface RedisBackendOptions {
    * @defaultValue `1_000`
    */
   retryAfter?: number | undefined;
+  /**
+   * How often, in milliseconds, each process reads the shared controls (pause, concurrency
+   * limit, breaker) again, in case a change message was lost (a change normally arrives at once,
+   * by pub/sub). An unref'd timer: it never keeps the process alive.
+   * @defaultValue `1_000`
+   */
+  syncInterval?: number | undefined;
 }
 
 /**
@@ -100,6 +115,8 @@ export const REDIS_DEFAULTS = Object.freeze({
   onBackendError: 'fail',
   /** With `'local'`, milliseconds before Redis is tried again after a failure. */
   retryAfter: 1_000,
+  /** Milliseconds between reads of the shared controls. */
+  syncInterval: 1_000,
 } as const);
 
 /**
@@ -120,6 +137,7 @@ export class RedisBackend implements Backend {
   /** The shared limits' key. */
   readonly key: string;
   readonly #store: Store;
+  #control: Control | undefined;
 
   /**
    * @param client - An `ioredis` client; it stays yours (never quit here).
@@ -148,9 +166,61 @@ export class RedisBackend implements Backend {
     return new RedisTokenBucket(this.#store, options.perSecond, options.burst, hooks);
   }
 
-  /** Waits for the slots and tokens being given back (bounded by `timeout`); leaves the client open. */
-  close(): Promise<void> {
-    return this.#store.settle();
+  /**
+   * Shares the pause (called by `Dovetail`): the string `<prefix><key>:pause`.
+   * @internal
+   */
+  createPause(follow: (until: number | undefined) => void, hooks?: BackendHooks): SharedPause {
+    return new RedisPause(this.#store, this.#controlFor(hooks), follow, hooks);
+  }
+
+  /**
+   * Shares the concurrency limit (called by `Dovetail`): the string `<prefix><key>:limit`.
+   * @internal
+   */
+  createLimit(initial: number, follow: (limit: number) => void, hooks?: BackendHooks): SharedLimit {
+    return new RedisLimit(this.#store, this.#controlFor(hooks), initial, follow, hooks);
+  }
+
+  /**
+   * Shares the circuit breaker (called by `Dovetail`): the hash `<prefix><key>:circuit` and the
+   * sorted set `<prefix><key>:circuit:trials`.
+   * @internal
+   */
+  createCircuit(
+    options: ResolvedCircuitOptions,
+    listener: CircuitListener,
+    hooks?: BackendHooks,
+  ): RedisCircuit {
+    return new RedisCircuit(this.#store, this.#controlFor(hooks), options, listener, hooks);
+  }
+
+  /**
+   * Shares `perKey` (called by `Dovetail`): per key, the sorted set
+   * `semaphore:<prefix><key>:key:<k>:gate` and the string `<prefix><key>:key:<k>:bucket`.
+   * @internal
+   */
+  createKeys(
+    options: {
+      concurrency: number;
+      rateLimit: { readonly perSecond: number; readonly burst: number } | undefined;
+    },
+    hooks?: BackendHooks,
+  ): KeyLimits {
+    return new RedisKeys(this.#store, options.concurrency, options.rateLimit, hooks);
+  }
+
+  /**
+   * Waits for the slots and tokens being given back (bounded by `timeout`) and closes the
+   * connection that listens for changes; leaves the client open.
+   */
+  async close(): Promise<void> {
+    await this.#store.settle();
+    await this.#control?.close();
+  }
+
+  #controlFor(hooks: BackendHooks | undefined): Control {
+    return (this.#control ??= new Control(this.#store, hooks));
   }
 }
 
@@ -190,6 +260,7 @@ function resolveRedisOptions(options: RedisBackendOptions): StoreSettings {
     timeout,
     onBackendError,
     retryAfter,
+    syncInterval,
   } = options;
   assertString('key', key);
   if (key === '') throw new RangeError('`key` must not be empty, received ""');
@@ -200,6 +271,7 @@ function resolveRedisOptions(options: RedisBackendOptions): StoreSettings {
     pollInterval,
     timeout,
     retryAfter,
+    syncInterval,
   };
   for (const [name, value] of Object.entries(times)) {
     if (value === undefined) continue;
@@ -228,5 +300,6 @@ function resolveRedisOptions(options: RedisBackendOptions): StoreSettings {
     timeout: timeout ?? REDIS_DEFAULTS.timeout,
     onBackendError: onBackendError ?? REDIS_DEFAULTS.onBackendError,
     retryAfter: retryAfter ?? REDIS_DEFAULTS.retryAfter,
+    syncInterval: syncInterval ?? REDIS_DEFAULTS.syncInterval,
   };
 }

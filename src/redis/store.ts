@@ -25,6 +25,8 @@ export interface StoreSettings {
   readonly timeout: number;
   readonly retryAfter: number;
   readonly onBackendError: BackendErrorPolicy;
+  /** Milliseconds between reads of the shared controls (a lost message is made up for). */
+  readonly syncInterval: number;
 }
 
 type Operation = BackendProblem['operation'];
@@ -73,8 +75,8 @@ export class Store {
     return true;
   }
 
-  /** The Redis key of one part of the shared limit. */
-  keyOf(part: 'gate' | 'bucket'): string {
+  /** The Redis key of one part of the shared limit (`gate`, `bucket`, `pause`, `limit`, ...). */
+  keyOf(part: string): string {
     return `${this.settings.prefix}${this.settings.key}:${part}`;
   }
 

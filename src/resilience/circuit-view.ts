@@ -1,4 +1,6 @@
-// The circuit breaker as its users see it (`dvt.circuit`), and as it tells its owner of changes.
+// The circuit breaker as its users see it (`dvt.circuit`), as it tells its owner of changes, and
+// as the engine uses it (in process or shared by a back end).
+import type { CircuitOpenError } from '../errors.js';
 
 /**
  * A circuit breaker's state. `'closed'`: attempts start as usual. `'open'`: attempts fail at
@@ -50,4 +52,26 @@ export interface CircuitListener {
   halfOpened(): void;
   /** It closed: its trials succeeded, or `reset()`. */
   closed(): void;
+}
+
+/**
+ * A circuit breaker as the engine uses it: in this process ({@link Circuit}), or one whose state
+ * a shared back end holds for every process.
+ */
+export interface CircuitControl {
+  /** The frozen public view (`dvt.circuit`). */
+  readonly view: CircuitView;
+  /** The state now. */
+  readonly state: CircuitState;
+  /**
+   * Asks to start an attempt: a ticket, the error to fail the task with, or (a shared circuit
+   * asking its store whether the attempt may be a trial) a promise of either.
+   */
+  admit(): number | CircuitOpenError | Promise<number | CircuitOpenError>;
+  /** The error an attempt would get now, without taking a trial's place; `undefined` if none. */
+  refusal(): CircuitOpenError | undefined;
+  /** How an admitted attempt ended (throws what `isFailure` threw). */
+  record(ticket: number, ok: boolean, error?: unknown): void;
+  /** An admitted attempt will report no outcome. */
+  abandon(ticket: number): void;
 }

@@ -1,6 +1,6 @@
 import { CancelledError, CircuitOpenError, QueueFullError, ShutdownError } from '../errors.js';
 import type { ResolvedCircuitOptions, ResolvedCircuitRatio } from './circuit-options.js';
-import type { CircuitListener, CircuitState, CircuitView } from './circuit-view.js';
+import type { CircuitControl, CircuitListener, CircuitState, CircuitView } from './circuit-view.js';
 
 // Each state carries its own data. Every change of state takes a new ticket number, so an
 // outcome reported with the ticket of an earlier period is recognised as stale.
@@ -38,7 +38,7 @@ const wallClock = (): number => Date.now();
 const BUCKETS = 10;
 
 /** The errors that tell nothing about the upstream: never a failure, never a success. */
-const neverCounts = (error: unknown): boolean =>
+export const neverCounts = (error: unknown): boolean =>
   error instanceof CancelledError ||
   error instanceof ShutdownError ||
   error instanceof QueueFullError ||
@@ -62,7 +62,7 @@ const neverCounts = (error: unknown): boolean =>
  * circuit again (`reset()` from `halfOpened()`); they must not throw (an owner routes them
  * through its guarded bus).
  */
-export class Circuit {
+export class Circuit implements CircuitControl {
   /** The frozen public view (`dvt.circuit`). */
   readonly view: CircuitView;
   readonly #listener: CircuitListener;
@@ -344,7 +344,11 @@ export class Circuit {
 }
 
 /** A frozen view of `circuit` whose methods work detached (`const { reset } = dvt.circuit`). */
-function viewOf(circuit: Circuit): CircuitView {
+export function viewOf(circuit: {
+  readonly state: CircuitState;
+  isolate(): void;
+  reset(): void;
+}): CircuitView {
   return Object.freeze({
     get state(): CircuitState {
       return circuit.state;
