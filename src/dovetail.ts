@@ -87,8 +87,11 @@ export class Dovetail implements AsyncDisposable {
   /**
    * The concurrency limit in force (`Infinity` when unbounded). Writing it (an integer >= 1 or
    * `Infinity`) starts waiting tasks at once when it rises, and lets running tasks finish when it
-   * falls, starting none until `active` is below the new limit. Emits `limit_changed`.
-   * @throws TypeError / RangeError for a bad value; TypeError with a shared back end.
+   * falls, starting none until `active` is below the new limit. Emits `limit_changed`. With
+   * `concurrency: 'adaptive'` it reads the adaptive limit, and writing it is a TypeError (the
+   * limit belongs to the algorithm; bound it with `adaptive.min`/`max` instead).
+   * @throws TypeError / RangeError for a bad value; TypeError with a shared back end or an
+   * adaptive limit.
    * @example
    * ```ts
    * import { Dovetail } from 'dovetailjs';
@@ -103,8 +106,13 @@ export class Dovetail implements AsyncDisposable {
 
   /** Sets the concurrency limit; see the getter. */
   set concurrency(value: number) {
-    assertCount('concurrency', value);
     const core = this.#core;
+    if (core.adaptive !== undefined) {
+      throw new TypeError(
+        "`concurrency` is adaptive on this instance (`concurrency: 'adaptive'`): it cannot be written",
+      );
+    }
+    assertCount('concurrency', value);
     if (this.#options.backend !== undefined) {
       throw new TypeError(
         '`concurrency` cannot be changed with a shared back end yet: the shared limit is set at construction',

@@ -66,6 +66,7 @@ export { DEFAULTS } from './options.js';
 export type { PerKeyOptions, QueueOptions, QueueOverflow } from './queue/options.js';
 export type { RetryDelayFunction, RetryDelayOptions, RetryJitter } from './resilience/backoff.js';
 export type { MapOptions } from './map/options.js';
+export type { AdaptiveOptions } from './latency/adaptive-options.js';
 export type {
   DovetailOptions,
   RateLimitOptions,

@@ -7,6 +7,7 @@ import type { Keys } from '../queue/keys.js';
 import type { QueueOverflow } from '../queue/options.js';
 import type { Pause } from '../queue/pause.js';
 import type { Circuit } from '../resilience/circuit.js';
+import type { AdaptiveControl } from '../latency/adaptive-control.js';
 import type { Accounting, Counting } from './accounting.js';
 
 /** An execution as the instance and `map` see it. */
@@ -52,6 +53,8 @@ export interface Core {
   /** Most tasks waiting at once, and what a task arriving at a full queue gets. */
   readonly maxQueue: number;
   readonly queueOverflow: QueueOverflow;
+  /** `concurrency: 'adaptive'`: what turns attempts into the limit. */
+  adaptive?: AdaptiveControl;
 }
 
 /**

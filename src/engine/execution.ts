@@ -139,6 +139,8 @@ export class Execution
     core.accounting.started();
     // Always timed: a listener added while the task runs still gets its elapsed.
     if (this.startedAt < 0) this.startedAt = performance.now();
+    // Adaptive concurrency: each attempt's own start (its latency is a sample).
+    if (core.adaptive !== undefined) this.attemptAt = performance.now();
     if (events.wants('started', this)) announceAttempt(events, this, 'started', attempt, 0);
     // A listener may have cancelled the task (or shut the instance down): then nothing runs.
     if (this.phase !== Phase.RUNNING) return;
@@ -178,6 +180,7 @@ export class Execution
 
   #succeed(attempt: number, value: unknown): void {
     if (this.phase !== Phase.RUNNING || attempt !== this.attempt) return;
+    this.core.adaptive?.ended(this.attemptAt, true, undefined);
     if (this.ticket >= 0 && !this.#record(true, value)) return;
     const holdings = this.holdings;
     if (holdings === undefined) {
@@ -191,6 +194,7 @@ export class Execution
 
   #fail(attempt: number, error: unknown): void {
     if (this.phase !== Phase.RUNNING || attempt !== this.attempt) return;
+    this.core.adaptive?.ended(this.attemptAt, false, error);
     if (this.ticket >= 0 && !this.#record(false, error)) return;
     const holdings = this.holdings;
     if (holdings !== undefined) {

@@ -43,6 +43,8 @@ export abstract class TaskRecord {
   declare phase: Phase;
   /** `performance.now()` of the first start, or -1. */
   declare startedAt: number;
+  /** `performance.now()` of the current attempt's start; kept only with adaptive concurrency. */
+  declare attemptAt: number;
   /** Gives the gate slot back; set while the execution holds one. */
   declare releaseSlot: (() => void) | undefined;
   /** Where the accounting counts it, and its links in the live list. */
@@ -89,6 +91,7 @@ export abstract class TaskRecord {
     this.holdings = undefined;
     this.phase = Phase.QUEUED;
     this.startedAt = -1;
+    this.attemptAt = 0;
     this.releaseSlot = undefined;
     this.counted = Counted.NOWHERE;
     this.livePrev = undefined;
