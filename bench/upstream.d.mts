@@ -48,3 +48,6 @@ export interface Upstream {
 export function startUpstream(
   options?: Partial<UpstreamConfig> & { port?: number },
 ): Promise<Upstream>;
+
+/** mulberry32: a small seeded generator of numbers in [0, 1). */
+export function mulberry32(seed: number): () => number;

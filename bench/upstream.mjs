@@ -75,7 +75,7 @@ function checkConfig(config) {
 }
 
 /** mulberry32: a small seeded generator of numbers in [0, 1). */
-function mulberry32(seed) {
+export function mulberry32(seed) {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -113,9 +113,12 @@ export class Dovetail implements AsyncDisposable {
   /**
    * The concurrency limit in force (`Infinity` when unbounded). Writing it (an integer >= 1 or
    * `Infinity`) starts waiting tasks at once when it rises, and lets running tasks finish when it
-   * falls, starting none until `active` is below the new limit. Emits `limit_changed`.
-   * @throws TypeError / RangeError for a bad value; TypeError with a back end that does not
-   * share the limit (with `dovetailjs/redis`, a write changes it for every process).
+   * falls, starting none until `active` is below the new limit. Emits `limit_changed`. With
+   * `concurrency: 'adaptive'` it reads the adaptive limit, and writing it is a TypeError (the
+   * limit belongs to the algorithm; bound it with `adaptive.min`/`max` instead).
+   * @throws TypeError / RangeError for a bad value; TypeError with an adaptive limit, or with a
+   * back end that does not share the limit (with `dovetailjs/redis`, a write changes it for
+   * every process).
    * @example
    * ```ts
    * import { Dovetail } from 'dovetailjs';
@@ -130,8 +133,13 @@ export class Dovetail implements AsyncDisposable {
 
   /** Sets the concurrency limit; see the getter. */
   set concurrency(value: number) {
-    assertCount('concurrency', value);
     const core = this.#core;
+    if (core.adaptive !== undefined) {
+      throw new TypeError(
+        "`concurrency` is adaptive on this instance (`concurrency: 'adaptive'`): it cannot be written",
+      );
+    }
+    assertCount('concurrency', value);
     if (this.#options.backend !== undefined) {
       const shared = this.#sharedLimit;
       if (shared === undefined) {

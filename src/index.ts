@@ -68,6 +68,7 @@ export type { PerKeyOptions, QueueOptions, QueueOverflow } from './queue/options
 export type { RetryDelayFunction, RetryDelayOptions, RetryJitter } from './resilience/backoff.js';
 export type { MapOptions } from './map/options.js';
 export type { MapProgress, ProgressCallback } from './map/progress.js';
+export type { AdaptiveOptions } from './latency/adaptive-options.js';
 export type {
   DovetailOptions,
   RateLimitOptions,

@@ -1,5 +1,10 @@
 import type { Backend } from './policies/backend.js';
 import {
+  resolveAdaptive,
+  type AdaptiveOptions,
+  type ResolvedAdaptive,
+} from './latency/adaptive-options.js';
+import {
   resolveCircuitOptions,
   type CircuitBreakerOptions,
   type ResolvedCircuitOptions,
@@ -58,10 +63,18 @@ export type ShouldRetry = (error: unknown, attempt: number) => boolean;
 /** Options of `new Dovetail(options)`. Every field may be left out or given as `undefined`. */
 export interface DovetailOptions extends QueueOptions, RetryDelayOptions {
   /**
-   * Most tasks running at once through this instance: an integer >= 1, or `Infinity`.
+   * Most tasks running at once through this instance: an integer >= 1, or `Infinity`; or
+   * `'adaptive'`: a limit that follows the latency of attempts, tuned by `adaptive`
+   * (see {@link AdaptiveOptions}).
    * @defaultValue `Infinity`
    */
-  concurrency?: number | undefined;
+  concurrency?: number | 'adaptive' | undefined;
+  /**
+   * Tuning of `concurrency: 'adaptive'` (its bounds, what counts as an overload); given without
+   * it, a TypeError.
+   * @defaultValue `{ min: 1, initial: 20, max: 1000, isOverload: (e) => e instanceof TimeoutError }`
+   */
+  adaptive?: AdaptiveOptions | undefined;
   /**
    * Limit of one attempt, in milliseconds (> 0; `Infinity` means none). An attempt that runs
    * longer rejects with `TimeoutError` and its signal is aborted.
@@ -179,7 +192,9 @@ export interface ResolvedPolicy extends ResolvedRetryDelay {
 /** Instance options after validation and defaults. */
 export interface ResolvedOptions extends ResolvedQueueOptions {
   readonly circuit: ResolvedCircuitOptions | undefined;
+  /** With `'adaptive'`: its `initial`. */
   readonly concurrency: number;
+  readonly adaptive: ResolvedAdaptive | undefined;
   readonly rateLimit: ResolvedRate | undefined;
   readonly policy: ResolvedPolicy;
   readonly trace: boolean;
@@ -279,7 +294,8 @@ export function resolveOptions(options: DovetailOptions | undefined): ResolvedOp
     autoRegister,
     backend,
   } = options;
-  if (concurrency !== undefined) assertCount('concurrency', concurrency);
+  const adaptive = resolveAdaptive(concurrency, options.adaptive);
+  if (adaptive === undefined && concurrency !== undefined) assertCount('concurrency', concurrency);
   const limit = rateLimit === undefined ? undefined : resolveRate('rateLimit', rateLimit);
   if (trace !== undefined) assertBoolean('trace', trace);
   if (traceLogger !== undefined) {
@@ -307,7 +323,8 @@ export function resolveOptions(options: DovetailOptions | undefined): ResolvedOp
   return Object.freeze({
     ...resolveQueueOptions(options),
     circuit: resolveCircuitOptions(options.circuitBreaker),
-    concurrency: concurrency ?? DEFAULTS.concurrency,
+    concurrency: adaptive?.initial ?? (concurrency as number | undefined) ?? DEFAULTS.concurrency,
+    adaptive,
     rateLimit: limit,
     policy: resolvePolicy(BASE_POLICY, options, ''),
     trace: trace ?? traceFromEnv(),

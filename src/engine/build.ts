@@ -8,7 +8,9 @@ import type { CostLimits } from '../queue/options.js';
 import { Pause } from '../queue/pause.js';
 import { Circuit } from '../resilience/circuit.js';
 import type { CircuitControl, CircuitListener } from '../resilience/circuit-view.js';
+import { AdaptiveControl } from '../latency/adaptive-control.js';
 import { Accounting } from './accounting.js';
+import { setConcurrency } from './control.js';
 import type { Core, Member } from './core.js';
 
 // A back end's report becomes a `backend_error` event: it concerns the instance, not one task.
@@ -28,6 +30,11 @@ export function refuseShared(resolved: ResolvedOptions): void {
   if (resolved.perKey !== undefined && backend.createKeys === undefined) {
     throw new TypeError(
       '`perKey` is not supported with this back end: its limits would hold per process',
+    );
+  }
+  if (resolved.adaptive !== undefined) {
+    throw new TypeError(
+      "`concurrency: 'adaptive'` is not supported with a shared back end (`backend`) yet: the limit would adapt per process",
     );
   }
   if (resolved.circuit !== undefined && backend.createCircuit === undefined) {
@@ -89,6 +96,15 @@ export function buildCore(
     queueOverflow: resolved.queueOverflow,
     circuit: makeCircuit(resolved, events, hooks),
   };
+  const adaptive = resolved.adaptive;
+  if (adaptive !== undefined) {
+    const gate = core.gate as LocalGate;
+    core.adaptive = new AdaptiveControl(
+      adaptive,
+      () => gate.active,
+      (limit, previous) => setConcurrency(core, limit, previous),
+    );
+  }
   return core;
 }
 

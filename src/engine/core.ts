@@ -8,6 +8,7 @@ import type { QueueOverflow } from '../queue/options.js';
 import type { Pause } from '../queue/pause.js';
 import type { LatencyWindow } from '../latency/quantile.js';
 import type { CircuitControl } from '../resilience/circuit-view.js';
+import type { AdaptiveControl } from '../latency/adaptive-control.js';
 import type { Accounting, Counting } from './accounting.js';
 
 /** An execution as the instance and `map` see it. */
@@ -55,6 +56,8 @@ export interface Core {
   readonly queueOverflow: QueueOverflow;
   /** Recent attempt latencies; made when a hedge by percentile is first armed. */
   latency?: LatencyWindow | undefined;
+  /** `concurrency: 'adaptive'`: what turns attempts into the limit. */
+  adaptive?: AdaptiveControl;
 }
 
 /**

@@ -147,7 +147,9 @@ export class Execution
     core.accounting.started();
     // Always timed: a listener added while the task runs still gets its elapsed.
     if (this.startedAt < 0) this.startedAt = performance.now();
-    if (core.latency !== undefined) this.attemptAt = performance.now();
+    // Each attempt's own start: its latency is a sample (hedging by percentile, adaptive limit).
+    if (core.latency !== undefined || core.adaptive !== undefined)
+      this.attemptAt = performance.now();
     if (events.wants('started', this)) announceAttempt(events, this, 'started', attempt, 0);
     // A listener may have cancelled the task (or shut the instance down): then nothing runs.
     if (this.phase !== Phase.RUNNING) return;
@@ -217,6 +219,7 @@ export class Execution
     if (this.phase !== Phase.RUNNING || attempt !== this.attempt) return;
     // A hedge won already: this copy lost.
     if (this.holdings?.hedge?.firstSucceeded() === false) return;
+    this.core.adaptive?.ended(this.attemptAt, true, undefined);
     if (this.ticket >= 0 && !this.#record(true, value)) return;
     if (this.core.latency !== undefined) measureAttempt(this);
     this.#won(value);
@@ -237,6 +240,7 @@ export class Execution
     if (this.phase !== Phase.RUNNING || attempt !== this.attempt) return;
     const hedge = this.holdings?.hedge;
     if (hedge?.decided === true) return;
+    this.core.adaptive?.ended(this.attemptAt, false, error);
     if (this.ticket >= 0 && !this.#record(false, error)) return;
     // Hedges still in flight decide the attempt.
     if (hedge?.firstFailed() === true) return;

@@ -65,7 +65,7 @@ export abstract class TaskRecord {
   declare tokenTaken: boolean;
   /** The circuit's ticket of the attempt now running, or -1. */
   declare ticket: number;
-  /** `performance.now()` when the attempt now running started, while latency is measured; or -1. */
+  /** `performance.now()` when the attempt now running started, while latency is measured (hedging by percentile, adaptive concurrency); or -1. */
   declare attemptAt: number;
 
   constructor(
