@@ -2,10 +2,11 @@ import { backendHooks, buildCore, costLimits, refuseShared } from './engine/buil
 import {
   clearWaiting,
   ensurePausable,
-  followLimit,
-  followPause,
   hasLimit,
   setConcurrency,
+  shareControls,
+  writeSharedLimit,
+  type SharedControls,
 } from './engine/control.js';
 import type { Core } from './engine/core.js';
 import { ShutdownError } from './errors.js';
@@ -13,7 +14,6 @@ import { Events } from './events/bus.js';
 import { watchTaskChannel } from './events/channel.js';
 import { assertBoolean, assertCount, assertNumber, assertObject } from './internal/assert.js';
 import { resolveOptions, type DovetailOptions, type ResolvedOptions } from './options.js';
-import type { SharedLimit, SharedPause } from './policies/backend.js';
 import type { ShutdownOptions } from './lifecycle/instance.js';
 import { track, untrack } from './lifecycle/tracking.js';
 import type { CircuitView } from './resilience/circuit-view.js';
@@ -45,8 +45,7 @@ export class Dovetail implements AsyncDisposable {
   #shutdown: Promise<void> | undefined;
   #idle: { promise: Promise<void>; resolve: () => void } | undefined;
   /** With a shared back end: the pause and the concurrency limit every process follows. */
-  readonly #sharedPause: SharedPause | undefined;
-  readonly #sharedLimit: SharedLimit | undefined;
+  readonly #shared: SharedControls;
 
   /**
    * @param options - See {@link DovetailOptions}; every field is optional.
@@ -76,21 +75,7 @@ export class Dovetail implements AsyncDisposable {
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     this.task = new TaskApi(host, resolved.policy);
-    const backend = resolved.backend;
-    this.#sharedPause = backend?.createPause?.((until) => {
-      // Draining goes through the pause: a shut-down instance is never paused again.
-      if (!this.#shuttingDown) followPause(this.#core, until);
-    }, hooks);
-    this.#sharedLimit =
-      this.#core.gate === undefined
-        ? undefined
-        : backend?.createLimit?.(
-            resolved.concurrency,
-            (limit) => {
-              if (!this.#shuttingDown) followLimit(this.#core, limit);
-            },
-            hooks,
-          );
+    this.#shared = shareControls(this.#core, resolved, hooks, () => !this.#shuttingDown);
     watchTaskChannel();
     track(this, { autoRegister: resolved.autoRegister, shutdownOnExit: resolved.shutdownOnExit });
   }
@@ -141,16 +126,7 @@ export class Dovetail implements AsyncDisposable {
     }
     assertCount('concurrency', value);
     if (this.#options.backend !== undefined) {
-      const shared = this.#sharedLimit;
-      if (shared === undefined) {
-        throw new TypeError(
-          core.gate === undefined
-            ? '`concurrency` cannot be set on an unbounded instance with a shared back end: give `concurrency` a limit at construction'
-            : '`concurrency` cannot be changed with this back end: it does not share the limit',
-        );
-      }
-      shared.write(value);
-      followLimit(core, value);
+      writeSharedLimit(core, this.#shared, value);
       return;
     }
     const previous = this.concurrency;
@@ -197,7 +173,7 @@ export class Dovetail implements AsyncDisposable {
       assertNumber('ms', ms);
       if (!(ms > 0)) throw new RangeError(`\`ms\` must be a number > 0, received ${ms}`);
     }
-    if (this.#options.backend !== undefined && this.#sharedPause === undefined) {
+    if (this.#options.backend !== undefined && this.#shared.pause === undefined) {
       throw new TypeError(
         '`pause()` is not supported with this back end: a pause would hold this process only',
       );
@@ -207,7 +183,7 @@ export class Dovetail implements AsyncDisposable {
     ensurePausable(this.#core);
     const pause = this.#core.pause;
     pause.pause(ms ?? Infinity);
-    this.#sharedPause?.pause(pause.until);
+    this.#shared.pause?.pause(pause.until);
   }
 
   /**
@@ -216,7 +192,7 @@ export class Dovetail implements AsyncDisposable {
    */
   resume(): void {
     this.#resume();
-    this.#sharedPause?.resume();
+    this.#shared.pause?.resume();
   }
 
   /**
@@ -352,8 +328,8 @@ export class Dovetail implements AsyncDisposable {
   async #finish(): Promise<void> {
     this.#core.keys?.close();
     try {
-      await this.#sharedPause?.close();
-      await this.#sharedLimit?.close();
+      await this.#shared.pause?.close();
+      await this.#shared.limit?.close();
       await (this.#core.circuit as { close?(): Promise<void> | void } | undefined)?.close?.();
       await this.#options.backend?.close?.();
     } finally {

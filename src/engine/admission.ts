@@ -35,16 +35,12 @@ export abstract class Admission extends TaskRecord {
 
   /** Starts attempt `attempt` once its tokens are taken (`waited`: ms spent waiting for them). */
   protected abstract launch(attempt: number, waited: number): void;
-  /** Settles the execution: the one way out (see {@link Execution}). */
+  /** Settles the execution: the one way out (see {@link Settling}). */
   protected abstract settle(ok: boolean, value: unknown, event: Outcome): void;
   /** Settles with `error`, as cancelled when it is a `CancelledError`. */
   protected abstract settleFailure(error: unknown): void;
-  /** An open circuit fails the task with `error`, whatever retries remain. */
-  protected abstract shortCircuit(error: CircuitOpenError): void;
   /** `shutdown({ wait: false })` (see {@link Member}). */
   abstract stop(reason: ShutdownError): void;
-  /** An open circuit refused the task at its start (see {@link refuseSoon}). */
-  abstract refuse(error: CircuitOpenError): void;
   /** A gate that cannot grant a slot fails the task (part of the gate's `GateJob`). */
   abstract reject(error: unknown): void;
 
@@ -180,6 +176,51 @@ export abstract class Admission extends TaskRecord {
     if (this.phase === Phase.SETTLED) return;
     this.core.accounting.counters.shed += 1;
     this.settle(false, error, 'error');
+  }
+
+  /** @internal Part of {@link Parked}: the pause ended. */
+  unpark(): void {
+    if (this.phase === Phase.TOKEN) this.launch(this.attempt + 1, 0);
+  }
+
+  // ---- the circuit --------------------------------------------------------------------------
+
+  /** An open circuit fails the task with `error`, whatever retries remain. @internal */
+  refuse(error: CircuitOpenError): void {
+    if (this.phase === Phase.SETTLED) return;
+    this.shortCircuit(error);
+  }
+
+  /** An open circuit fails the task with `error`, whatever retries remain. */
+  protected shortCircuit(error: CircuitOpenError): void {
+    this.core.accounting.counters.shortCircuited += 1;
+    this.settle(false, error, 'error');
+  }
+
+  /** The circuit refused the attempt as it was about to start. */
+  protected refusedAtStart(error: CircuitOpenError): void {
+    // The circuit opened while the attempt waited for its token: the token goes back.
+    const limiter = this.core.limiter;
+    if (limiter instanceof TokenBucket) limiter.refund(this.policy.cost);
+    this.shortCircuit(error);
+  }
+
+  /** A shared circuit asks its store whether the attempt may start (a half-open trial). */
+  protected admitLater(pending: Promise<number | CircuitOpenError>, attempt: number): void {
+    pending.then(
+      (ticket) => {
+        if (typeof ticket === 'number') {
+          if (this.phase !== Phase.TOKEN) this.core.circuit?.abandon(ticket);
+          else {
+            this.ticket = ticket;
+            this.launch(attempt, 0);
+          }
+        } else if (this.phase === Phase.TOKEN) this.refusedAtStart(ticket);
+      },
+      (error: unknown) => {
+        if (this.phase === Phase.TOKEN) this.settleFailure(error);
+      },
+    );
   }
 
   // ---- tokens --------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 import { LocalGate, type Gate } from '../policies/gate.js';
 import { Counted } from './accounting.js';
+import type { ResolvedOptions } from '../options.js';
+import type { BackendHooks, SharedLimit, SharedPause } from '../policies/backend.js';
 import type { Core, Member } from './core.js';
 
 /** Applies a new concurrency limit (validated by the caller) and emits `limit_changed`. */
@@ -55,4 +57,51 @@ export function followLimit(core: Core, limit: number): void {
 export function followPause(core: Core, until: number | undefined): void {
   if (until !== undefined) ensurePausable(core);
   core.pause.follow(until);
+}
+
+/** What a shared back end holds for every process besides its gate and bucket. */
+export interface SharedControls {
+  readonly pause: SharedPause | undefined;
+  readonly limit: SharedLimit | undefined;
+}
+
+/**
+ * Follows the pause and the concurrency limit a shared back end holds (when it shares them),
+ * for as long as `live()` (a shut-down instance drains through a pause and is never paused
+ * again).
+ */
+export function shareControls(
+  core: Core,
+  resolved: ResolvedOptions,
+  hooks: BackendHooks | undefined,
+  live: () => boolean,
+): SharedControls {
+  const backend = resolved.backend;
+  const pause = backend?.createPause?.((until) => {
+    if (live()) followPause(core, until);
+  }, hooks);
+  const limit =
+    core.gate === undefined
+      ? undefined
+      : backend?.createLimit?.(
+          resolved.concurrency,
+          (value) => {
+            if (live()) followLimit(core, value);
+          },
+          hooks,
+        );
+  return { pause, limit };
+}
+
+/** Writes the limit of every process, or throws when the back end does not share it. */
+export function writeSharedLimit(core: Core, shared: SharedControls, value: number): void {
+  if (shared.limit === undefined) {
+    throw new TypeError(
+      core.gate === undefined
+        ? '`concurrency` cannot be set on an unbounded instance with a shared back end: give `concurrency` a limit at construction'
+        : '`concurrency` cannot be changed with this back end: it does not share the limit',
+    );
+  }
+  shared.limit.write(value);
+  followLimit(core, value);
 }

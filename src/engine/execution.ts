@@ -1,10 +1,5 @@
 import type { ClearablePromise } from 'p-timeout';
-import {
-  CancelledError,
-  ShutdownError,
-  type CircuitOpenError,
-  type TimeoutError,
-} from '../errors.js';
+import { CancelledError, ShutdownError, type TimeoutError } from '../errors.js';
 import { runInContext } from '../context.js';
 import type { AnyFunction, EventSource, MethodName } from '../events/types.js';
 import { isThenable } from '../internal/util.js';
@@ -13,16 +8,13 @@ import type { GateJob } from '../policies/gate.js';
 import type { KeyJob } from '../queue/keys.js';
 import type { Parked } from '../queue/pause.js';
 import type { CircuitControl } from '../resilience/circuit-view.js';
-import { TokenBucket } from '../policies/rate-limit.js';
-import type { Outcome } from './accounting.js';
-import { Admission } from './admission.js';
-import { announceAttempt, announceEnd, announceRetry, type Announced } from './announce.js';
+import { Settling } from './settling.js';
+import { announceAttempt, announceRetry, type Announced } from './announce.js';
 import { call, invoke, Kind, timed, type AttemptOwner } from './attempt.js';
 import type { Core, Member, Sink } from './core.js';
 import { armHedge, measureAttempt, type HedgeOwner } from './hedge.js';
-import { Phase, type Holdings } from './phase.js';
+import { Phase } from './phase.js';
 import { RetryLoop, type RetryOwner } from './retry.js';
-import { unwatch } from './signals.js';
 import type { TaskOwner } from './task-promise.js';
 
 /**
@@ -30,10 +22,11 @@ import type { TaskOwner } from './task-promise.js';
  * `cancel()` can settle it at once whatever the attempt is doing, and so that a task that
  * succeeds at once allocates no retry loop, no timer, no limiter wait, no AbortController and no
  * context object. Its life: {@link Phase}; what it is: {@link TaskRecord}; its way to each
- * attempt (key, gate, tokens): {@link Admission}; here, the attempts and the settling.
+ * attempt (key, gate, tokens): {@link Admission}; its endings: {@link Settling}; here, the
+ * attempts, their retries and hedges.
  */
 export class Execution
-  extends Admission
+  extends Settling
   implements
     GateJob,
     KeyJob,
@@ -73,37 +66,7 @@ export class Execution
   }
 
   timedOut(error: TimeoutError): void {
-    this.#abortAttempt(error);
-  }
-
-  /** Called by a gate that cannot grant a slot (a shared back end that failed). */
-  reject(error: unknown): void {
-    if (this.phase === Phase.SETTLED) return;
-    this.settle(false, error, 'error');
-  }
-
-  /** Cancels the execution at once. @returns `false` when it had already settled. */
-  cancel(reason?: unknown): boolean {
-    if (this.phase === Phase.SETTLED) return false;
-    const error =
-      reason === undefined
-        ? new CancelledError()
-        : new CancelledError(undefined, { cause: reason });
-    this.settle(false, error, 'cancelled');
-    return true;
-  }
-
-  /**
-   * `shutdown({ wait: false })`: cancel what has not started, cancel what sleeps between
-   * retries, abort the signal of what runs.
-   */
-  stop(reason: ShutdownError): void {
-    if (this.phase === Phase.SETTLED) return;
-    if (this.attempt === 0 || this.phase === Phase.SLEEPING) this.cancel(reason);
-    else {
-      this.#abortAttempt(reason);
-      this.holdings?.hedge?.abort(reason);
-    }
+    this.abortAttempt(error);
   }
 
   // ---- attempts ------------------------------------------------------------------------------
@@ -132,11 +95,11 @@ export class Execution
     if (circuit !== undefined && this.ticket < 0) {
       const ticket = circuit.admit();
       if (isThenable(ticket)) {
-        this.#admitLater(ticket, attempt);
+        this.admitLater(ticket, attempt);
         return;
       }
       if (typeof ticket !== 'number') {
-        this.#refusedAtStart(ticket);
+        this.refusedAtStart(ticket);
         return;
       }
       this.ticket = ticket;
@@ -178,36 +141,6 @@ export class Execution
     );
   }
 
-  #refusedAtStart(error: CircuitOpenError): void {
-    // The circuit opened while the attempt waited for its token: the token goes back.
-    const limiter = this.core.limiter;
-    if (limiter instanceof TokenBucket) limiter.refund(this.policy.cost);
-    this.shortCircuit(error);
-  }
-
-  /** A shared circuit asks its store whether the attempt may start (a half-open trial). */
-  #admitLater(pending: Promise<number | CircuitOpenError>, attempt: number): void {
-    pending.then(
-      (ticket) => {
-        if (typeof ticket === 'number') {
-          if (this.phase !== Phase.TOKEN) this.core.circuit?.abandon(ticket);
-          else {
-            this.ticket = ticket;
-            this.launch(attempt, 0);
-          }
-        } else if (this.phase === Phase.TOKEN) this.#refusedAtStart(ticket);
-      },
-      (error: unknown) => {
-        if (this.phase === Phase.TOKEN) this.settleFailure(error);
-      },
-    );
-  }
-
-  /** @internal Part of {@link Parked}: the pause ended. */
-  unpark(): void {
-    if (this.phase === Phase.TOKEN) this.launch(this.attempt + 1, 0);
-  }
-
   #invoke(): unknown {
     const kind = this.kind;
     // The common kind without the dispatch.
@@ -231,7 +164,7 @@ export class Execution
       this.settle(true, value, 'done');
       return;
     }
-    this.#clearTimer(holdings);
+    this.clearTimer(holdings);
     if (holdings.loop !== undefined) holdings.loop.succeeded(value);
     else this.settle(true, value, 'done');
   }
@@ -250,7 +183,7 @@ export class Execution
   #failed(error: unknown): void {
     const holdings = this.holdings;
     if (holdings !== undefined) {
-      this.#clearTimer(holdings);
+      this.clearTimer(holdings);
       if (holdings.loop !== undefined) {
         holdings.loop.failed(error);
         return;
@@ -295,7 +228,7 @@ export class Execution
     }
     // Measured until now: its latency was at least that.
     measureAttempt(this);
-    this.#abortAttempt(new CancelledError(`a hedge of attempt ${attempt} succeeded first`));
+    this.abortAttempt(new CancelledError(`a hedge of attempt ${attempt} succeeded first`));
     this.#won(value);
   }
 
@@ -303,17 +236,6 @@ export class Execution
   hedgesFailed(attempt: number, error: unknown): void {
     if (this.phase !== Phase.RUNNING || attempt !== this.attempt) return;
     this.#failed(error);
-  }
-
-  /** An open circuit fails the task with `error`, whatever retries remain. @internal */
-  refuse(error: CircuitOpenError): void {
-    if (this.phase === Phase.SETTLED) return;
-    this.shortCircuit(error);
-  }
-
-  protected shortCircuit(error: CircuitOpenError): void {
-    this.core.accounting.counters.shortCircuited += 1;
-    this.settle(false, error, 'error');
   }
 
   /** @internal Part of {@link RetryOwner}. */
@@ -337,70 +259,5 @@ export class Execution
     this.core.accounting.retried();
     const events = this.core.events;
     if (events.wants('retry', this)) announceRetry(events, this, attempt, sleep, error);
-  }
-
-  #abortAttempt(reason: unknown): void {
-    this.context().abort(reason);
-  }
-
-  // ---- settling ------------------------------------------------------------------------------
-
-  protected settleFailure(error: unknown): void {
-    this.settle(false, error, error instanceof CancelledError ? 'cancelled' : 'error');
-  }
-
-  protected settle(ok: boolean, value: unknown, event: Outcome): void {
-    const core = this.core;
-    const wasRunning = this.attempt > 0;
-    this.phase = Phase.SETTLED;
-    core.accounting.leave(this, event);
-    const signal = this.policy.signal;
-    if (signal !== undefined) unwatch(signal, this);
-    const holdings = this.holdings;
-    if (holdings !== undefined) {
-      this.#clearTimer(holdings);
-      holdings.hedge?.finish(value);
-      if (holdings.tokenWait !== undefined) {
-        holdings.tokenWait.cancel(value);
-        holdings.tokenWait = undefined;
-      }
-      if (event === 'cancelled') holdings.controller?.abort(value);
-      // A retry loop waiting on an attempt that will never run ends too (it sees the task settled).
-      if (!ok) holdings.loop?.end(value);
-    }
-    if (event === 'cancelled' && wasRunning) this.#abortAttempt(value);
-    const events = core.events;
-    if (events.wants(event, this))
-      announceEnd(events, this, event, value, this.attempt, this.startedAt);
-    events.releaseExecution(this);
-    const release = this.releaseSlot;
-    if (release !== undefined) {
-      this.releaseSlot = undefined;
-      release();
-    }
-    if (this.tokenTaken) {
-      // Settled before its first attempt: the token it took goes back.
-      this.tokenTaken = false;
-      if (core.limiter instanceof TokenBucket) core.limiter.refund(this.policy.cost);
-    }
-    if (this.ticket >= 0) {
-      // Its attempt will never report: a trial gives its place back.
-      core.circuit?.abandon(this.ticket);
-      this.ticket = -1;
-    }
-    const key = this.key;
-    if (key !== undefined && core.keys !== undefined) {
-      if (this.keyHeld) core.keys.leave(key, this);
-      else core.keys.gone(key, this);
-    }
-    this.deliver(ok, value, event === 'cancelled');
-    core.accounting.afterSettle();
-  }
-
-  #clearTimer(holdings: Holdings): void {
-    if (holdings.timer !== undefined) {
-      holdings.timer.clear();
-      holdings.timer = undefined;
-    }
   }
 }
