@@ -1,5 +1,6 @@
 import { CancelledError, CircuitOpenError, QueueFullError, ShutdownError } from '../errors.js';
 import type { ResolvedCircuitOptions, ResolvedCircuitRatio } from './circuit-options.js';
+import { RatioWindow } from './ratio-window.js';
 import type { CircuitControl, CircuitListener, CircuitState, CircuitView } from './circuit-view.js';
 
 // Each state carries its own data. Every change of state takes a new ticket number, so an
@@ -33,9 +34,6 @@ const SILENT: CircuitListener = Object.freeze({
 });
 // Read at call time, so that a test's fake clock applies.
 const wallClock = (): number => Date.now();
-
-/** The ratio window is kept as this many buckets of `window / BUCKETS` ms each. */
-const BUCKETS = 10;
 
 /** The errors that tell nothing about the upstream: never a failure, never a success. */
 export const neverCounts = (error: unknown): boolean =>
@@ -78,14 +76,8 @@ export class Circuit implements CircuitControl {
   #ticket = 0;
   /** Consecutive mode: failures in a row. */
   #consecutive = 0;
-  // Ratio mode: outcomes and failures per bucket in a ring, their totals, and the latest bucket.
-  readonly #origin: number;
-  readonly #width: number;
-  readonly #calls: Float64Array;
-  readonly #fails: Float64Array;
-  #bucket = 0;
-  #totalCalls = 0;
-  #totalFails = 0;
+  /** Ratio mode: the outcomes of the last `window` ms. */
+  readonly #window: RatioWindow | undefined;
   /** Ratio mode: the latest failure's error, for an opening that a success triggers. */
   #lastError: unknown = undefined;
 
@@ -107,10 +99,7 @@ export class Circuit implements CircuitControl {
     this.#halfOpenCalls = options.halfOpenCalls;
     this.#isFailure = options.isFailure;
     const ratio = options.ratio;
-    this.#origin = ratio === undefined ? 0 : now();
-    this.#width = ratio === undefined ? Infinity : ratio.window / BUCKETS;
-    this.#calls = new Float64Array(ratio === undefined ? 0 : BUCKETS);
-    this.#fails = new Float64Array(ratio === undefined ? 0 : BUCKETS);
+    this.#window = ratio === undefined ? undefined : new RatioWindow(ratio.window, now());
     this.view = viewOf(this);
   }
 
@@ -239,7 +228,8 @@ export class Circuit implements CircuitControl {
       return;
     }
     if (phase.state !== 'closed') return;
-    if (this.#ratio === undefined) {
+    const window = this.#window;
+    if (window === undefined) {
       if (!failed) this.#consecutive = 0;
       else if ((this.#consecutive += 1) >= this.#threshold) {
         this.#open(this.#consecutive, error, this.#now() + this.#halfOpenAfter);
@@ -247,50 +237,21 @@ export class Circuit implements CircuitControl {
       return;
     }
     const now = this.#now();
-    this.#advance(now);
-    const slot = this.#bucket % BUCKETS;
-    this.#calls[slot] = (this.#calls[slot] ?? 0) + 1;
-    this.#totalCalls += 1;
-    if (failed) {
-      this.#fails[slot] = (this.#fails[slot] ?? 0) + 1;
-      this.#totalFails += 1;
-      this.#lastError = error;
+    window.add(failed, now);
+    if (failed) this.#lastError = error;
+    const ratio = this.#ratio as ResolvedCircuitRatio;
+    const calls = window.calls;
+    if (calls >= ratio.minimumCalls && window.failures / calls >= ratio.failures) {
+      this.#open(window.failures, this.#lastError, now + this.#halfOpenAfter);
     }
-    const ratio = this.#ratio;
-    const calls = this.#totalCalls;
-    if (calls >= ratio.minimumCalls && this.#totalFails / calls >= ratio.failures) {
-      this.#open(this.#totalFails, this.#lastError, now + this.#halfOpenAfter);
-    }
-  }
-
-  /** Moves the ratio window to the current bucket, emptying the buckets it leaves behind. */
-  #advance(now: number): void {
-    const bucket = Math.floor((now - this.#origin) / this.#width);
-    const gap = bucket - this.#bucket;
-    // Not later (or a clock that went back, or no number at all): the latest bucket goes on.
-    if (!(gap > 0) || !Number.isFinite(bucket)) return;
-    const calls = this.#calls;
-    const fails = this.#fails;
-    if (gap >= BUCKETS) {
-      calls.fill(0);
-      fails.fill(0);
-      this.#totalCalls = this.#totalFails = 0;
-    } else {
-      for (let step = 1; step <= gap; step++) {
-        const slot = (this.#bucket + step) % BUCKETS;
-        this.#totalCalls -= calls[slot] ?? 0;
-        this.#totalFails -= fails[slot] ?? 0;
-        calls[slot] = fails[slot] = 0;
-      }
-    }
-    this.#bucket = bucket;
   }
 
   /** The failures counted so far in this period (while closed; 0 otherwise). */
   #failures(): number {
-    if (this.#ratio === undefined) return this.#consecutive;
-    this.#advance(this.#now());
-    return this.#totalFails;
+    const window = this.#window;
+    if (window === undefined) return this.#consecutive;
+    window.advance(this.#now());
+    return window.failures;
   }
 
   #open(failures: number, error: unknown, retryAt: number): void {
@@ -336,10 +297,7 @@ export class Circuit implements CircuitControl {
   #forget(): void {
     this.#consecutive = 0;
     this.#lastError = undefined;
-    if (this.#ratio === undefined) return;
-    this.#calls.fill(0);
-    this.#fails.fill(0);
-    this.#totalCalls = this.#totalFails = 0;
+    this.#window?.clear();
   }
 }
 
