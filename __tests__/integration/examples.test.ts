@@ -42,6 +42,14 @@ function get(port: number, path: string): Promise<{ status: number; body: string
   });
 }
 
+/** Runs a TypeScript example to its end, checks that it ended cleanly, and gives its lines. */
+async function output(example: string): Promise<string[]> {
+  const result = await run(join(EXAMPLES, example), [], TSX);
+  expect(result.stderr).toBe('');
+  expect(result.code).toBe(0);
+  return lines(result.stdout);
+}
+
 describe('examples', () => {
   it.concurrent(
     'npm run demo (quickstart.mjs) names items by their index, as the results are',
@@ -264,5 +272,43 @@ describe('examples', () => {
       );
     },
     30_000,
+  );
+
+  it.concurrent(
+    'metered-api.ts keeps within a requests and a tokens quota and waits out the 429 it meets',
+    async () => {
+      const out = await output('metered-api.ts');
+      expect(out[0]).toBe(
+        'quotas: 3000 requests/min, 300000 tokens/min; the client plans for 90% of each',
+      );
+      const phase = (line: string | undefined) =>
+        /^(.+): (\d+) requests, (\d+) tokens in [\d.]+ s: (\d+) requests\/min \(quota 3000\), (\d+) tokens\/min \(quota 300000\); paused ([\d.]+) s$/
+          .exec(line ?? '')
+          ?.slice(1)
+          .map((field, i) => (i === 0 ? field : Number(field)));
+      // Short prompts: the request quota binds; the client's even pace needs no pause.
+      const [name, count, , rpm, , paused] = phase(out[1]) ?? [];
+      expect([name, count, paused]).toEqual(['short prompts', 100, 0]);
+      expect(rpm).toBeGreaterThan(0.6 * 2700);
+      expect(rpm).toBeLessThanOrEqual(3000);
+      // Long prompts: the token quota binds, and the neighbour's spending costs a pause.
+      const [longName, longCount, , , tpm, longPaused] = phase(out[2]) ?? [];
+      expect([longName, longCount]).toEqual(['long prompts', 45]);
+      expect(tpm).toBeGreaterThan(0.4 * 300_000);
+      expect(tpm).toBeLessThanOrEqual(300_000);
+      expect(longPaused).toBeGreaterThanOrEqual(0.9);
+      // Every 429 was over the token quota, was retried once, and nothing was sent while paused.
+      const [tooMany, overRequests, overTokens, retries, ok, failed, duringPause] = (
+        /^429s: (\d+) \((\d+) over the request quota, (\d+) over the token quota\), (\d+) retries, (\d+) ok, (\d+) failed, (\d+) sent while paused$/.exec(
+          out[3] ?? '',
+        ) ?? []
+      )
+        .slice(1)
+        .map(Number);
+      expect(tooMany).toBeGreaterThanOrEqual(1);
+      expect([overRequests, overTokens, retries]).toEqual([0, tooMany, tooMany]);
+      expect([ok, failed, duringPause]).toEqual([145, 0, 0]);
+    },
+    60_000,
   );
 });
