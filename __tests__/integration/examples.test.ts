@@ -311,4 +311,46 @@ describe('examples', () => {
     },
     60_000,
   );
+
+  it.concurrent(
+    'circuit-breaker.ts serves every page, with the fallback while the breaker is open, and traces each call under its page',
+    async () => {
+      const out = await output('circuit-breaker.ts');
+      const numbers = (pattern: RegExp, line: string | undefined) =>
+        (pattern.exec(line ?? '') ?? []).slice(1).map(Number);
+      const [pages, recommended, fallbacks] = numbers(
+        /^pages: (\d+) served, (\d+) with recommendations, (\d+) with the fallback$/,
+        out[0],
+      );
+      expect(pages).toBe(80);
+      expect((recommended ?? 0) + (fallbacks ?? 0)).toBe(80);
+      expect(recommended).toBeGreaterThan(0);
+      // A page short-circuited by the open breaker does not wait out the 200 ms timeout.
+      const [, timedOut, open] = numbers(
+        /^slowest page: (\d+) ms with recommendations, (\d+) ms when the call timed out, (\d+) ms when the breaker was open$/,
+        out[1],
+      );
+      expect(timedOut).toBeGreaterThanOrEqual(190);
+      expect(open).toBeLessThan(190);
+      // During the 800 ms outage: the calls already in flight (at most the concurrency, 10) and
+      // one trial per 300 ms half-open period reach the upstream; the rest are short-circuited.
+      const [, duringOutage, shortCircuited] = numbers(
+        /^upstream: (\d+) requests, (\d+) during the outage; (\d+) calls short-circuited$/,
+        out[2],
+      );
+      expect(duringOutage).toBeGreaterThanOrEqual(3);
+      expect(duringOutage).toBeLessThanOrEqual(10 + Math.ceil(800 / 300) + 1);
+      expect(shortCircuited).toBeGreaterThan(0);
+      expect((duringOutage ?? 0) + (shortCircuited ?? 0)).toBe(fallbacks);
+      const changes = (out[3] ?? '').replace(/^breaker: /, '').split(', ');
+      expect(changes[0]).toBe('circuit_open');
+      expect(changes.at(-1)).toBe('circuit_closed');
+      // One span per call, each a child of its page's span, its outcome and error as it happened.
+      expect(out[4]).toBe(
+        `spans: 80 pages, 80 calls (80 under their page): ${recommended} done, ` +
+          `${duringOutage} error TimeoutError, ${shortCircuited} error CircuitOpenError`,
+      );
+    },
+    30_000,
+  );
 });
