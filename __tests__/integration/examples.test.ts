@@ -353,4 +353,79 @@ describe('examples', () => {
     },
     30_000,
   );
+
+  /** The crawler's report: pages finished, aborted, still running; per host; the queue. */
+  function crawlReport(out: string[]) {
+    const end = out.findIndex((line) => /^(crawled|interrupted): /.test(line));
+    const [, how, done, ok, missing, aborted, running] =
+      /^(\w+): (\d+) of 3000 pages in [\d.]+ s \((?:(\d+) 200)?(?:, )?(?:(\d+) 404)?\); (\d+) aborted in flight, (\d+) still running$/.exec(
+        out[end] ?? '',
+      ) ?? [];
+    const hosts = [...(out[end + 1] ?? '').matchAll(/(\w)\.test (\d+) \(at most (\d+) at once\)/g)];
+    const queue = /^queue: at most (\d+) waiting \(maxQueue 100\), (\d+) shed$/.exec(
+      out[end + 2] ?? '',
+    );
+    return {
+      progress: out.slice(0, end),
+      how,
+      done: Number(done),
+      ok: Number(ok ?? 0),
+      missing: Number(missing ?? 0),
+      aborted: Number(aborted),
+      running: Number(running),
+      served: hosts.map((host) => Number(host[2])),
+      peaks: hosts.map((host) => Number(host[3])),
+      waiting: Number(queue?.[1]),
+      shed: Number(queue?.[2]),
+    };
+  }
+
+  it.concurrent(
+    'crawler.ts crawls 3000 pages over 5 hosts, at most 4 at once per host, with a bounded queue and progress',
+    async () => {
+      const report = crawlReport(await output('crawler.ts'));
+      expect(report).toMatchObject({ how: 'crawled', done: 3000, ok: 2970, missing: 30 });
+      expect([report.aborted, report.running, report.shed]).toEqual([0, 0, 0]);
+      expect(report.served).toEqual([600, 600, 600, 600, 600]);
+      for (const peak of report.peaks) expect(peak).toBeGreaterThanOrEqual(1);
+      for (const peak of report.peaks) expect(peak).toBeLessThanOrEqual(4);
+      expect(report.waiting).toBeLessThan(100);
+      // A line per tenth, from onProgress, with the total it was given.
+      expect(report.progress).toHaveLength(10);
+      report.progress.forEach((line, i) =>
+        expect(line).toMatch(
+          new RegExp(`^progress: ${(i + 1) * 300}/3000 \\(0 failed, \\d+ in flight\\)$`),
+        ),
+      );
+      expect(report.progress.at(-1)).toBe('progress: 3000/3000 (0 failed, 0 in flight)');
+    },
+    60_000,
+  );
+
+  it.concurrent(
+    'crawler.ts stops on Ctrl-C: exit 130, the requests in flight aborted, what finished reported',
+    async () => {
+      const child = start(join(EXAMPLES, 'crawler.ts'), [], TSX, 60_000);
+      await child.waitFor(/^progress: 600\//);
+      child.kill('SIGINT');
+      const result = await child.result;
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(130);
+      const report = crawlReport(lines(result.stdout));
+      expect(report.how).toBe('interrupted');
+      expect(report.done).toBeGreaterThanOrEqual(600);
+      expect(report.done).toBeLessThan(3000);
+      expect(report.ok + report.missing).toBe(report.done);
+      // Nothing runs on: the requests in flight (at most the instance's 16) were aborted, and
+      // every page a host answered was either reported or among them.
+      expect(report.running).toBe(0);
+      expect(report.aborted).toBeLessThanOrEqual(16);
+      const served = report.served.reduce((sum, n) => sum + n, 0);
+      expect(served).toBeGreaterThanOrEqual(report.done);
+      expect(served).toBeLessThanOrEqual(report.done + report.aborted);
+      for (const peak of report.peaks) expect(peak).toBeLessThanOrEqual(4);
+      expect(report.shed).toBe(0);
+    },
+    60_000,
+  );
 });
