@@ -428,4 +428,48 @@ describe('examples', () => {
     },
     60_000,
   );
+
+  it.concurrent(
+    'adaptive.ts: the adaptive limit follows the upstream capacity up and down, with nothing refused',
+    async () => {
+      const out = await output('adaptive.ts');
+      const phases = out.slice(0, 3).map((line) => {
+        const [capacity, limit, perSecond, most, , refused] = (
+          /^capacity (\d+): limit (\d+), (\d+) served\/s \(at most (\d+)\), median latency (\d+) ms \(service 20 ms\), (\d+) refused$/.exec(
+            line,
+          ) ?? []
+        )
+          .slice(1)
+          .map(Number);
+        return { capacity, limit, perSecond, most, refused };
+      });
+      expect(phases.map((phase) => phase.capacity)).toEqual([8, 24, 4]);
+      const [eight, twentyFour, four] = phases.map((phase) => phase.limit ?? NaN);
+      // Up when the capacity triples, down when it falls to a sixth.
+      expect(twentyFour).toBeGreaterThan(eight ?? NaN);
+      expect(four).toBeLessThan((twentyFour ?? NaN) / 1.5);
+      for (const phase of phases) {
+        expect(phase.refused).toBe(0);
+        expect(phase.limit).toBeGreaterThanOrEqual(1);
+        expect(phase.limit).toBeLessThanOrEqual(100);
+      }
+      // Where the upstream is the bottleneck, the client keeps it busy.
+      expect(phases[0]?.perSecond).toBeGreaterThan(0.5 * 400);
+      expect(phases[2]?.perSecond).toBeGreaterThan(0.5 * 200);
+      expect(phases[1]?.perSecond).toBeGreaterThan(phases[0]?.perSecond ?? NaN);
+      const [served, rejected, , changes, seconds] = (
+        /^upstream: (\d+) served, (\d+) refused \(503\), at most (\d+) queued; (\d+) limit changes in ([\d.]+) s$/.exec(
+          out[3] ?? '',
+        ) ?? []
+      )
+        .slice(1)
+        .map(Number);
+      expect(served).toBeGreaterThan(0);
+      expect(rejected).toBe(0);
+      // The limit is recomputed per window of samples: a few changes a second, not one per task.
+      expect(changes).toBeGreaterThanOrEqual(2);
+      expect(changes).toBeLessThanOrEqual(10 * (seconds ?? 0));
+    },
+    60_000,
+  );
 });
