@@ -4,18 +4,18 @@
 //
 //   npx tsx examples/adaptive.ts
 //
-// The upstream is bench/upstream.mjs in a child process: `capacity` workers of 20 ms each, a
-// queue of 64 behind them, 503 beyond. Its capacity is 8 for 2 s, then 24 for 2 s, then 4 for 2 s.
+// The upstream is bench/upstream.mjs in a child process: `capacity` workers of 50 ms each, a
+// queue of 64 behind them, 503 beyond. Its capacity is 4 for 2.5 s, then 16, then 2.
 // The client keeps far more requests submitted than any capacity; the adaptive limit decides how
 // many are in flight. Per phase it prints the limit (the median over the second half of the
 // phase, once it has settled), the throughput and the median latency the client saw.
 import { Dovetail, InstanceEvent } from 'dovetailjs';
 import { startUpstream } from '../bench/upstream.mjs';
 
-const PHASES = [8, 24, 4];
-const PHASE_MS = 2_000;
+const PHASES = [4, 16, 2];
+const PHASE_MS = 2_500;
 
-const upstream = await startUpstream({ capacity: PHASES[0] ?? 8, service: 20, queueLimit: 64 });
+const upstream = await startUpstream({ capacity: PHASES[0] ?? 4, service: 50, queueLimit: 64 });
 const dvt = new Dovetail({
   concurrency: 'adaptive',
   adaptive: { min: 1, initial: 4, max: 100 },
@@ -65,8 +65,8 @@ for (const [i, capacity] of PHASES.entries()) {
   const served = part.filter((f) => f.ok);
   const perSecond = Math.round(served.length / ((to - settled) / 1000));
   console.log(
-    `capacity ${capacity}: limit ${limit}, ${perSecond} served/s (at most ${capacity * 50}), ` +
-      `median latency ${Math.round(median(served.map((f) => f.ms)))} ms (service 20 ms), ` +
+    `capacity ${capacity}: limit ${limit}, ${perSecond} served/s (at most ${capacity * 20}), ` +
+      `median latency ${Math.round(median(served.map((f) => f.ms)))} ms (service 50 ms), ` +
       `${part.length - served.length} refused`,
   );
 }
