@@ -86,7 +86,9 @@ describeRedis('dovetailjs/redis across processes', () => {
     expect(peak).toBeLessThanOrEqual(4);
     expect(peak).toBeGreaterThanOrEqual(2);
     expect(await redis.get('peak:running')).toBe('0');
-    expect(await redis.zcard('semaphore:dovetail:peak:gate')).toBe(0);
+    // Every slot is back, and no process holds one.
+    expect(await redis.llen('dovetail:peak:gate:slots')).toBe(4);
+    expect(await redis.keys('dovetail:peak:gate:held:*')).toEqual([]);
   }, 40_000);
 
   it('starts 1 000 tasks of three processes at the shared perSecond, burst honoured', async () => {

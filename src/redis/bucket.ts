@@ -49,8 +49,8 @@ interface Request {
   readonly tokens: number;
   readonly signal: AbortSignal | undefined;
   readonly start: number;
-  resolve(wait: number): void;
-  reject(error: unknown): void;
+  readonly resolve: (wait: number) => void;
+  readonly reject: (error: unknown) => void;
 }
 
 /**
