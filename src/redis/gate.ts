@@ -35,7 +35,8 @@ import { script, type Store } from './store.js';
  * `held` the length of the process's list after a join or a loss (else `-1`).
  *
  * KEYS: limit, slots, procs, own held list. ARGV: concurrency, id, mode, slots counted here,
- * leaseTime, tombstone life (ms), ttl (ms), refresh the ttl ('1'/'0').
+ * leaseTime, tombstone life (ms), ttl (ms), refresh the ttl ('1'/'0'), waiting ('1'/'0': answer
+ * `next`).
  */
 const BEAT = script(`
 if redis.replicate_commands then redis.replicate_commands() end
@@ -51,10 +52,13 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
   redis.call('PEXPIRE', KEYS[2], ttl)
 end
+local held = -1
 if mode ~= 'beat' then
-  for i = 1, redis.call('LLEN', KEYS[4]) - tonumber(ARGV[4]) do
+  held = redis.call('LLEN', KEYS[4])
+  for i = 1, held - tonumber(ARGV[4]) do
     redis.call('LMOVE', KEYS[4], KEYS[2], 'LEFT', 'RIGHT')
   end
+  held = math.min(held, tonumber(ARGV[4]))
 end
 if mode == 'leave' then
   if tonumber(ARGV[4]) == 0 then redis.call('ZREM', KEYS[3], id) end
@@ -74,11 +78,11 @@ local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', silent, 'WITHSCORES
 for i = 1, #expired, 2 do
   local member, score = expired[i], tonumber(expired[i + 1])
   local tomb = string.sub(member, 1, 5) == 'dead:'
-  local held = base .. (tomb and string.sub(member, 6) or member)
-  local slots = redis.call('LRANGE', held, 0, -1)
+  local list = base .. (tomb and string.sub(member, 6) or member)
+  local slots = redis.call('LRANGE', list, 0, -1)
   if #slots > 0 then
     redis.call('RPUSH', KEYS[2], unpack(slots))
-    redis.call('DEL', held)
+    redis.call('DEL', list)
   end
   if not tomb then
     redis.call('ZREM', KEYS[3], member)
@@ -93,10 +97,9 @@ if ARGV[8] == '1' then
   redis.call('PEXPIRE', KEYS[3], ttl)
   redis.call('PEXPIRE', KEYS[4], ttl)
 end
-local held = -1
-if mode == 'join' or lost == 1 then held = redis.call('LLEN', KEYS[4]) end
+if lost == 1 then held = redis.call('LLEN', KEYS[4]) end
 local next = -1
-if #expired == 0 then
+if ARGV[9] == '1' and #expired == 0 then
   local oldest = redis.call('ZRANGEBYSCORE', KEYS[3], '(0', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
   if #oldest == 2 then next = math.ceil((tonumber(oldest[2]) - silent) / 1000) end
 end
@@ -141,7 +144,7 @@ export class RedisGate implements Gate {
   #joining = false;
   #registered = false;
   #beat: ReturnType<typeof setTimeout> | undefined;
-  #ttlRefreshed = 0;
+  #ttlRefreshed = -Infinity;
 
   constructor(store: Store, concurrency: number, hooks: BackendHooks | undefined) {
     this.#store = store;
@@ -412,7 +415,7 @@ export class RedisGate implements Gate {
     const { leaseTime, pollInterval, refreshInterval } = this.#store.settings;
     const ttl = Math.max(60_000, 10 * leaseTime);
     const now = performance.now();
-    const refresh = mode === 'join' || now - this.#ttlRefreshed > ttl / 3;
+    const refresh = mode !== 'leave' && now - this.#ttlRefreshed > ttl / 3;
     if (refresh) this.#ttlRefreshed = now;
     return this.#store.script(BEAT, this.#keys, [
       this.#concurrency,
@@ -423,6 +426,7 @@ export class RedisGate implements Gate {
       leaseTime + 2 * pollInterval + refreshInterval,
       ttl,
       refresh ? '1' : '0',
+      mode === 'beat' && this.#asking > 0 ? '1' : '0',
     ]);
   }
 }
