@@ -1,53 +1,13 @@
 // Three processes on one key: the shared gate, the shared bucket, and a worker killed holding slots.
 import { afterAll, afterEach, beforeAll, expect, it } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { closeAll, create } from '../helpers/instances.js';
 import { describeRedis, RedisServer } from '../helpers/redis-server.js';
+import { killWorkers, printed, runWorkers, startWorker } from '../helpers/workers.js';
 import { redisBackend } from '../../src/redis/index.js';
 
-const WORKER = fileURLToPath(new URL('./fixtures/worker.ts', import.meta.url));
-
-interface WorkerReport {
-  starts: number[];
-  wall: number[];
-  peak: number;
-  failed: number;
-  waited: number;
-  stats: Record<string, number>;
-}
-
-const children = new Set<ChildProcess>();
 const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
-
-function startWorker(config: Record<string, unknown>): {
-  child: ChildProcess;
-  output: Promise<string>;
-} {
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, JSON.stringify(config)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  let out = '';
-  let err = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const output = new Promise<string>((resolve, reject) => {
-    child.once('exit', (code, signal) => {
-      children.delete(child);
-      if (code === 0) resolve(out);
-      else reject(new Error(`worker exited with ${code ?? signal}: ${err}`));
-    });
-  });
-  return { child, output };
-}
-
-async function runWorkers(configs: Record<string, unknown>[]): Promise<WorkerReport[]> {
-  const outputs = await Promise.all(configs.map((config) => startWorker(config).output));
-  return outputs.map((text) => JSON.parse(text.trim().split('\n').pop() ?? '{}') as WorkerReport);
-}
 
 describeRedis('dovetailjs/redis across processes', () => {
   let server: RedisServer;
@@ -59,7 +19,7 @@ describeRedis('dovetailjs/redis across processes', () => {
   });
 
   afterEach(async () => {
-    for (const child of children) child.kill('SIGKILL');
+    killWorkers();
     await closeAll();
   });
 
@@ -170,18 +130,7 @@ describeRedis('dovetailjs/redis across processes', () => {
     const workers = [config, config, config].map((c) => startWorker(c));
     const running = Promise.all(workers.map((w) => w.output));
     // Each worker prints 'ready' as its stream of tasks begins; Redis goes away 1 s after the last.
-    await Promise.all(
-      workers.map(
-        ({ child }) =>
-          new Promise<void>((resolve) => {
-            let seen = '';
-            child.stdout?.on('data', (chunk: string) => {
-              seen += chunk;
-              if (seen.includes('ready')) resolve();
-            });
-          }),
-      ),
-    );
+    await Promise.all(workers.map(({ child }) => printed(child, 'ready')));
     const clock = (): number => Number(process.hrtime.bigint()) / 1e6;
     await sleep(1000);
     await server.pause();
@@ -228,12 +177,7 @@ describeRedis('dovetailjs/redis across processes', () => {
       leaseTime,
     });
     hog.output.catch(() => {});
-    await new Promise<void>((resolve, reject) => {
-      hog.child.stdout?.on('data', (chunk: string) => {
-        if (chunk.includes('holding')) resolve();
-      });
-      hog.child.once('exit', () => reject(new Error('the holding worker exited')));
-    });
+    await printed(hog.child, 'holding');
     const client = new Redis(server.url);
     try {
       const dvt = create({ concurrency: 3, backend: redisBackend(client, { key, leaseTime }) });
