@@ -7,6 +7,12 @@
 //    (the same limit, datastore 'ioredis').
 // 2. Three processes sharing one concurrency limit of 30 on tasks that each take 5 ms (ideal:
 //    6 000 tasks/s): the combined throughput, and the peak combined concurrency seen in Redis.
+// 3. What Redis pays: 3, 10 and 20 processes sharing one limit of 5 on tasks of 100 ms (ideal:
+//    50 tasks/s), and 10 processes sharing one bucket: the Redis commands per finished task (per
+//    token), read from `INFO commandstats` (reset with `CONFIG RESETSTAT` just before the start
+//    line, so process start-up is not counted; every command a script runs counts, as Redis
+//    counts it; the INCR/DECR of the tasks' own concurrency probe are left out), throughput, and
+//    the peak combined concurrency / the start rate.
 //
 // Uses REDIS_URL when set, else starts a throwaway redis-server on a free loopback port; without
 // one (and without REDIS_URL) it prints a section saying so and exits 0.
@@ -19,6 +25,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const quick = process.argv.includes('--quick');
+// Only part 3 (what Redis pays).
+const costOnly = process.argv.includes('--cost');
 const childIndex = process.argv.indexOf('--child');
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 const log = (text) => process.stderr.write(`    ${text}\n`);
@@ -31,6 +39,14 @@ const Bottleneck = (await import('bottleneck')).default;
 // Waits until `at` (process.hrtime, the same clock in every process): a common start line.
 const until = (at) =>
   new Promise((resolve) => setTimeout(resolve, at === undefined ? 0 : Math.max(0, at - now())));
+
+// Without a start line given: says 'ready' and waits for the parent to send one (the cases
+// whose start-up under load could outlast any fixed line).
+const go = async () => {
+  process.stdout.write('ready\n');
+  for await (const chunk of process.stdin) return Number(String(chunk).trim());
+  return undefined;
+};
 
 // ---- one library, one workload, in this process ----------------------------------------------
 
@@ -47,8 +63,10 @@ async function workload({
   taskMs,
   concurrency,
   perSecond,
+  burst,
   counter,
   startAt,
+  every,
 }) {
   const redis = new Redis(url);
   let peak = 0;
@@ -60,6 +78,7 @@ async function workload({
   const items = Array.from({ length: tasks }, (_, i) => i);
   let start;
   let end;
+  const starts = [];
   if (lib === 'bottleneck') {
     const limiter = new Bottleneck({
       id: key,
@@ -84,19 +103,32 @@ async function workload({
     const dvt = new Dovetail({
       autoRegister: false,
       shutdownOnExit: false,
-      concurrency,
-      ...(perSecond === undefined ? {} : { rateLimit: { perSecond, burst: perSecond } }),
+      ...(concurrency === undefined ? {} : { concurrency }),
+      ...(perSecond === undefined ? {} : { rateLimit: { perSecond, burst: burst ?? perSecond } }),
       ...(lib === 'redis' ? { backend: redisBackend(redis, { key }) } : {}),
     });
     await redis.ping();
-    await until(startAt);
+    await until(startAt ?? (await go()));
     start = now();
-    await dvt.task.map(body, items);
+    const run = async () => {
+      starts.push(now());
+      await body();
+    };
+    if (every === undefined) await dvt.task.map(run, items);
+    else {
+      // One task every `every` ms: the tokens are asked for one at a time.
+      const pending = [];
+      for (const _ of items) {
+        pending.push(dvt.task.schedule(run));
+        await new Promise((resolve) => setTimeout(resolve, every));
+      }
+      await Promise.all(pending);
+    }
     end = now();
     await dvt.shutdown();
   }
   await redis.quit();
-  return { start, end, peak, tasks };
+  return { start, end, peak, tasks, starts };
 }
 
 if (childIndex >= 0) {
@@ -155,17 +187,27 @@ async function startRedis() {
   };
 }
 
-function child(config) {
+/**
+ * Runs one child with `config`; with `ready` (a promise's resolve), its 'ready' line resolves it
+ * with a function that sends the start line.
+ */
+function child(config, ready) {
   return new Promise((resolve, reject) => {
     const proc = spawn(
       process.execPath,
       [fileURLToPath(import.meta.url), '--child', JSON.stringify(config)],
       {
-        stdio: ['ignore', 'pipe', 'inherit'],
+        stdio: [ready === undefined ? 'ignore' : 'pipe', 'pipe', 'inherit'],
       },
     );
     let out = '';
-    proc.stdout.on('data', (d) => (out += d));
+    proc.stdout.on('data', (d) => {
+      out += d;
+      if (ready !== undefined && out.startsWith('ready\n')) {
+        ready((at) => proc.stdin.end(`${at}\n`));
+        ready = undefined;
+      }
+    });
     proc.on('close', (code) =>
       code === 0
         ? resolve(JSON.parse(out.trim().split('\n').pop()))
@@ -199,11 +241,13 @@ const say = (...text) => lines.push(...text);
 try {
   // 1. overhead per task, one process (each case in a fresh process)
   const perTask = [];
-  const cases = [
-    ['gate, concurrency 1', { concurrency: 1 }],
-    ['gate, concurrency 16', { concurrency: 16 }],
-    ['bucket, one token per task', { concurrency: 16, perSecond: 1e6 }],
-  ];
+  const cases = costOnly
+    ? []
+    : [
+        ['gate, concurrency 1', { concurrency: 1 }],
+        ['gate, concurrency 16', { concurrency: 16 }],
+        ['bucket, one token per task', { concurrency: 16, perSecond: 1e6 }],
+      ];
   for (const [label, limits] of cases) {
     const row = { label };
     for (const lib of ['local', 'redis', 'bottleneck']) {
@@ -232,7 +276,7 @@ try {
   // 2. three processes, one limit of 30, 5 ms tasks
   const shared = [];
   const concurrency = 30;
-  for (const lib of ['local', 'redis', 'bottleneck']) {
+  for (const lib of costOnly ? [] : ['local', 'redis', 'bottleneck']) {
     const results = [];
     for (let r = 0; r < runs; r += 1) {
       log(`3 processes: ${lib}, run ${r + 1}`);
@@ -266,23 +310,131 @@ try {
     shared.push({ lib, ...results[Math.floor(results.length / 2)] });
   }
 
+  // 3. what Redis pays, from INFO commandstats
+  const admin = new Redis(url);
+  const commandstats = async () => {
+    const text = await admin.info('commandstats');
+    const counts = {};
+    for (const [, name, calls] of text.matchAll(/cmdstat_([^:]+):calls=(\d+)/g)) {
+      // The parent's own, and the workload's (its probe, its client's ping and quit).
+      const harness = ['config|resetstat', 'info', 'incr', 'decr', 'ping', 'quit'];
+      if (!harness.includes(name)) counts[name] = Number(calls);
+    }
+    return counts;
+  };
+  // `procs` children on one start line, set once they are all up; the counts reset just before.
+  const together = async (procs, config) => {
+    const starters = [];
+    const up = [];
+    const children = Array.from({ length: procs }, () => {
+      up.push(new Promise((resolve) => starters.push(resolve)));
+      return child(config, (start) => starters.shift()(start));
+    });
+    const starts = await Promise.all(up);
+    const at = now() + 200;
+    await admin.config('RESETSTAT');
+    for (const start of starts) start(at);
+    return Promise.all(children);
+  };
+  const sum = (counts) => Object.values(counts).reduce((a, b) => a + b, 0);
+  const costTasks = quick ? 200 : 600;
+  const cost = [];
+  const gateLimit = 5;
+  for (const procs of [3, 10, 20]) {
+    const results = [];
+    for (let r = 0; r < runs; r += 1) {
+      log(`cost: gate, ${procs} processes, run ${r + 1}`);
+      const k = key('cost');
+      const done = await together(procs, {
+        lib: 'redis',
+        url,
+        key: k,
+        tasks: Math.round(costTasks / procs),
+        taskMs: 100,
+        concurrency: gateLimit,
+        counter: `${k}:running`,
+      });
+      const counts = await commandstats();
+      const tasks = done.reduce((a, x) => a + x.tasks, 0);
+      const start = Math.min(...done.map((x) => x.start));
+      const end = Math.max(...done.map((x) => x.end));
+      results.push({
+        perTask: sum(counts) / tasks,
+        rate: (tasks * 1000) / (end - start),
+        perSecond: (sum(counts) * 1000) / (end - start),
+        peak: Math.max(...done.map((x) => x.peak)),
+        counts,
+        tasks,
+      });
+    }
+    results.sort((a, b) => a.perTask - b.perTask);
+    cost.push({ procs, ...results[Math.floor(results.length / 2)] });
+  }
+  const bucketProcs = 10;
+  const bucketRate = 500;
+  const bucketTokens = quick ? 500 : 1500;
+  // All at once (each process's tasks queue for tokens), and one at a time (each process asks
+  // 40 a second, together below the quota, so no reservation waits for another).
+  const bucketCases = [
+    ['all at once', { tasks: bucketTokens / bucketProcs }],
+    ['one at a time, 40/s per process', { tasks: bucketTokens / bucketProcs / 2, every: 25 }],
+  ];
+  const bucketRows = [];
+  for (const [label, shape] of bucketCases) {
+    const rows = [];
+    for (let r = 0; r < runs; r += 1) {
+      log(`cost: bucket, ${bucketProcs} processes, ${label}, run ${r + 1}`);
+      const done = await together(bucketProcs, {
+        lib: 'redis',
+        url,
+        key: key('bucket'),
+        taskMs: 0,
+        perSecond: bucketRate,
+        burst: 10,
+        ...shape,
+      });
+      const counts = await commandstats();
+      const tokens = done.reduce((a, x) => a + x.tasks, 0);
+      // After the burst, one start per token: the slope of start time against start number.
+      const ys = done
+        .flatMap((x) => x.starts)
+        .sort((a, b) => a - b)
+        .slice(10);
+      const mx = (ys.length - 1) / 2;
+      const my = ys.reduce((a, b) => a + b, 0) / ys.length;
+      let sxy = 0;
+      let sxx = 0;
+      ys.forEach((y, x) => {
+        sxy += (x - mx) * (y - my);
+        sxx += (x - mx) ** 2;
+      });
+      rows.push({ perToken: sum(counts) / tokens, rate: 1000 / (sxy / sxx), counts, tokens });
+    }
+    rows.sort((a, b) => a.perToken - b.perToken);
+    bucketRows.push({
+      label,
+      queued: shape.every === undefined,
+      ...rows[Math.floor(rows.length / 2)],
+    });
+  }
+  await admin.quit();
+  const breakdown = (counts, n) =>
+    Object.entries(counts)
+      .sort((a, b) => b[1] - a[1])
+      .map(([name, calls]) => `${name} ${(calls / n).toFixed(2)}`)
+      .join(', ');
+
   const us = (v) => (v === undefined ? '–' : `${v.toFixed(1)} µs`);
-  say(
-    '## Shared limits on Redis (dovetailjs/redis)',
-    '',
-    `Redis on loopback (${own === undefined ? 'REDIS_URL' : 'a redis-server started for the run'}), ${runs} run(s) per case, median; each case in a fresh process. ` +
-      '`local`: Dovetail with its in-process limits; `redis`: Dovetail with `dovetailjs/redis`; ' +
-      "`bottleneck`: bottleneck 2 with `datastore: 'ioredis'` and the same limit.",
-    '',
+  const sections12 = () => [
     `### Time per no-op task in one process (${perTaskN} tasks)`,
     '',
     '| limit | local | redis | bottleneck |',
     '| --- | ---: | ---: | ---: |',
     ...perTask.map((r) => `| ${r.label} | ${us(r.local)} | ${us(r.redis)} | ${us(r.bottleneck)} |`),
     '',
-    'The gate costs an acquire (one script call) and a release (one ZREM, not awaited) per task; one loop per ' +
-      'process asks for slots, several at once while they are granted. The bucket costs one script call per task; ' +
-      'those overlap. The machine load during the run (1-minute average) was ' +
+    'The gate costs a BLMOVE (on a connection of its own, several in flight while slots are free) and an LMOVE ' +
+      '(not awaited) per task; the bucket one script call per batch of reservations asked for during the previous ' +
+      'one. The machine load during the run (1-minute average) was ' +
       os.loadavg()[0].toFixed(1) +
       ` on ${os.cpus().length} cores.`,
     '',
@@ -295,7 +447,46 @@ try {
         `| ${r.lib === 'local' ? 'local (no sharing: ' + concurrency / 3 + ' per process)' : r.lib} | ${Math.round(r.rate)} | ${r.peak} |`,
     ),
     '',
-    'Reproduce: `npm run build && node bench/extra-redis.mjs` (or `--quick`).',
+  ];
+  say(
+    '## Shared limits on Redis (dovetailjs/redis)',
+    '',
+    `Redis on loopback (${own === undefined ? 'REDIS_URL' : 'a redis-server started for the run'}), ${runs} run(s) per case, median; each case in a fresh process. ` +
+      '`local`: Dovetail with its in-process limits; `redis`: Dovetail with `dovetailjs/redis`; ' +
+      "`bottleneck`: bottleneck 2 with `datastore: 'ioredis'` and the same limit.",
+    '',
+    ...(costOnly ? [] : sections12()),
+    `### What Redis pays: one limit of ${gateLimit}, tasks of 100 ms (ideal 50 tasks/s), ${costTasks} tasks in all`,
+    '',
+    '| processes | Redis commands per task | commands/s | tasks/s | peak combined running (seen in Redis) |',
+    '| ---: | ---: | ---: | ---: | ---: |',
+    ...cost.map(
+      (r) =>
+        `| ${r.procs} | ${r.perTask.toFixed(2)} | ${Math.round(r.perSecond)} | ${r.rate.toFixed(1)} | ${r.peak} |`,
+    ),
+    '',
+    ...cost.map((r) => `- ${r.procs} processes, per task: ${breakdown(r.counts, r.tasks)}`),
+    '',
+    `### What Redis pays: ${bucketProcs} processes, one bucket of ${bucketRate}/s (burst 10)`,
+    '',
+    '| tokens asked for | Redis commands per token | start rate | off the quota |',
+    '| --- | ---: | ---: | ---: |',
+    ...bucketRows.map(
+      (b) =>
+        `| ${b.label} | ${b.perToken.toFixed(2)} | ${b.rate.toFixed(1)}/s | ${b.queued ? ((Math.abs(b.rate - bucketRate) / bucketRate) * 100).toFixed(1) + '%' : '– (below the quota)'} |`,
+    ),
+    '',
+    ...bucketRows.map((b) => `- ${b.label}, per token: ${breakdown(b.counts, b.tokens)}`),
+    '',
+    'The start rate is the slope of start time against start number after the burst (least squares), on wall-clock ' +
+      'starts: on a loaded machine timers fire late and in clumps, so read it as a check, not a precise figure.',
+    '',
+    'Counted by Redis (`INFO commandstats`, every command a script runs included), from `CONFIG RESETSTAT` at the start ' +
+      "line to the last process's exit (its shutdown included); the workload's own commands (the INCR/DECR " +
+      "probe, its client's PING and QUIT) are left out. " +
+      `Machine load (1-minute average) at the end: ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} cores.`,
+    '',
+    'Reproduce: `npm run build && node bench/extra-redis.mjs` (or `--quick`; `--cost` for this last part alone).',
     '',
   );
   process.stdout.write(`${lines.join('\n')}\n`);

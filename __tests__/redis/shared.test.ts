@@ -43,6 +43,12 @@ describeRedis('the shared controls on a real redis-server', () => {
   const nextKey = (): string => `shared-${++keySeq}`;
   const backend = (key: string, options: Partial<RedisBackendOptions> = {}) =>
     redisBackend(connect(), { key, ...options });
+  /** The slots the processes hold in the gate whose keys start with `base`. */
+  const heldIn = async (base: string): Promise<number> => {
+    const lists = await admin.keys(`${base}:held:*`);
+    const lengths = await Promise.all(lists.map((list) => admin.llen(list)));
+    return lengths.reduce((sum, n) => sum + n, 0);
+  };
 
   beforeAll(async () => {
     server = await RedisServer.start();
@@ -175,6 +181,65 @@ describeRedis('the shared controls on a real redis-server', () => {
     expect(peak).toBe(5);
   });
 
+  it("a shared write adds and removes the gate's slots: a lowered limit lets running tasks finish and gives fewer back", async () => {
+    const [a, b, key] = await pair({ concurrency: 4 });
+    const gate = `dovetail:${key}:gate`;
+    const gates = Array.from({ length: 8 }, () => defer<void>());
+    const started: number[] = [];
+    let running = 0;
+    let peak = 0;
+    const tasks = gates.map((g, i) =>
+      (i % 2 === 0 ? a : b).task.schedule(async () => {
+        running += 1;
+        peak = Math.max(peak, running);
+        started.push(i);
+        await g.promise;
+        running -= 1;
+      }),
+    );
+    await within(2_000, () => running === 4);
+    expect(await admin.llen(`${gate}:slots`)).toBe(0);
+    expect(await heldIn(gate)).toBe(4);
+    a.concurrency = 2;
+    await within(250, () => b.concurrency === 2);
+    // The script that wrote the limit made the gate follow it: 4 held, 2 too many.
+    expect(await admin.get(`${gate}:limit`)).toBe('2');
+    expect(await admin.get(`${gate}:debt`)).toBe('2');
+    // The four running finish: two slots pay the debt, two go back and start two more, no more.
+    peak = 0;
+    for (const i of started.slice()) gates[i]?.resolve();
+    await within(2_000, () => started.length === 6 && running === 2);
+    await sleep(100);
+    expect([started.length, running, peak]).toEqual([6, 2, 2]);
+    expect(await admin.exists(`${gate}:debt`)).toBe(0);
+    expect(await admin.llen(`${gate}:slots`)).toBe(0);
+    expect(await heldIn(gate)).toBe(2);
+    // Raised: new slots, the last two start at once, one slot stays free.
+    b.concurrency = 5;
+    await within(1_000, () => started.length === 8);
+    expect(await admin.llen(`${gate}:slots`)).toBe(1);
+    for (const g of gates) g.resolve();
+    await Promise.all(tasks);
+    for (let i = 0; i < 100 && (await admin.llen(`${gate}:slots`)) < 5; i++) await sleep(10);
+    expect(await admin.llen(`${gate}:slots`)).toBe(5);
+    // Unbounded: no slot is taken; every task runs at once.
+    a.concurrency = Infinity;
+    await within(250, () => b.concurrency === Infinity);
+    expect(await admin.get(`${gate}:limit`)).toBe('inf');
+    const open = defer<void>();
+    running = 0;
+    const many = Array.from({ length: 12 }, (_, i) =>
+      (i % 2 === 0 ? a : b).task.schedule(async () => {
+        running += 1;
+        await open.promise;
+      }),
+    );
+    await within(1_000, () => running === 12);
+    open.resolve();
+    await Promise.all(many);
+    expect(await heldIn(gate)).toBe(0);
+  });
+
   it('a new instance writes its limit: the last one constructed wins', async () => {
     const key = nextKey();
     const a = create({ concurrency: 3, backend: backend(key) });
@@ -237,14 +302,22 @@ describeRedis('the shared controls on a real redis-server', () => {
     await sleep(100);
     expect(running.get('hot')).toBe(2);
     expect(a.activeKeys().sort()).toEqual(['cold', 'hot']);
-    expect(await admin.zcard(`semaphore:dovetail:${key}:key:hot:gate`)).toBe(2);
+    // The key's own gate: its 2 slots are out of the free list, held by the two processes.
+    const hot = `dovetail:${key}:key:hot:gate`;
+    expect(await admin.llen(`${hot}:slots`)).toBe(0);
+    expect(await heldIn(hot)).toBe(2);
     for (const gate of gates) gate.resolve();
     await Promise.all(tasks);
     expect(peaks.get('hot')).toBe(2);
     expect(a.activeKeys()).toEqual([]);
     expect(b.activeKeys()).toEqual([]);
-    // Idle keys expire in Redis: the gate's set once its last slot is given back.
-    expect(await admin.zcard(`semaphore:dovetail:${key}:key:hot:gate`)).toBe(0);
+    // Idle keys expire in Redis: the gate's slots are all back, both processes left it, and its
+    // keys expire; the bucket's key is gone once the bucket is full again.
+    for (let i = 0; i < 200 && (await admin.zcard(`${hot}:procs`)) > 0; i++) await sleep(10);
+    expect(await admin.zcard(`${hot}:procs`)).toBe(0);
+    expect(await admin.llen(`${hot}:slots`)).toBe(2);
+    expect(await heldIn(hot)).toBe(0);
+    expect(await admin.pttl(`${hot}:slots`)).toBeGreaterThan(0);
     expect(await admin.pttl(`dovetail:${key}:key:hot:bucket`)).toBe(-2);
   });
 

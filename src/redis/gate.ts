@@ -1,87 +1,258 @@
-import { Semaphore, type LostLockError } from 'redis-semaphore';
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
 import { BackendError } from '../errors.js';
+import { noop } from '../internal/util.js';
 import type { BackendHooks } from '../policies/backend.js';
 import type { Gate, GateJob } from '../policies/gate.js';
 import { WaitQueue } from '../queue/wait-queue.js';
-import type { Store } from './store.js';
+import { script, type Store } from './store.js';
 
 /**
- * One slot of the shared limit, held by one running task: a `redis-semaphore` lease (a member of a
- * sorted set scored by its last refresh) that the package refreshes on a timer while the task
- * runs, and that Redis forgets `leaseTime` ms after the last refresh, so a process killed while
- * holding it gives it back by itself.
- *
- * The package lets a failed refresh escape its timer as an unhandled rejection (which ends a
- * Node process); here a failed refresh is reported and the lease kept: if Redis stays away past
- * the lease, the next refresh finds it gone and says so through `onLockLost`.
+ * Lua: `resize(base, limit, ttl)` makes the gate whose keys start with `base` hold `limit` slots
+ * in all (`'inf'`: no slots, every job runs unheld), counting those the processes of
+ * `<base>:procs` hold (their `<base>:held:<id>` lists, tombstones' included): the free list
+ * `<base>:slots` gets what is left, and when the processes hold more than `limit`, the surplus
+ * is written as a debt (`<base>:debt`) that releases pay by dropping their slot instead of
+ * giving it back. Keys expire `ttl` ms on (none when `ttl` <= 0). Run by the heartbeat when it
+ * makes the gate, and, in the same script, by every write of the shared limit.
+ * @internal
  */
-class Lease extends Semaphore {
-  readonly #onRefreshError: (error: unknown) => void;
+export const RESIZE = `
+local function resize(base, limit, ttl)
+  local held = 0
+  for _, member in ipairs(redis.call('ZRANGE', base .. ':procs', 0, -1)) do
+    if string.sub(member, 1, 5) == 'dead:' then member = string.sub(member, 6) end
+    held = held + redis.call('LLEN', base .. ':held:' .. member)
+  end
+  redis.call('DEL', base .. ':slots')
+  local free, debt = 0, 0
+  if limit ~= 'inf' then
+    local n = tonumber(limit)
+    if n > held then free = n - held else debt = held - n end
+  end
+  local i = 0
+  while i < free do
+    local chunk = {}
+    for j = 1, math.min(1000, free - i) do chunk[j] = tostring(i + j) end
+    i = i + #chunk
+    redis.call('RPUSH', base .. ':slots', unpack(chunk))
+  end
+  if debt > 0 then redis.call('SET', base .. ':debt', debt) else redis.call('DEL', base .. ':debt') end
+  redis.call('SET', base .. ':limit', limit)
+  if ttl > 0 then
+    redis.call('PEXPIRE', base .. ':limit', ttl)
+    redis.call('PEXPIRE', base .. ':slots', ttl)
+    redis.call('PEXPIRE', base .. ':debt', ttl)
+  end
+end
+`;
 
-  constructor(
-    store: Store,
-    key: string,
-    limit: number,
-    onLost: (error: LostLockError) => void,
-    onRefreshError: (error: unknown) => void,
-  ) {
-    super(store.client, key, limit, {
-      lockTimeout: store.settings.leaseTime,
-      refreshInterval: store.settings.refreshInterval,
-      acquireAttemptsLimit: 1,
-      acquireTimeout: store.settings.timeout,
-      retryInterval: store.settings.pollInterval,
-      onLockLost: onLost,
-    });
-    this.#onRefreshError = onRefreshError;
-  }
+/**
+ * The bookkeeping of the shared gate, one script run by each process when it joins, every
+ * `refreshInterval` while it holds or wants slots (its heartbeat), and when it leaves.
+ *
+ * The gate is a list of free slots (`<base>:slots`), `<base>:limit` of them in all (see
+ * {@link RESIZE}: the shared limit's writes add and remove slots). Taking one is a BLMOVE from that
+ * list to the process's own list (`<base>:held:<id>`), made on a connection of its own, so a
+ * process waiting for a slot sends nothing until Redis hands it one: Redis serves blocked
+ * clients first come, first served, and a release (an LMOVE back) wakes exactly one of them.
+ * Two commands per task, whatever the number of processes.
+ *
+ * What this script does, under Redis's clock (TIME), in `<base>:procs` (a sorted set of the
+ * processes by their last heartbeat, in µs):
+ * - makes the slots when the gate does not exist (first use, or Redis restarted empty), as many
+ *   as the shared limit says (KEYS[6], when the gate follows one), else ARGV[1];
+ * - `join`: registers the process, and gives back what its list holds beyond what it counts
+ *   (a slot taken by a request whose answer was lost with its connection);
+ * - `beat`: refreshes the process; one found missing (others took it for dead, or Redis lost
+ *   it) registers again and answers `lost`;
+ * - `leave`: the same giving back, unregisters when it holds nothing, and sets every key's
+ *   expiry again (a slot given back to an empty list made the list anew, with none);
+ * - reclaims the slots of processes silent for `leaseTime` (killed, or stalled past it): their
+ *   lists go back to the slots, and a tombstone `dead:<id>` keeps sweeping that list for a while
+ *   (a request a dead host had left blocked may still land there);
+ * - pays what is left of a debt (a lowered limit) with free slots (one given back meanwhile by a
+ *   process that had not heard of it yet);
+ * - keeps every key expiring `ttl` ms after the last refresh, so an idle gate is forgotten.
+ *
+ * Answers `{ lost, next, held, debt }`: `next` the ms until the oldest live process would count
+ * as silent (`-1` when none), so a waiting process looks again then instead of a full period
+ * later; `held` the length of the process's list after a join or a loss (else `-1`); `debt` the
+ * slots still to drop.
+ *
+ * KEYS: limit, slots, procs, own held list, debt, [the shared limit]. ARGV: concurrency, id, mode, slots counted here,
+ * leaseTime, tombstone life (ms), ttl (ms), refresh the ttl ('1'/'0'), waiting ('1'/'0': answer
+ * `next`).
+ */
+const BEAT = script(`${RESIZE}
+if redis.replicate_commands then redis.replicate_commands() end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local id, mode, ttl = ARGV[2], ARGV[3], tonumber(ARGV[7])
+local base = string.sub(KEYS[4], 1, #KEYS[4] - #id)
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local limit = KEYS[6] and redis.call('GET', KEYS[6]) or ARGV[1]
+  resize(string.sub(KEYS[1], 1, #KEYS[1] - 6), limit, ttl)
+end
+local held = -1
+if mode ~= 'beat' then
+  held = redis.call('LLEN', KEYS[4])
+  for i = 1, held - tonumber(ARGV[4]) do
+    redis.call('LMOVE', KEYS[4], KEYS[2], 'LEFT', 'RIGHT')
+  end
+  held = math.min(held, tonumber(ARGV[4]))
+end
+if mode == 'leave' then
+  if tonumber(ARGV[4]) == 0 then redis.call('ZREM', KEYS[3], id) end
+  -- A slot given back to an empty list made it anew, with no expiry: the last to leave sets it.
+  for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end
+  return {0, -1, -1, 0}
+end
+local lost = 0
+if mode == 'join' then
+  redis.call('ZREM', KEYS[3], 'dead:' .. id)
+  redis.call('ZADD', KEYS[3], now, id)
+elseif redis.call('ZADD', KEYS[3], 'XX', 'CH', now, id) == 0 then
+  lost = 1
+  redis.call('ZREM', KEYS[3], 'dead:' .. id)
+  redis.call('ZADD', KEYS[3], now, id)
+end
+local silent = now - tonumber(ARGV[5]) * 1000
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', silent, 'WITHSCORES')
+for i = 1, #expired, 2 do
+  local member, score = expired[i], tonumber(expired[i + 1])
+  local tomb = string.sub(member, 1, 5) == 'dead:'
+  local list = base .. (tomb and string.sub(member, 6) or member)
+  local slots = redis.call('LRANGE', list, 0, -1)
+  if #slots > 0 then
+    redis.call('RPUSH', KEYS[2], unpack(slots))
+    redis.call('DEL', list)
+  end
+  if not tomb then
+    redis.call('ZREM', KEYS[3], member)
+    redis.call('ZADD', KEYS[3], -now, 'dead:' .. member)
+  elseif -score < now - tonumber(ARGV[6]) * 1000 then
+    redis.call('ZREM', KEYS[3], member)
+  end
+end
+local debt = tonumber(redis.call('GET', KEYS[5]) or '0')
+if debt > 0 then
+  local popped = redis.call('RPOP', KEYS[2], debt)
+  if popped then debt = debt - #popped end
+  if debt > 0 then redis.call('SET', KEYS[5], debt, 'KEEPTTL') else redis.call('DEL', KEYS[5]) end
+end
+if ARGV[8] == '1' then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[3], ttl)
+  redis.call('PEXPIRE', KEYS[4], ttl)
+  redis.call('PEXPIRE', KEYS[5], ttl)
+end
+if lost == 1 then held = redis.call('LLEN', KEYS[4]) end
+local next = -1
+if ARGV[9] == '1' and #expired == 0 then
+  local oldest = redis.call('ZRANGEBYSCORE', KEYS[3], '(0', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if #oldest == 2 then next = math.ceil((tonumber(oldest[2]) - silent) / 1000) end
+end
+return {lost, next, held, debt}
+`);
 
-  protected override async _refresh(): Promise<boolean> {
-    try {
-      return await super._refresh();
-    } catch (error) {
-      this.#onRefreshError(error);
-      return true;
-    }
-  }
+/**
+ * A release while the limit was lowered: a slot pays the debt (dropped) while there is one, else
+ * goes back to the free list. Answers the debt left. KEYS: own held list, slots, debt.
+ */
+const PAY = script(`
+local debt = tonumber(redis.call('GET', KEYS[3]) or '0')
+if debt == 0 then
+  redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
+  return 0
+end
+if redis.call('LPOP', KEYS[1]) then
+  debt = debt - 1
+  if debt > 0 then redis.call('SET', KEYS[3], debt, 'KEEPTTL') else redis.call('DEL', KEYS[3]) end
+end
+return debt
+`);
+
+/** The connection a process waits on for slots (a BLMOVE blocks the connection it is sent on). */
+interface Link {
+  readonly connection: Redis;
+  /** Became ready: a link that ends before is a failure, not a reason to try again at once. */
+  ready: boolean;
+  /** When each request still waiting on it was sent (answers come back in order). */
+  readonly sent: number[];
 }
 
 /**
- * The gate every process using the same key shares. Jobs wait in this process's queue (in
- * priority order); one loop
- * per process asks Redis for slots: for as many waiting jobs as there are free local slots at
- * once (the requests travel pipelined on the one connection), and, once every shared slot is
- * taken, for one slot every `pollInterval` ms. A slot freed in this process is asked for again at
- * once (the release and the next request travel in order on the one connection). At most
- * `concurrency` jobs run in this process whatever happens, so the in-process limit holds even
- * while Redis is away. @internal
+ * The gate every process using the same key shares (see {@link BEAT} for the layout). Jobs wait
+ * in this process's queue (in priority order); for each of them, up to the free local slots, one
+ * request waits in Redis on this process's own connection (a duplicate of the client), and Redis
+ * answers it when a slot is there, freed by any process. Nothing polls: a waiting request times
+ * out after `pollInterval` and is sent again, and the heartbeat looks for slots of silent
+ * processes. At most `concurrency` jobs run in this process whatever happens, so the in-process
+ * limit holds even while Redis is away. @internal
  */
 export class RedisGate implements Gate {
   readonly #store: Store;
   readonly #hooks: BackendHooks | undefined;
-  readonly #key: string;
   #concurrency: number;
+  readonly #id = randomUUID();
+  /** limit, slots, procs, this process's held list, debt, [the shared limit]. */
+  readonly #keys: readonly [string, string, string, string, string, ...string[]];
   readonly #waiting = new WaitQueue<GateJob>();
+  /** Jobs running here, on a shared slot or (during an outage, with 'local') without one. */
   #active = 0;
-  #looping = false;
+  /** Shared slots this process holds (less those whose release is on its way). */
+  #held = 0;
+  /** Of those, how many Redis no longer holds for this process (lost with Redis, or reclaimed). */
+  #stale = 0;
+  /** Requests for a slot waiting in Redis. */
+  #asking = 0;
+  #link: Link | undefined;
+  #joining = false;
+  #registered = false;
+  #beat: ReturnType<typeof setTimeout> | undefined;
+  #ttlRefreshed = -Infinity;
+  /** The limit was lowered: releases pay the debt (see {@link PAY}) until Redis says none is left. */
+  #paying = false;
 
-  /** @param name - The Redis key's part (a key of `perKey` has its own gate). */
-  constructor(store: Store, concurrency: number, hooks: BackendHooks | undefined, name = 'gate') {
+  /**
+   * @param name - The Redis keys' part (a key of `perKey` has its own gate).
+   * @param shared - The shared limit's Redis key, when this gate follows one (its slots are
+   * made from it).
+   */
+  constructor(
+    store: Store,
+    concurrency: number,
+    hooks: BackendHooks | undefined,
+    name = 'gate',
+    shared?: string,
+  ) {
     this.#store = store;
     this.#hooks = hooks;
-    this.#key = store.keyOf(name);
     this.#concurrency = concurrency;
+    const base = store.keyOf(name);
+    this.#keys = [
+      `${base}:limit`,
+      `${base}:slots`,
+      `${base}:procs`,
+      `${base}:held:${this.#id}`,
+      `${base}:debt`,
+      ...(shared === undefined ? [] : [shared]),
+    ];
   }
 
   /**
-   * The limit (shared: every process follows the last one written). Raising it asks for slots
-   * at once; lowering it lets running jobs finish.
+   * The limit in this process (shared: every process follows the last one written, whose script
+   * adds or removes the slots in Redis). Raising it asks for slots at once; lowering it lets
+   * running jobs finish, and their slots pay the debt instead of going back.
    */
   get concurrency(): number {
     return this.#concurrency;
   }
 
   set concurrency(value: number) {
+    if (value < this.#concurrency) this.#paying = true;
     this.#concurrency = value;
     this.#pump();
   }
@@ -103,76 +274,156 @@ export class RedisGate implements Gate {
     while (this.#waiting.shift() !== undefined);
   }
 
-  #pump(): void {
-    if (this.#looping || this.#waiting.length === 0 || this.#active >= this.#concurrency) return;
-    this.#looping = true;
-    void this.#loop().finally(() => {
-      this.#looping = false;
-      // A job may have come, or a slot gone, while the loop was finishing.
-      this.#pump();
-    });
+  /**
+   * The instance shut down: drop the waiting connection, and leave the gate once nothing is held
+   * (the heartbeat leaves later otherwise). The gate can be used again: it joins anew.
+   * Whether it was idle.
+   */
+  close(): boolean {
+    this.#drop();
+    if (!this.#idle()) return false;
+    this.#leave();
+    return true;
   }
 
-  async #loop(): Promise<void> {
+  #pump(): void {
     const store = this.#store;
     const waiting = this.#waiting;
-    // How many slots to ask for at once: as many as jobs wait and slots are free while Redis
-    // grants them all; one (a probe) after a refusal, so a full limit costs one request per poll.
-    let batch = Infinity;
-    while (waiting.length > 0 && this.#active < this.#concurrency) {
-      if (store.isLocal('gate', this.#hooks)) {
-        this.#start(waiting.shift() as GateJob, undefined);
-        continue;
+    if (waiting.length === 0 || this.#active >= this.#concurrency) return;
+    // Unbounded (a write of `Infinity`): no slots to take.
+    if (this.#concurrency === Infinity || store.isLocal('gate', this.#hooks)) {
+      while (waiting.length > 0 && this.#active < this.#concurrency) {
+        this.#start(waiting.shift() as GateJob, false);
       }
-      const count = Math.min(batch, waiting.length, this.#concurrency - this.#active);
-      const leases = Array.from({ length: count }, () => this.#lease());
-      const outcomes = await Promise.allSettled(
-        leases.map((lease) =>
-          store.call(
-            'gate',
-            () => lease.tryAcquire(),
-            // Granted after the wait was given up: nobody holds it, give it back now.
-            (late) => {
-              if (late) store.giveBack('gate', () => lease.release(), this.#hooks);
-            },
-          ),
-        ),
-      );
-      let granted = 0;
-      let failure: { error: unknown } | undefined;
-      outcomes.forEach((outcome, i) => {
-        const lease = leases[i] as Lease;
-        if (outcome.status === 'rejected') failure ??= { error: outcome.reason };
-        else if (outcome.value) {
-          granted += 1;
-          const job = waiting.shift();
-          // The queue was cleared (shutdown) while the slot was on its way: give it back.
-          if (job === undefined) store.giveBack('gate', () => lease.release(), this.#hooks);
-          else this.#start(job, lease);
-        }
-      });
-      if (failure !== undefined) {
-        store.failed('gate', failure.error, this.#hooks);
-        if (store.settings.onBackendError === 'local') continue;
-        // Every job waiting here would wait for the same unreachable store: fail them all now.
-        // Jobs queued later try Redis again.
-        while (waiting.length > 0) (waiting.shift() as GateJob).reject(failure.error);
-        return;
-      }
-      store.recovered();
-      batch = granted === count ? Infinity : 1;
-      if (granted === 0) await sleep(store.settings.pollInterval);
+      return;
     }
+    const wanted = Math.min(waiting.length, this.#concurrency - this.#active) - this.#asking;
+    if (wanted <= 0) return;
+    const link = this.#link;
+    if (link === undefined) {
+      void this.#join();
+      return;
+    }
+    for (let i = 0; i < wanted; i += 1) this.#ask(link);
   }
 
-  #start(job: GateJob, lease: Lease | undefined): void {
+  /** Opens the waiting connection and registers this process, then asks for slots. */
+  async #join(): Promise<void> {
+    if (this.#joining) return;
+    this.#joining = true;
+    const store = this.#store;
+    const connection = store.client.duplicate({
+      // One connection per period of use: when it closes, the next request opens another.
+      retryStrategy: () => null,
+      autoResendUnfulfilledCommands: false,
+      connectTimeout: store.settings.timeout,
+      enableReadyCheck: false,
+    });
+    connection.on('error', noop);
+    const link: Link = { connection, ready: false, sent: [] };
+    connection.once('ready', () => (link.ready = true));
+    connection.once('end', () => {
+      if (this.#link === link) this.#link = undefined;
+    });
+    try {
+      const [, , held] = (await store.call('gate', () =>
+        this.#script('join', this.#held),
+      )) as number[];
+      store.recovered();
+      this.#recount(held);
+      this.#registered = true;
+      this.#link = link;
+      this.#schedule(this.#store.settings.refreshInterval);
+    } catch (error) {
+      connection.disconnect();
+      this.#fail(error);
+    } finally {
+      this.#joining = false;
+    }
+    this.#pump();
+  }
+
+  /** One request for a slot, waiting in Redis for up to `pollInterval`. */
+  #ask(link: Link): void {
+    const [, slots, , held] = this.#keys;
+    this.#asking += 1;
+    link.sent.push(performance.now());
+    link.connection
+      .blmove(slots, held, 'LEFT', 'RIGHT', this.#store.settings.pollInterval / 1000)
+      .then(
+        (slot) => {
+          link.sent.shift();
+          this.#asking -= 1;
+          if (slot !== null) this.#granted();
+          this.#pump();
+        },
+        (error: unknown) => {
+          link.sent.shift();
+          this.#asking -= 1;
+          if (this.#link === link) this.#link = undefined;
+          const status = link.connection.status;
+          // Its connection closed (killed, Redis restarted, dropped here): open another and ask
+          // again; if Redis is really away, that fails in turn. Any other error is a failure.
+          if (link.ready && (status === 'end' || status === 'close')) this.#pump();
+          else {
+            link.connection.disconnect();
+            const { key } = this.#store.settings;
+            const text = error instanceof Error ? error.message : String(error);
+            this.#fail(
+              new BackendError(`Redis failed for key "${key}" (gate): ${text}`, {
+                key,
+                cause: error,
+              }),
+            );
+          }
+        },
+      );
+  }
+
+  /** A slot came (its answer): run the next job in it, or give it back. */
+  #granted(): void {
+    this.#held += 1;
+    const job = this.#active < this.#concurrency ? this.#waiting.shift() : undefined;
+    if (job === undefined) this.#release();
+    else this.#start(job, true);
+  }
+
+  /**
+   * Redis holds `held` slots for this process; when that is fewer than it counts, that many
+   * releases are not sent (they would give back a slot another task of this process holds).
+   * Whether some were missing.
+   */
+  #recount(held: number | undefined): boolean {
+    if (held === undefined || held < 0) return false;
+    this.#stale = Math.max(0, this.#held - held);
+    return this.#stale > 0;
+  }
+
+  #release(): void {
+    const [, slots, , held, debt] = this.#keys;
+    this.#held -= 1;
+    if (this.#stale > 0) {
+      this.#stale -= 1;
+      return;
+    }
+    const store = this.#store;
+    const command = this.#paying
+      ? () =>
+          store.script(PAY, [held, slots, debt], []).then((left) => {
+            if (Number(left) === 0) this.#paying = false;
+          })
+      : () => store.client.lmove(held, slots, 'LEFT', 'RIGHT');
+    store.giveBack('gate', command, this.#hooks);
+  }
+
+  #start(job: GateJob, shared: boolean): void {
     this.#active += 1;
-    let held = true;
+    let running = true;
     const finish = (): void => {
-      if (!held) return;
-      held = false;
+      if (!running) return;
+      running = false;
       this.#active -= 1;
-      if (lease !== undefined) this.#store.giveBack('gate', () => lease.release(), this.#hooks);
+      if (shared) this.#release();
       // A microtask later: a job that settles inside user code (a cancel()) does not start the
       // next job there.
       queueMicrotask(() => this.#pump());
@@ -184,34 +435,110 @@ export class RedisGate implements Gate {
     }
   }
 
-  #lease(): Lease {
+  /** Getting slots failed: with 'local', run the waiting jobs here; else fail them all. */
+  #fail(error: unknown): void {
     const store = this.#store;
-    return new Lease(
-      store,
-      this.#key,
-      // The sorted set's size is the limit; an unbounded one still needs a number there.
-      Number.isFinite(this.#concurrency) ? this.#concurrency : 2 ** 31 - 1,
-      (lost) => {
-        // The task outlived its lease (Redis lost it, or this process stalled past it): another
-        // process may now hold that slot. Reported; the release at the end is then a no-op, so
-        // the slot is never counted twice.
-        const error = new BackendError(
-          `a running task's lease on key "${store.settings.key}" expired before the task ended`,
-          { key: store.settings.key, cause: lost },
-        );
-        store.report('lease', error, this.#hooks);
-      },
-      (error) => {
-        const wrapped = new BackendError(
-          `refreshing a lease on key "${store.settings.key}" failed: ${error instanceof Error ? error.message : String(error)}`,
-          { key: store.settings.key, cause: error },
-        );
-        store.failed('lease', wrapped, this.#hooks);
-      },
-    );
+    store.failed('gate', error, this.#hooks);
+    if (store.settings.onBackendError === 'local') {
+      queueMicrotask(() => this.#pump());
+      return;
+    }
+    // Every job waiting here would wait for the same unreachable store: fail them all now.
+    // Jobs queued later try Redis again.
+    while (this.#waiting.length > 0) (this.#waiting.shift() as GateJob).reject(error);
   }
-}
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  #idle(): boolean {
+    return this.#waiting.length === 0 && this.#asking === 0 && this.#held === 0;
+  }
+
+  #drop(): void {
+    const link = this.#link;
+    this.#link = undefined;
+    link?.connection.disconnect();
+  }
+
+  #leave(): void {
+    clearTimeout(this.#beat);
+    this.#beat = undefined;
+    if (!this.#registered) return;
+    this.#registered = false;
+    this.#store.giveBack('gate', () => this.#script('leave', this.#held), this.#hooks);
+  }
+
+  #schedule(ms: number): void {
+    clearTimeout(this.#beat);
+    this.#beat = setTimeout(() => void this.#heartbeat(), Math.max(1, ms));
+    this.#beat.unref();
+  }
+
+  /** Every `refreshInterval` while this process holds or wants slots: see {@link BEAT}. */
+  async #heartbeat(): Promise<void> {
+    this.#beat = undefined;
+    const store = this.#store;
+    const { refreshInterval, pollInterval, timeout, key } = store.settings;
+    if (this.#idle()) {
+      this.#drop();
+      this.#leave();
+      return;
+    }
+    // A request unanswered well past its own time-out: its connection is dead without having
+    // said so (a host gone). Drop it; the next request opens another.
+    const oldest = this.#link?.sent[0];
+    if (oldest !== undefined && performance.now() - oldest > pollInterval + timeout) this.#drop();
+    let next = refreshInterval;
+    try {
+      const [lost, due, held, debt] = (await store.call('lease', () =>
+        this.#script('beat', this.#held),
+      )) as number[];
+      store.recovered();
+      // A debt this process had not heard of (the message lost) is paid by its releases too.
+      if (debt !== undefined && debt > 0) this.#paying = true;
+      if (lost === 1 && this.#recount(held)) {
+        // Others took this process for dead (it stalled past leaseTime) or Redis lost the
+        // gate: the slots of its running tasks may be another's now. Their releases then give
+        // back what this process holds at most, so no slot is counted twice.
+        store.report(
+          'lease',
+          new BackendError(
+            `the slots of running tasks on key "${key}" were lost before the tasks ended`,
+            { key, cause: new Error('this process was missing from the gate at its heartbeat') },
+          ),
+          this.#hooks,
+        );
+      }
+      if (this.#asking > 0 && due !== undefined && due >= 0) next = Math.min(next, due + 5);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      store.failed(
+        'lease',
+        new BackendError(`refreshing the leases on key "${key}" failed: ${message}`, {
+          key,
+          cause: error,
+        }),
+        this.#hooks,
+      );
+    }
+    if (this.#registered) this.#schedule(next);
+    this.#pump();
+  }
+
+  #script(mode: 'join' | 'beat' | 'leave', held: number): Promise<unknown> {
+    const { leaseTime, pollInterval, refreshInterval } = this.#store.settings;
+    const ttl = Math.max(60_000, 10 * leaseTime);
+    const now = performance.now();
+    const refresh = mode !== 'leave' && now - this.#ttlRefreshed > ttl / 3;
+    if (refresh) this.#ttlRefreshed = now;
+    return this.#store.script(BEAT, this.#keys, [
+      Number.isFinite(this.#concurrency) ? this.#concurrency : 'inf',
+      this.#id,
+      mode,
+      held,
+      leaseTime,
+      leaseTime + 2 * pollInterval + refreshInterval,
+      ttl,
+      refresh ? '1' : '0',
+      mode === 'beat' && this.#asking > 0 ? '1' : '0',
+    ]);
+  }
 }

@@ -1,5 +1,5 @@
 // `dovetailjs/redis`: one concurrency limit and one rate limit shared by every process, on Redis.
-// Only this entry point loads `redis-semaphore`; `ioredis` is the caller's (an optional peer).
+// `ioredis` is the caller's (an optional peer): this entry point only calls the client it is given.
 import type { Redis } from 'ioredis';
 import {
   assertFunction,
@@ -43,8 +43,8 @@ export interface RedisBackendOptions {
    */
   key: string;
   /**
-   * Put in front of every Redis key: the gate is the sorted set `semaphore:<prefix><key>:gate`,
-   * the bucket the string `<prefix><key>:bucket`.
+   * Put in front of every Redis key: the gate's keys start with `<prefix><key>:gate:`, the
+   * bucket is the string `<prefix><key>:bucket`.
    * @defaultValue `'dovetail:'`
    */
   prefix?: string | undefined;
@@ -55,14 +55,17 @@ export interface RedisBackendOptions {
    */
   leaseTime?: number | undefined;
   /**
-   * How often, in milliseconds, a running task's lease is refreshed; below `leaseTime`.
+   * How often, in milliseconds, a process that holds or waits for shared slots tells Redis it is
+   * alive (one small script per process, not per task), and looks for the slots of processes
+   * silent for `leaseTime`; below `leaseTime`.
    * @defaultValue `leaseTime / 3`
    */
   refreshInterval?: number | undefined;
   /**
-   * While every shared slot is taken, how often, in milliseconds, this process asks again (one
-   * request per process, not per waiting task). A slot freed in this process is reused at once.
-   * @defaultValue `10`
+   * The fallback, in milliseconds: a request for a slot waits in Redis this long before it is
+   * sent again. Waiting processes do not poll: Redis hands a freed slot to the process that has
+   * waited longest at once, whatever this is.
+   * @defaultValue `5_000`
    */
   pollInterval?: number | undefined;
   /**
@@ -107,8 +110,8 @@ export const REDIS_DEFAULTS = Object.freeze({
   prefix: 'dovetail:',
   /** Milliseconds a slot stays held after its last refresh. */
   leaseTime: 10_000,
-  /** Milliseconds between requests while every shared slot is taken. */
-  pollInterval: 10,
+  /** Milliseconds a request for a slot waits in Redis before it is sent again. */
+  pollInterval: 5_000,
   /** The bounded wait for each Redis command, in milliseconds. */
   timeout: 5_000,
   /** Tasks fail with `BackendError` when Redis fails. */
@@ -138,6 +141,7 @@ export class RedisBackend implements Backend {
   readonly key: string;
   readonly #store: Store;
   #control: Control | undefined;
+  readonly #gates = new Set<RedisGate>();
 
   /**
    * @param client - An `ioredis` client; it stays yours (never quit here).
@@ -155,7 +159,10 @@ export class RedisBackend implements Backend {
 
   /** Builds the shared gate of `concurrency` slots (called by `Dovetail`). */
   createGate(options: { concurrency: number }, hooks?: BackendHooks): Gate {
-    return new RedisGate(this.#store, options.concurrency, hooks);
+    const store = this.#store;
+    const gate = new RedisGate(store, options.concurrency, hooks, 'gate', store.keyOf('limit'));
+    this.#gates.add(gate);
+    return gate;
   }
 
   /** Builds the shared bucket (called by `Dovetail`). */
@@ -196,8 +203,8 @@ export class RedisBackend implements Backend {
   }
 
   /**
-   * Shares `perKey` (called by `Dovetail`): per key, the sorted set
-   * `semaphore:<prefix><key>:key:<k>:gate` and the string `<prefix><key>:key:<k>:bucket`.
+   * Shares `perKey` (called by `Dovetail`): per key, a gate whose keys start with
+   * `<prefix><key>:key:<k>:gate:` and the string `<prefix><key>:key:<k>:bucket`.
    * @internal
    */
   createKeys(
@@ -211,10 +218,12 @@ export class RedisBackend implements Backend {
   }
 
   /**
-   * Waits for the slots and tokens being given back (bounded by `timeout`) and closes the
-   * connection that listens for changes; leaves the client open.
+   * Closes the connections the gates wait on (a gate still in use opens one again) and the one
+   * that listens for changes, then waits for the slots and tokens being given back (bounded by
+   * `timeout`); leaves the client open.
    */
   async close(): Promise<void> {
+    for (const gate of this.#gates) if (gate.close()) this.#gates.delete(gate);
     await this.#store.settle();
     await this.#control?.close();
   }

@@ -24,9 +24,10 @@ class SharedKey {
 
 /**
  * `perKey` shared by every process of a back end: each key has a shared gate (a `RedisGate` on
- * the sorted set `semaphore:<prefix><key>:key:<k>:gate`) and a shared bucket (a
- * `RedisTokenBucket` on `<prefix><key>:key:<k>:bucket`), both expiring in Redis once idle (the
- * gate's set after `leaseTime`, the bucket a minute after it is full again), as this process
+ * the keys `<prefix><key>:key:<k>:gate:*`) and a shared bucket (a `RedisTokenBucket` on
+ * `<prefix><key>:key:<k>:bucket`), both expiring in Redis once idle (the gate's keys
+ * `max(60 s, 10 × leaseTime)` after the last heartbeat, the bucket a minute after it is full
+ * again), as this process
  * forgets a key once nothing of it runs or waits. A task waits for its key's slot, then its
  * key's `cost` tokens, before the instance's limits, as with the in-process keys; a slot never
  * changes hands once granted (no pre-emption by a higher priority across processes: priority
@@ -121,13 +122,18 @@ export class RedisKeys implements KeyLimits {
       release();
     }
     if (state.jobs.size > 0) return;
-    // Nothing of the key runs or waits here: forget it (Redis forgets it once idle there too).
+    // Nothing of the key runs or waits here: forget it (Redis forgets it once idle there too);
+    // its gate drops its waiting connection, and leaves the shared gate once nothing is held.
     state.gate?.clear();
+    state.gate?.close();
     this.#keys.delete(key);
   }
 
   close(): void {
-    for (const state of this.#keys.values()) state.gate?.clear();
+    for (const state of this.#keys.values()) {
+      state.gate?.clear();
+      state.gate?.close();
+    }
     this.#keys.clear();
   }
 

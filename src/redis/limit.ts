@@ -1,10 +1,19 @@
 import type { BackendHooks, SharedLimit } from '../policies/backend.js';
 import { Followed, type Control, type ControlMessage } from './control.js';
+import { RESIZE } from './gate.js';
 import { script, type Store } from './store.js';
 
-/** Writes the shared limit and tells every process. */
-const WRITE = script(`
+/**
+ * Writes the shared limit, makes the shared gate (keys starting with ARGV[3], when it exists)
+ * hold that many slots, and tells every process: all in one script, so no process sees the new
+ * limit before the slots follow it.
+ */
+const WRITE = script(`${RESIZE}
 redis.call('SET', KEYS[1], ARGV[1])
+local gate = ARGV[3]
+if redis.call('EXISTS', gate .. ':limit') == 1 then
+  resize(gate, ARGV[1], redis.call('PTTL', gate .. ':limit'))
+end
 redis.call('PUBLISH', KEYS[2], '{"kind":"limit","limit":' .. ARGV[2] .. '}')
 return 1
 `);
@@ -12,7 +21,8 @@ return 1
 /**
  * The concurrency limit of every process on a key: the string `<prefix><key>:limit`, the last
  * value written (by a write of `dvt.concurrency` or by an instance being constructed). A write
- * is published on the key's control channel; each process follows it (as `RedisPause` does).
+ * adds or removes the shared gate's slots in the same script (see `RESIZE` in `gate.ts`) and is
+ * published on the key's control channel; each process follows it (as `RedisPause` does).
  * No value (Redis restarted empty): each process keeps its limit until the next write.
  * @internal
  */
@@ -33,7 +43,7 @@ export class RedisLimit extends Followed implements SharedLimit {
 
   write(limit: number): void {
     const text = limit === Infinity ? 'inf' : String(limit);
-    this.change(WRITE, [text, limit === Infinity ? '"inf"' : text]);
+    this.change(WRITE, [text, limit === Infinity ? '"inf"' : text, this.store.keyOf('gate')]);
   }
 
   message(message: ControlMessage): void {
