@@ -1,6 +1,6 @@
 import type { BackendHooks, SharedLimit } from '../policies/backend.js';
 import { Followed, type Control, type ControlMessage } from './control.js';
-import { RESIZE } from './gate.js';
+import { RESIZE } from './gate-scripts.js';
 import { script, type Store } from './store.js';
 
 /**
@@ -21,7 +21,7 @@ return 1
 /**
  * The concurrency limit of every process on a key: the string `<prefix><key>:limit`, the last
  * value written (by a write of `dvt.concurrency` or by an instance being constructed). A write
- * adds or removes the shared gate's slots in the same script (see `RESIZE` in `gate.ts`) and is
+ * adds or removes the shared gate's slots in the same script (see `RESIZE` in `gate-scripts.ts`) and is
  * published on the key's control channel; each process follows it (as `RedisPause` does).
  * No value (Redis restarted empty): each process keeps its limit until the next write.
  * @internal

@@ -1,0 +1,170 @@
+// The Lua scripts of the shared gate (`gate.ts`): its layout in Redis, the heartbeat that makes,
+// sizes and sweeps it, and a release that pays a lowered limit's debt.
+import { script } from './store.js';
+
+/**
+ * Lua: `resize(base, limit, ttl)` makes the gate whose keys start with `base` hold `limit` slots
+ * in all (`'inf'`: no slots, every job runs unheld), counting those the processes of
+ * `<base>:procs` hold (their `<base>:held:<id>` lists, tombstones' included): the free list
+ * `<base>:slots` gets what is left, and when the processes hold more than `limit`, the surplus
+ * is written as a debt (`<base>:debt`) that releases pay by dropping their slot instead of
+ * giving it back. Keys expire `ttl` ms on (none when `ttl` <= 0). Run by the heartbeat when it
+ * makes the gate, and, in the same script, by every write of the shared limit.
+ * @internal
+ */
+export const RESIZE = `
+local function resize(base, limit, ttl)
+  local held = 0
+  for _, member in ipairs(redis.call('ZRANGE', base .. ':procs', 0, -1)) do
+    if string.sub(member, 1, 5) == 'dead:' then member = string.sub(member, 6) end
+    held = held + redis.call('LLEN', base .. ':held:' .. member)
+  end
+  redis.call('DEL', base .. ':slots')
+  local free, debt = 0, 0
+  if limit ~= 'inf' then
+    local n = tonumber(limit)
+    if n > held then free = n - held else debt = held - n end
+  end
+  local i = 0
+  while i < free do
+    local chunk = {}
+    for j = 1, math.min(1000, free - i) do chunk[j] = tostring(i + j) end
+    i = i + #chunk
+    redis.call('RPUSH', base .. ':slots', unpack(chunk))
+  end
+  if debt > 0 then redis.call('SET', base .. ':debt', debt) else redis.call('DEL', base .. ':debt') end
+  redis.call('SET', base .. ':limit', limit)
+  if ttl > 0 then
+    redis.call('PEXPIRE', base .. ':limit', ttl)
+    redis.call('PEXPIRE', base .. ':slots', ttl)
+    redis.call('PEXPIRE', base .. ':debt', ttl)
+  end
+end
+`;
+
+/**
+ * The bookkeeping of the shared gate, one script run by each process when it joins, every
+ * `refreshInterval` while it holds or wants slots (its heartbeat), and when it leaves.
+ *
+ * The gate is a list of free slots (`<base>:slots`), `<base>:limit` of them in all (see
+ * {@link RESIZE}: the shared limit's writes add and remove slots). Taking one is a BLMOVE from that
+ * list to the process's own list (`<base>:held:<id>`), made on a connection of its own, so a
+ * process waiting for a slot sends nothing until Redis hands it one: Redis serves blocked
+ * clients first come, first served, and a release (an LMOVE back) wakes exactly one of them.
+ * Two commands per task, whatever the number of processes.
+ *
+ * What this script does, under Redis's clock (TIME), in `<base>:procs` (a sorted set of the
+ * processes by their last heartbeat, in µs):
+ * - makes the slots when the gate does not exist (first use, or Redis restarted empty), as many
+ *   as the shared limit says (KEYS[6], when the gate follows one), else ARGV[1];
+ * - `join`: registers the process, and gives back what its list holds beyond what it counts
+ *   (a slot taken by a request whose answer was lost with its connection);
+ * - `beat`: refreshes the process; one found missing (others took it for dead, or Redis lost
+ *   it) registers again and answers `lost`;
+ * - `leave`: the same giving back, unregisters when it holds nothing, and sets every key's
+ *   expiry again (a slot given back to an empty list made the list anew, with none);
+ * - reclaims the slots of processes silent for `leaseTime` (killed, or stalled past it): their
+ *   lists go back to the slots, and a tombstone `dead:<id>` keeps sweeping that list for a while
+ *   (a request a dead host had left blocked may still land there);
+ * - pays what is left of a debt (a lowered limit) with free slots (one given back meanwhile by a
+ *   process that had not heard of it yet);
+ * - keeps every key expiring `ttl` ms after the last refresh, so an idle gate is forgotten.
+ *
+ * Answers `{ lost, next, held, debt }`: `next` the ms until the oldest live process would count
+ * as silent (`-1` when none), so a waiting process looks again then instead of a full period
+ * later; `held` the length of the process's list after a join or a loss (else `-1`); `debt` the
+ * slots still to drop.
+ *
+ * KEYS: limit, slots, procs, own held list, debt, [the shared limit]. ARGV: concurrency, id, mode, slots counted here,
+ * leaseTime, tombstone life (ms), ttl (ms), refresh the ttl ('1'/'0'), waiting ('1'/'0': answer
+ * `next`).
+ */
+export const BEAT = script(`${RESIZE}
+if redis.replicate_commands then redis.replicate_commands() end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local id, mode, ttl = ARGV[2], ARGV[3], tonumber(ARGV[7])
+local base = string.sub(KEYS[4], 1, #KEYS[4] - #id)
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local limit = KEYS[6] and redis.call('GET', KEYS[6]) or ARGV[1]
+  resize(string.sub(KEYS[1], 1, #KEYS[1] - 6), limit, ttl)
+end
+local held = -1
+if mode ~= 'beat' then
+  held = redis.call('LLEN', KEYS[4])
+  for i = 1, held - tonumber(ARGV[4]) do
+    redis.call('LMOVE', KEYS[4], KEYS[2], 'LEFT', 'RIGHT')
+  end
+  held = math.min(held, tonumber(ARGV[4]))
+end
+if mode == 'leave' then
+  if tonumber(ARGV[4]) == 0 then redis.call('ZREM', KEYS[3], id) end
+  -- A slot given back to an empty list made it anew, with no expiry: the last to leave sets it.
+  for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end
+  return {0, -1, -1, 0}
+end
+local lost = 0
+if mode == 'join' then
+  redis.call('ZREM', KEYS[3], 'dead:' .. id)
+  redis.call('ZADD', KEYS[3], now, id)
+elseif redis.call('ZADD', KEYS[3], 'XX', 'CH', now, id) == 0 then
+  lost = 1
+  redis.call('ZREM', KEYS[3], 'dead:' .. id)
+  redis.call('ZADD', KEYS[3], now, id)
+end
+local silent = now - tonumber(ARGV[5]) * 1000
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', silent, 'WITHSCORES')
+for i = 1, #expired, 2 do
+  local member, score = expired[i], tonumber(expired[i + 1])
+  local tomb = string.sub(member, 1, 5) == 'dead:'
+  local list = base .. (tomb and string.sub(member, 6) or member)
+  local slots = redis.call('LRANGE', list, 0, -1)
+  if #slots > 0 then
+    redis.call('RPUSH', KEYS[2], unpack(slots))
+    redis.call('DEL', list)
+  end
+  if not tomb then
+    redis.call('ZREM', KEYS[3], member)
+    redis.call('ZADD', KEYS[3], -now, 'dead:' .. member)
+  elseif -score < now - tonumber(ARGV[6]) * 1000 then
+    redis.call('ZREM', KEYS[3], member)
+  end
+end
+local debt = tonumber(redis.call('GET', KEYS[5]) or '0')
+if debt > 0 then
+  local popped = redis.call('RPOP', KEYS[2], debt)
+  if popped then debt = debt - #popped end
+  if debt > 0 then redis.call('SET', KEYS[5], debt, 'KEEPTTL') else redis.call('DEL', KEYS[5]) end
+end
+if ARGV[8] == '1' then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[3], ttl)
+  redis.call('PEXPIRE', KEYS[4], ttl)
+  redis.call('PEXPIRE', KEYS[5], ttl)
+end
+if lost == 1 then held = redis.call('LLEN', KEYS[4]) end
+local next = -1
+if ARGV[9] == '1' and #expired == 0 then
+  local oldest = redis.call('ZRANGEBYSCORE', KEYS[3], '(0', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if #oldest == 2 then next = math.ceil((tonumber(oldest[2]) - silent) / 1000) end
+end
+return {lost, next, held, debt}
+`);
+
+/**
+ * A release while the limit was lowered: a slot pays the debt (dropped) while there is one, else
+ * goes back to the free list. Answers the debt left. KEYS: own held list, slots, debt.
+ */
+export const PAY = script(`
+local debt = tonumber(redis.call('GET', KEYS[3]) or '0')
+if debt == 0 then
+  redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
+  return 0
+end
+if redis.call('LPOP', KEYS[1]) then
+  debt = debt - 1
+  if debt > 0 then redis.call('SET', KEYS[3], debt, 'KEEPTTL') else redis.call('DEL', KEYS[3]) end
+end
+return debt
+`);
