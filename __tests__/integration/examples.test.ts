@@ -417,7 +417,10 @@ describe('examples', () => {
       expect(result.code).toBe(130);
       const report = crawlReport(lines(result.stdout));
       expect(report.how).toBe('interrupted');
-      expect(report.done).toBeGreaterThanOrEqual(600);
+      // `done` counts the results the loop received, and mapIterable yields them in input order:
+      // when onProgress counted 600 finished, up to its window (maxQueue, 100) of them may still
+      // wait behind an earlier page that is slower.
+      expect(report.done).toBeGreaterThanOrEqual(600 - 100);
       expect(report.done).toBeLessThan(3000);
       expect(report.ok + report.missing).toBe(report.done);
       // Nothing runs on: the requests in flight (at most the instance's 16) were aborted, and
