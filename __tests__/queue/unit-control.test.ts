@@ -194,6 +194,28 @@ describe('pause', () => {
     await expect(task).resolves.toBe(300);
   });
 
+  it('tasks that wait for the gate through a pause bank no tokens: after it, the rate holds', async () => {
+    fake();
+    // One token a second, a burst of 1, ten tasks submitted during a 10 s pause. The gate grants
+    // no slot while paused, so no task reaches its token wait: had they taken tokens meanwhile,
+    // the ten would start together when the pause ends.
+    const dvt = create({ concurrency: 10, rateLimit: { perSecond: 1, burst: 1 } });
+    const began = Date.now();
+    const starts: number[] = [];
+    dvt.pause(10_000);
+    const tasks = Array.from({ length: 10 }, () =>
+      dvt.task.schedule(async () => void starts.push(Date.now() - began)),
+    );
+    await jest.advanceTimersByTimeAsync(9_999);
+    expect(starts).toEqual([]);
+    await jest.advanceTimersByTimeAsync(9_001);
+    await Promise.all(tasks);
+    // The bucket refilled during the pause (one token, its burst); then one a second.
+    expect(starts).toEqual([
+      10_000, 11_000, 12_000, 13_000, 14_000, 15_000, 16_000, 17_000, 18_000, 19_000,
+    ]);
+  });
+
   it('resume() when not paused does nothing; shutdown() resumes so a drain finishes', async () => {
     const dvt = create({ concurrency: 1 });
     dvt.resume();
