@@ -413,14 +413,77 @@ describe('hedge: only into free limits', () => {
     await task;
   });
 
-  it('a keyed task on an instance with per-key limits gets no hedge', async () => {
-    const dvt = create({ perKey: { concurrency: 5 }, hedge: { delay: 10 } });
+  it('a keyed task gets a hedge when its key has a free slot, and the hedge holds it', async () => {
+    const dvt = create({ concurrency: 4, perKey: { concurrency: 2 }, hedge: { delay: 10 } });
     const { calls, work } = held();
-    const task = dvt.task.with({ key: 'a' }).schedule(work);
+    const keyed = dvt.task.with({ key: 'a' });
+    const task = keyed.schedule(work);
+    await jest.advanceTimersByTimeAsync(10);
+    expect(calls).toHaveLength(2);
+    // The key's two slots are held: another task of the key waits, one of another key runs.
+    const same = keyed.with({ hedge: { delay: Infinity } }).schedule(work);
+    const other = dvt.task.with({ key: 'b', hedge: { delay: Infinity } }).schedule(work);
+    await flush();
+    expect(calls).toHaveLength(3);
+    expect(calls[2]?.id).not.toBe(calls[0]?.id);
+    expect(dvt.pending).toBe(1);
+    // The hedge wins: the loser's slot and the hedge's go back, and the waiting task of the key
+    // starts.
+    calls[1]?.end.resolve('hedge');
+    await expect(task).resolves.toBe('hedge');
+    await flush();
+    expect(calls).toHaveLength(4);
+    calls[2]?.end.resolve('b');
+    calls[3]?.end.resolve('a');
+    await expect(Promise.all([same, other])).resolves.toEqual(['a', 'b']);
+    expect(dvt.events.stats().hedged).toBe(1);
+    // Everything given back: the key's two slots are free for two tasks at once.
+    const two = [keyed.schedule(work), keyed.schedule(work)];
+    await flush();
+    expect(calls).toHaveLength(6);
+    calls[4]?.end.resolve('x');
+    calls[5]?.end.resolve('y');
+    await Promise.all(two);
+  });
+
+  it('no hedge for a keyed task whose key is full, or whose key has no token free', async () => {
+    const full = create({ perKey: { concurrency: 1 }, hedge: { delay: 10 } });
+    const a = held();
+    const one = full.task.with({ key: 'a' }).schedule(a.work);
     await jest.advanceTimersByTimeAsync(50);
-    expect(calls).toHaveLength(1);
-    calls[0]?.end.resolve('ok');
-    await task;
+    expect(a.calls).toHaveLength(1);
+    a.calls[0]?.end.resolve('ok');
+    await one;
+
+    const metered = create({
+      perKey: { concurrency: 5, rateLimit: { perSecond: 1, burst: 1 } },
+      hedge: { delay: 10 },
+    });
+    const b = held();
+    const two = metered.task.with({ key: 'a' }).schedule(b.work);
+    await jest.advanceTimersByTimeAsync(50);
+    expect(b.calls).toHaveLength(1);
+    // A token of the key later: the next chance would find one, but max 1 was spent.
+    b.calls[0]?.end.resolve('ok');
+    await two;
+
+    const roomy = create({
+      perKey: { concurrency: 5, rateLimit: { perSecond: 1, burst: 2 } },
+      hedge: { delay: 10 },
+    });
+    const c = held();
+    const three = roomy.task.with({ key: 'a' }).schedule(c.work);
+    await jest.advanceTimersByTimeAsync(10);
+    expect(c.calls).toHaveLength(2);
+    // The hedge took the key's second token: the next task of the key waits for one.
+    const limited: number[] = [];
+    roomy.events.on(Event.RATE_LIMITED, (p) => void limited.push(p.waited));
+    const next = roomy.task.with({ key: 'a', hedge: undefined }).schedule(() => 'next');
+    await jest.advanceTimersByTimeAsync(1000);
+    await expect(next).resolves.toBe('next');
+    expect(limited).toHaveLength(1);
+    c.calls[0]?.end.resolve('ok');
+    await three;
   });
 
   it('a promise task is never hedged', async () => {

@@ -95,8 +95,6 @@ export class Hedging {
     const owner = this.#owner;
     const core = owner.core;
     if (core.stopping || core.pause.active) return;
-    // Per-key limits have no way to take a key's slot without waiting: keyed tasks get no hedges.
-    if (owner.key !== undefined && core.keys !== undefined) return;
     const circuit = core.circuit;
     if (circuit !== undefined && circuit.state !== 'closed') return;
     const cost = owner.policy.cost;
@@ -113,6 +111,22 @@ export class Hedging {
     if (gate !== undefined) {
       release = gate.tryAcquire?.();
       if (release === undefined) return;
+    }
+    const key = owner.key;
+    const keys = core.keys;
+    if (key !== undefined && keys !== undefined) {
+      // Its key's slot and token too, free now or no hedge (limits that cannot promise them
+      // without waiting, such as a shared back end's, give keyed tasks no hedges).
+      const keySlot = keys.tryTake?.(key, cost, priority, owner.seq);
+      if (keySlot === undefined) {
+        release?.();
+        return;
+      }
+      const gateSlot = release;
+      release = () => {
+        keySlot();
+        gateSlot?.();
+      };
     }
     // Free a moment ago (available() said so): taken at once, never waited for.
     void bucket?.take(cost, priority, owner.seq);

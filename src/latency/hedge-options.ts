@@ -17,7 +17,8 @@ export type HedgeDelay = number | 'p50' | 'p90' | 'p95' | 'p99';
  * Hedged requests (option `hedge`, also a `with()` override): when an attempt of a function task
  * has not settled after `delay`, an extra copy of the same attempt starts, and the first copy to
  * succeed settles the task; the others' signals are aborted. A hedge starts only into a gate slot
- * and a rate-limit token that are free at that moment, and never while the circuit is not closed.
+ * and a rate-limit token that are free at that moment (for a keyed task with `perKey` limits, its
+ * key's slot and token too), and never while the circuit is not closed.
  *
  * @example
  * ```ts

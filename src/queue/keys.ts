@@ -54,6 +54,12 @@ export interface KeyLimits {
   gone(key: string, job: KeyJob): void;
   /** Forgets every key (the instance shut down). */
   close(): void;
+  /**
+   * A slot of `key` and its `cost` tokens, if both are free now and no task of the key waits:
+   * the function that gives the slot back (call it once), else `undefined`. Hedged requests use
+   * it (they never wait); limits without it give keyed tasks no hedges.
+   */
+  tryTake?(key: string, cost: number, priority: number, seq: number): (() => void) | undefined;
 }
 
 /** One key in use: its running count, its waiting tasks and its bucket. */
@@ -140,6 +146,25 @@ export class Keys implements KeyLimits {
   gone(key: string): void {
     const state = this.#states.get(key);
     if (state !== undefined) this.#next(key, state);
+  }
+
+  /** A slot of `key` and its tokens if free now; see {@link KeyLimits.tryTake}. */
+  tryTake(key: string, cost: number, priority: number, seq: number): (() => void) | undefined {
+    const state = this.#states.get(key);
+    if (state === undefined || state.running >= this.#limit || state.waiting.length > 0) return;
+    const bucket = state.bucket;
+    if (bucket !== undefined) {
+      if (!bucket.available(cost, priority)) return;
+      // Free a moment ago (available() said so): taken at once, never waited for.
+      void bucket.take(cost, priority, seq);
+    }
+    state.running += 1;
+    // The task the slot's holder copies holds a slot of the key too, so the state stays in the
+    // map until this one is given back.
+    return () => {
+      state.running -= 1;
+      this.#next(key, state);
+    };
   }
 
   /** Stops the sweep timer and forgets every idle key (the instance shut down). */
