@@ -20,7 +20,11 @@ export interface MapProgress {
   done: number;
   /** Items that failed so far: kept (`returnErrors`) or fatal (the map then fails). */
   failed: number;
-  /** Items started and not yet settled, the one just settled not among them. */
+  /**
+   * Items the call submitted that have not settled yet, the one just settled not among them:
+   * running, or waiting for the instance (its gate, a token, a key or a pause) when the call's
+   * own `concurrency` is above what the instance lets run.
+   */
   running: number;
   /**
    * The input's length when it has one (an array, anything with a numeric `length` or `size`,
