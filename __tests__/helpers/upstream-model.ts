@@ -22,6 +22,8 @@ export interface ModelOptions {
   queueLimit?: number;
   /** Latency the client adds to every request (ms), a function of a draw in [0, 1). */
   overhead?: (draw: number) => number;
+  /** The first `count` requests take `extra` ms more on the client (opening connections). */
+  coldStart?: { count: number; extra: number };
   /** Attempts slower than this fail as overloads (a timeout), ms. */
   timeout?: number;
   tuning?: AdaptiveTuning;
@@ -43,6 +45,8 @@ export function runModel(options: ModelOptions): ModelResult {
   const { phases, queueLimit = 64, timeout = Infinity } = options;
   const random = mulberry32(options.seed ?? 1);
   const overhead = options.overhead ?? (() => 0);
+  const cold = options.coldStart ?? { count: 0, extra: 0 };
+  let sent = 0;
   const adaptive = new AdaptiveLimit(
     { min: options.min ?? 1, max: options.max ?? 1000, initial: options.initial ?? 20 },
     options.tuning,
@@ -80,7 +84,11 @@ export function runModel(options: ModelOptions): ModelResult {
       const phase = phases[phaseAt(now)]!;
       if (inFlight >= Math.min(adaptive.limit, phase.demand ?? Infinity)) return;
       inFlight += 1;
-      const request = { sent: now, extra: overhead(random()) };
+      sent += 1;
+      const request = {
+        sent: now,
+        extra: overhead(random()) + (sent <= cold.count ? cold.extra : 0),
+      };
       const capacity = phase.capacity;
       if (busy < capacity) serve(request);
       else if (queue.length < queueLimit) queue.push(request);

@@ -76,6 +76,19 @@ describe('AdaptiveLimit on a steady upstream', () => {
     expect(phase!.p50).toBeLessThan(1.6 * 20);
   });
 
+  it('finds the no-load latency by probing when the first attempts were slow', () => {
+    // The first 20 attempts (one per connection) take 10 ms more, and no later one finds the
+    // upstream idle while the limit stays above 8: only the probes measure the no-load latency.
+    const cold = runModel({
+      phases: [{ until: 10_000, capacity: 8, service }],
+      coldStart: { count: 20, extra: 10 },
+    });
+    const mean = cold.meanLimit(3_000, 10_000);
+    expect(mean).toBeGreaterThanOrEqual(8);
+    expect(mean).toBeLessThanOrEqual(13);
+    expect(cold.phases[0]!.served / 10).toBeGreaterThan(0.95 * 400);
+  });
+
   it('holds with client noise of up to 16 ms on every latency', () => {
     const noisy = runModel({
       phases: [{ until: 20_000, capacity: 8, service }],
@@ -119,7 +132,11 @@ describe('AdaptiveLimit through a capacity step', () => {
 
 describe('AdaptiveLimit on rising latency', () => {
   it('falls while latency rises with the load, to where the halving bound meets the headroom', () => {
-    const limit = new AdaptiveLimit({ min: 2, max: 100, initial: 40 });
+    // No probe within these 6 s: the gradient alone.
+    const limit = new AdaptiveLimit(
+      { min: 2, max: 100, initial: 40 },
+      { ...ADAPTIVE_TUNING, probeSoon: 60_000 },
+    );
     // The first window finds 20 ms; then latency climbs 0.5 ms a sample, all in the queue.
     const limits = replay(
       limit,
@@ -128,7 +145,9 @@ describe('AdaptiveLimit on rising latency', () => {
     expect(limit.floor).toBe(20);
     // A gradient of at most 1/2 a window against sqrt(L) of headroom: L = L / 2 + sqrt(L) at 4.
     expect(limits[limits.length - 1]).toBe(4);
-    // Up while latency is within the tolerance of the floor, then down all the way.
+    // The first window's median is the reference (below 1.5 x the floor).
+    expect(limit.reference).toBeLessThan(30);
+    // Up while latency is within the tolerance of the reference, then down all the way.
     const peak = limits.indexOf(Math.max(...limits));
     for (let i = peak + 1; i < limits.length; i += 1)
       expect(limits[i]).toBeLessThanOrEqual(limits[i - 1]!);
@@ -149,23 +168,44 @@ describe('AdaptiveLimit on rising latency', () => {
     expect(mean).toBeLessThanOrEqual(16);
   });
 
-  it('probes at half the limit for one window every 30 s, then goes back', () => {
+  it('probes at half the limit for one window 1 s after the first, then every 30 s', () => {
     const limit = new AdaptiveLimit({ min: 1, max: 100, initial: 20 });
     const seen = replay(
       limit,
       series(4_000, 0, 10, () => 20, 20),
     );
     // Steady at the floor, 20 in flight: grows only while the in-flight count keeps up.
-    const at = (ms: number) => seen[ms / 10]!;
-    const before = at(29_000);
     const dips = seen.flatMap((l, i) => (i > 0 && l < seen[i - 1]! / 1.5 ? [i] : []));
-    expect(dips).toHaveLength(1);
-    const dip = dips[0]!;
-    // The first floor at about 250 ms, the probe 30 s later, for one window.
-    expect(dip * 10).toBeGreaterThanOrEqual(30_000);
-    expect(dip * 10).toBeLessThan(31_000);
-    expect(seen[dip]).toBe(Math.ceil(before / 2));
-    expect(seen[dip + 40]).toBe(before);
+    expect(dips).toHaveLength(2);
+    const [early, later] = dips as [number, number];
+    // The first floor at about 250 ms, the first probe 1 s later; it found the same floor, so
+    // the next is 30 s after it.
+    expect(early * 10).toBeGreaterThanOrEqual(1_250);
+    expect(early * 10).toBeLessThan(1_750);
+    expect(later * 10).toBeGreaterThanOrEqual(early * 10 + 30_000);
+    expect(later * 10).toBeLessThan(early * 10 + 30_750);
+    for (const dip of dips) {
+      expect(seen[dip]).toBe(Math.ceil(seen[dip - 1]! / 2));
+      // One window (25 samples) later the limit is back where it was.
+      expect(seen[dip + 40]).toBe(seen[dip - 1]);
+    }
+    expect(limit.reference).toBe(20);
+  });
+
+  it('probes again 1 s later while probes keep lowering the reference', () => {
+    // Far above the capacity at the start: the first windows are all queued, the probes at half
+    // the limit find less and less of a queue.
+    const result = runModel({
+      phases: [{ until: 10_000, capacity: 4, service }],
+      initial: 60,
+    });
+    const probes = result.limits.filter(
+      ([, l], i) => i > 0 && l <= Math.ceil(result.limits[i - 1]![1] / 2),
+    );
+    expect(probes.length).toBeGreaterThanOrEqual(1);
+    const mean = result.meanLimit(5_000, 10_000);
+    expect(mean).toBeGreaterThanOrEqual(4);
+    expect(mean).toBeLessThanOrEqual(8);
   });
 });
 

@@ -5,15 +5,17 @@ import { assertFunction, assertNumber, assertObject, describe } from '../interna
  * Tuning of `concurrency: 'adaptive'`: the bounds of the limit and what counts as an overload.
  *
  * The limit is recomputed once per window of attempts (at least 250 ms and 10 successes), never
- * per task, so it changes at most 4 times a second. Per window it takes the lower decile `low`
- * of the successful attempts' latencies and the no-load `floor` (the fastest success seen):
- * `gradient = clamp(1.1 * floor / low, 0.5, 1)`, `limit = gradient * limit + sqrt(limit)`. While
- * latency stays near the floor the limit grows by `sqrt(limit)` a window; when latency rises with
- * load (the upstream queues) it falls toward the upstream's capacity plus a small queue, settling
- * at about 1.2-1.5 × the concurrency the upstream serves at once. A window with an overload
- * multiplies it by 0.75 instead. Every 30 s one window runs at half the limit to measure the floor
- * again (it may have risen for good). The algorithm follows Envoy's adaptive-concurrency filter
- * and Netflix's concurrency-limits gradient; the README says why and gives the constants.
+ * per task, so it changes at most 4 times a second. Per window it compares the median `median`
+ * of the successful attempts' latencies with the no-load `reference` (the lowest window median
+ * since the last probe): `gradient = clamp(reference / median, 0.5, 1)`,
+ * `limit = gradient * limit + sqrt(limit)`. While latency stays at the reference the limit grows
+ * by `sqrt(limit)` a window; when latency rises with load (the upstream queues) it falls toward
+ * the upstream's capacity plus a small queue, settling at about 1.3-1.4 × the concurrency the
+ * upstream serves at once. A window with an overload multiplies it by 0.75 instead. Probes, one
+ * window at half the limit, measure the reference again: 1 s after the first window (and again
+ * 1 s later while they lower it by 10% or more), then every 30 s (it may have risen for good).
+ * The algorithm follows Envoy's adaptive-concurrency filter and Netflix's concurrency-limits
+ * gradient; the README says why and gives the constants.
  *
  * One instance should talk to one kind of upstream: a mix of fast and slow calls through one
  * instance reads the slow ones as queueing.
