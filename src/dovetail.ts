@@ -9,6 +9,7 @@ import {
   type SharedControls,
 } from './engine/control.js';
 import type { Core } from './engine/core.js';
+import { InstanceHost } from './engine/host.js';
 import { ShutdownError } from './errors.js';
 import { Events } from './events/bus.js';
 import { watchTaskChannel } from './events/channel.js';
@@ -17,7 +18,7 @@ import { resolveOptions, type DovetailOptions, type ResolvedOptions } from './op
 import type { ShutdownOptions } from './lifecycle/instance.js';
 import { track, untrack } from './lifecycle/tracking.js';
 import type { CircuitView } from './resilience/circuit-view.js';
-import { TaskApi, type TaskHost } from './task.js';
+import { TaskApi } from './task.js';
 import { Tracer } from './trace.js';
 
 /**
@@ -43,7 +44,7 @@ export class Dovetail implements AsyncDisposable {
   readonly #core: Core;
   #shuttingDown = false;
   #shutdown: Promise<void> | undefined;
-  #idle: { promise: Promise<void>; resolve: () => void } | undefined;
+  readonly #host: InstanceHost;
   /** With a shared back end: the pause and the concurrency limit every process follows. */
   readonly #shared: SharedControls;
 
@@ -60,20 +61,9 @@ export class Dovetail implements AsyncDisposable {
     const events = new Events(tracer);
     this.events = events;
     const hooks = backendHooks(resolved, events);
-    this.#core = buildCore(resolved, events, () => this.#drained(), hooks);
-    const limits = costLimits(resolved);
-    const host: TaskHost = {
-      core: this.#core,
-      limits,
-      get concurrency(): number {
-        return self.concurrency;
-      },
-      get isShutdown(): boolean {
-        return self.#shuttingDown;
-      },
-    };
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const self = this;
+    const host = new InstanceHost(this, costLimits(resolved));
+    this.#host = host;
+    this.#core = host.core = buildCore(resolved, events, host, hooks);
     this.task = new TaskApi(host, resolved.policy);
     this.#shared = shareControls(this.#core, resolved, hooks, () => !this.#shuttingDown);
     watchTaskChannel();
@@ -264,15 +254,7 @@ export class Dovetail implements AsyncDisposable {
    * ```
    */
   onIdle(): Promise<void> {
-    if (this.#core.accounting.idle) return Promise.resolve();
-    if (this.#idle === undefined) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((done) => {
-        resolve = done;
-      });
-      this.#idle = { promise, resolve };
-    }
-    return this.#idle.promise;
+    return this.#host.whenIdle();
   }
 
   /**
@@ -345,13 +327,5 @@ export class Dovetail implements AsyncDisposable {
 
   #resume(): void {
     this.#core.pause.resume();
-  }
-
-  #drained(): void {
-    this.#core.pause.hold(false);
-    const idle = this.#idle;
-    if (idle === undefined) return;
-    this.#idle = undefined;
-    idle.resolve();
   }
 }

@@ -7,6 +7,11 @@ export type Counted = (typeof Counted)[keyof typeof Counted];
 /** The terminal events, each a counter of its own. */
 export type Outcome = 'done' | 'error' | 'cancelled';
 
+/** Told each time the last live execution has settled. */
+export interface Drain {
+  drained(): void;
+}
+
 /** An execution as the accounting sees it: a node of the live list, counted in one place. */
 export interface Counting {
   readonly priority: number;
@@ -35,16 +40,16 @@ export class Accounting<T extends Counting = Counting> {
   /** `map()` calls in progress: each one is work of the instance until it settles. */
   #runs = 0;
   #head: T | undefined;
-  readonly #drained: () => void;
+  readonly #drain: Drain;
   /** `onSizeLessThan(n)` callers: each resolves once `pending < n`. */
   #below: { readonly n: number; readonly resolve: () => void }[] | undefined;
   /** The largest `n` among them: below it, someone may wake. */
   #belowTop = 0;
 
-  /** @param drained - Called when the last live execution has settled. */
-  constructor(counters: Stats, drained: () => void) {
+  /** @param drain - Told when the last live execution has settled. */
+  constructor(counters: Stats, drain: Drain) {
     this.counters = counters;
-    this.#drained = drained;
+    this.#drain = drain;
   }
 
   /** A task entered the instance: live, pending, and `queued` counted. */
@@ -108,8 +113,11 @@ export class Accounting<T extends Counting = Counting> {
   /** Resolves every {@link whenPendingBelow} promise (the instance shuts down). */
   releaseBelow(): void {
     const below = this.#below;
+    // Written only when set: a write of the field turns it from constant to mutable, and the
+    // optimized code that read it as constant (activate(), inlined in the hot path) is dropped.
+    if (below === undefined) return;
     this.#below = undefined;
-    if (below !== undefined) for (const waiter of below) waiter.resolve();
+    for (const waiter of below) waiter.resolve();
   }
 
   #wakeBelow(): void {
@@ -132,7 +140,7 @@ export class Accounting<T extends Counting = Counting> {
 
   /** Tells the instance once nothing is live any more. */
   afterSettle(): void {
-    if (this.idle) this.#drained();
+    if (this.idle) this.#drain.drained();
   }
 
   /** A `map()` call began: the instance is not idle until {@link closeRun}. */

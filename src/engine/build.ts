@@ -9,7 +9,7 @@ import { Pause } from '../queue/pause.js';
 import { Circuit } from '../resilience/circuit.js';
 import type { CircuitControl, CircuitListener } from '../resilience/circuit-view.js';
 import { AdaptiveControl } from '../latency/adaptive-control.js';
-import { Accounting } from './accounting.js';
+import { Accounting, type Drain } from './accounting.js';
 import { setConcurrency } from './control.js';
 import type { Core, Member } from './core.js';
 
@@ -47,12 +47,12 @@ export function refuseShared(resolved: ResolvedOptions): void {
 /**
  * Builds what the executions of one instance share, from its resolved options: the gate and the
  * bucket (in process, or the back end's), the accounting, the keys, the pause and the circuit.
- * `drained` is called each time the last live execution settles.
+ * `drain` is told each time the last live execution settles.
  */
 export function buildCore(
   resolved: ResolvedOptions,
   events: Events,
-  drained: () => void,
+  drain: Drain,
   hooks: BackendHooks | undefined,
 ): Core {
   const backend = resolved.backend;
@@ -71,7 +71,7 @@ export function buildCore(
         : backend.createRateLimiter(resolved.rateLimit, hooks);
   }
   const perKey = resolved.perKey;
-  const accounting = new Accounting<Member>(events.counters, drained);
+  const accounting = new Accounting<Member>(events.counters, drain);
   const core: Core = {
     events,
     gate,
@@ -95,6 +95,9 @@ export function buildCore(
     maxQueue: resolved.maxQueue,
     queueOverflow: resolved.queueOverflow,
     circuit: makeCircuit(resolved, events, hooks),
+    // Every field in the literal, so that every instance's core has one shape.
+    latency: undefined,
+    adaptive: undefined,
   };
   const adaptive = resolved.adaptive;
   if (adaptive !== undefined) {

@@ -55,9 +55,9 @@ export interface Core {
   readonly maxQueue: number;
   readonly queueOverflow: QueueOverflow;
   /** Recent attempt latencies; made when a hedge by percentile is first armed. */
-  latency?: LatencyWindow | undefined;
+  latency: LatencyWindow | undefined;
   /** `concurrency: 'adaptive'`: what turns attempts into the limit. */
-  adaptive?: AdaptiveControl;
+  adaptive: AdaptiveControl | undefined;
 }
 
 /**

@@ -11,6 +11,14 @@ import { createTask, type Task } from './task-promise.js';
 
 let sequence = 0;
 
+/**
+ * The value of a time field (`startedAt`, `attemptAt`) not yet set: negative, and a double rather
+ * than a small integer like `-1`, since the field goes on to hold `performance.now()`: a field
+ * that starts as a small integer changes representation at the first start, which gave every
+ * execution's class a new shape and dropped the optimized code built on the old one.
+ */
+const NO_TIME = -0.5;
+
 /** The next task number of the process (tasks and refused tasks share the sequence). */
 export const nextSeq = (): number => ++sequence;
 
@@ -41,7 +49,7 @@ export abstract class TaskRecord {
   declare holdings: Holdings | undefined;
   /** Where it is in its life (the state machine's). */
   declare phase: Phase;
-  /** `performance.now()` of the first start, or -1. */
+  /** `performance.now()` of the first start, or < 0. */
   declare startedAt: number;
   /** Gives the gate slot back; set while the execution holds one. */
   declare releaseSlot: (() => void) | undefined;
@@ -65,7 +73,7 @@ export abstract class TaskRecord {
   declare tokenTaken: boolean;
   /** The circuit's ticket of the attempt now running, or -1. */
   declare ticket: number;
-  /** `performance.now()` when the attempt now running started, while latency is measured (hedging by percentile, adaptive concurrency); or -1. */
+  /** `performance.now()` when the attempt now running started, while latency is measured (hedging by percentile, adaptive concurrency); or < 0. */
   declare attemptAt: number;
 
   constructor(
@@ -90,7 +98,7 @@ export abstract class TaskRecord {
     this.attempt = 0;
     this.holdings = undefined;
     this.phase = Phase.QUEUED;
-    this.startedAt = -1;
+    this.startedAt = NO_TIME;
     this.releaseSlot = undefined;
     this.counted = Counted.NOWHERE;
     this.livePrev = undefined;
@@ -105,7 +113,7 @@ export abstract class TaskRecord {
     this.keyWaited = 0;
     this.tokenTaken = false;
     this.ticket = -1;
-    this.attemptAt = -1;
+    this.attemptAt = NO_TIME;
     // A promise handed over may reject while the task still waits for its slot or token: it is
     // observed from now on, so that wait is not reported as an unhandled rejection.
     if (kind === Kind.PROMISE && work instanceof Promise) work.catch(noop);

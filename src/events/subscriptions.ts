@@ -22,6 +22,20 @@ type Payload = TaskPayload | InstancePayload;
 type Bus = Emitter<Record<string, Payload>>;
 const mitt = mittImport as unknown as () => Bus;
 
+/**
+ * Calls the handlers of `event` on `bus`, as `bus.emit(event, payload)` does (over a copy of the
+ * list, so a handler that unsubscribes skips no other; no `'*'` handlers are ever added). A
+ * module function rather than each emitter's own `emit`, which is a closure per emitter: on the
+ * hot path a second instance's `emit` was a new call target, and the optimized publishing code
+ * was dropped.
+ */
+function emitOn(bus: Bus, event: EventName, payload: Payload): void {
+  const handlers = bus.all.get(event);
+  if (handlers === undefined) return;
+  if (handlers.length === 1) (handlers[0] as (payload: Payload) => void)(payload);
+  else for (const handler of handlers.slice()) (handler as (payload: Payload) => void)(payload);
+}
+
 interface Subscription {
   readonly id: string;
   readonly event: EventName;
@@ -191,11 +205,15 @@ export class Subscriptions {
     fn: AnyFunction | undefined,
     id: string | undefined,
   ): void {
-    if (this.#counts[event] > 0) this.#global.emit(event, payload);
-    if (fn !== undefined && this.#byFunction.size > 0)
-      this.#byFunction.get(fn)?.emit(event, payload);
-    if (id !== undefined && this.#byExecution.size > 0)
-      this.#byExecution.get(id)?.emit(event, payload);
+    if (this.#counts[event] > 0) emitOn(this.#global, event, payload);
+    if (fn !== undefined && this.#byFunction.size > 0) {
+      const bus = this.#byFunction.get(fn);
+      if (bus !== undefined) emitOn(bus, event, payload);
+    }
+    if (id !== undefined && this.#byExecution.size > 0) {
+      const bus = this.#byExecution.get(id);
+      if (bus !== undefined) emitOn(bus, event, payload);
+    }
   }
 
   #call(subscription: Subscription, payload: Payload): void {

@@ -91,6 +91,10 @@ class Heap<T extends Waiting> {
   }
 }
 
+// A constant rather than `-Infinity` at each reset: the unary minus, first run when a queue
+// empties, had no type feedback yet and sent the optimized gate back to the interpreter.
+const BEFORE_ANY = -Infinity;
+
 /**
  * The order of every wait: highest priority first, submission order (`seq`) among equals.
  *
@@ -102,7 +106,7 @@ class Heap<T extends Waiting> {
 export class WaitQueue<T extends Waiting> {
   readonly #fifo = new Denque<T>();
   #heap: Heap<T> | undefined;
-  #lastSeq = -Infinity;
+  #lastSeq = BEFORE_ANY;
 
   get length(): number {
     return this.#heap === undefined ? this.#fifo.length : this.#heap.items.length;
@@ -136,14 +140,14 @@ export class WaitQueue<T extends Waiting> {
     const heap = this.#heap;
     if (heap === undefined) {
       const entry = this.#fifo.shift();
-      if (entry === undefined) this.#lastSeq = -Infinity;
+      if (entry === undefined) this.#lastSeq = BEFORE_ANY;
       return entry;
     }
     const top = heap.shift();
     if (heap.items.length === 0) {
       // Empty again: back to the ring buffer.
       this.#heap = undefined;
-      this.#lastSeq = -Infinity;
+      this.#lastSeq = BEFORE_ANY;
     }
     return top;
   }
