@@ -130,6 +130,9 @@ for (const span of taskSpans) {
   const outcome = `${String(span.attributes[SpanAttribute.OUTCOME])}${type === undefined ? '' : ` ${String(type)}`}`;
   byOutcome.set(outcome, (byOutcome.get(outcome) ?? 0) + 1);
 }
+const OUTCOMES = ['done', 'error TimeoutError', 'error CircuitOpenError'];
+const rank = (outcome: string) =>
+  OUTCOMES.includes(outcome) ? OUTCOMES.indexOf(outcome) : OUTCOMES.length;
 const stats = recommendations.events.stats();
 console.log(
   `pages: ${served.length} served, ${served.length - fallbacks.length} with recommendations, ` +
@@ -146,6 +149,10 @@ console.log(
 console.log(`breaker: ${changes.join(', ')}`);
 console.log(
   `spans: ${pageSpans.length} pages, ${taskSpans.length} calls (${nested.length} under their page): ` +
-    [...byOutcome].map(([outcome, count]) => `${count} ${outcome}`).join(', '),
+    // In a fixed order (spans end in whatever order the calls did), successes first.
+    [...byOutcome]
+      .sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b))
+      .map(([outcome, count]) => `${count} ${outcome}`)
+      .join(', '),
 );
 await provider.shutdown();

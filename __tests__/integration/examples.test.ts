@@ -331,7 +331,8 @@ describe('examples', () => {
         out[1],
       );
       expect(timedOut).toBeGreaterThanOrEqual(190);
-      expect(open).toBeLessThan(190);
+      // (Against the timed-out page rather than 200 ms: a loaded machine can stall any page.)
+      expect(open).toBeLessThan(timedOut ?? NaN);
       // During the 800 ms outage: the calls already in flight (at most the concurrency, 10) and
       // one trial per 300 ms half-open period reach the upstream; the rest are short-circuited.
       const [, duringOutage, shortCircuited] = numbers(
