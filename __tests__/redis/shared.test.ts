@@ -268,6 +268,51 @@ describeRedis('the shared controls on a real redis-server', () => {
     expect(b.events.stats()).toMatchObject({ queued: 0 });
   });
 
+  it('reads the state again when its subscription is made again: a change made while the subscriber was away', async () => {
+    const key = nextKey();
+    const hour = { syncInterval: 3_600_000 };
+    const a = create({ concurrency: 2, backend: backend(key, hour) });
+    const b = create({ concurrency: 2, backend: backend(key, hour) });
+    await sleep(200);
+    // Both subscribers dropped; the change is published while they reconnect (50 ms later):
+    // nobody hears it, and the periodic read is an hour away.
+    await admin.client('KILL', 'TYPE', 'pubsub');
+    a.pause();
+    a.concurrency = 5;
+    await within(2_000, () => b.isPaused && b.concurrency === 5);
+    a.resume();
+    await within(250, () => !b.isPaused);
+    expect(Number(await admin.get(`dovetail:${key}:changes`))).toBeGreaterThanOrEqual(4);
+  });
+
+  it('reads the state again when a message skips a count (one was lost)', async () => {
+    const key = nextKey();
+    const b = create({ backend: backend(key, { syncInterval: 3_600_000 }) });
+    await sleep(200);
+    // Written behind its back, then a message whose count skips many: b reads at once.
+    await admin.set(`dovetail:${key}:pause`, 'inf');
+    await admin.publish(`dovetail:${key}:control`, '{"kind":"circuit","seq":1000}');
+    await within(250, () => b.isPaused);
+    // Malformed messages are ignored.
+    await admin.publish(`dovetail:${key}:control`, '{"kind":"resume","seq":"x"}');
+    await admin.publish(`dovetail:${key}:control`, 'not json');
+    await sleep(100);
+    expect(b.isPaused).toBe(true);
+  });
+
+  it('the breaker reads its state again when the periodic read finds a change it did not hear', async () => {
+    const key = nextKey();
+    const b = create({
+      circuitBreaker: { threshold: 5 },
+      backend: backend(key, { syncInterval: 100 }),
+    });
+    await sleep(200);
+    // Opened behind its back (no message), the count of changes moved.
+    await admin.hset(`dovetail:${key}:circuit`, 's', 'open', 'g', 7, 'r', 'inf', 'o', 5);
+    await admin.incr(`dovetail:${key}:changes`);
+    await within(1_000, () => b.circuit?.state === 'open');
+  });
+
   it('reports a pause that cannot reach Redis and holds this process', async () => {
     const key = nextKey();
     const dvt = create({ backend: backend(key, { timeout: 200 }) });

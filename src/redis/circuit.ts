@@ -9,7 +9,7 @@ import type {
   CircuitView,
 } from '../resilience/circuit-view.js';
 import type { ResolvedCircuitOptions } from '../resilience/circuit-options.js';
-import type { Control, ControlMessage, Follower } from './control.js';
+import { ANNOUNCE, type Control, type ControlMessage, type Follower } from './control.js';
 import { script, type Store } from './store.js';
 
 /**
@@ -17,14 +17,15 @@ import { script, type Store } from './store.js';
  * Redis's clock. KEYS: the hash `<prefix><key>:circuit` (s: state, g: generation, r: end of
  * the open period in epoch ms or 'inf', n: failures in a row, o: failures that opened it, p:
  * trials passed, c:<i>/f:<i>: calls/failures of ratio bucket i), the sorted set
- * `<prefix><key>:circuit:trials` (a member per trial running, scored by when its lease ends) and
- * the control channel. ARGV: op, the caller's generation, failed (0/1), the trial's id, then
+ * `<prefix><key>:circuit:trials` (a member per trial running, scored by when its lease ends),
+ * the control channel and the count of changes (see `ANNOUNCE`). ARGV: op, the caller's
+ * generation, failed (0/1), the trial's id, then
  * threshold (0 in ratio mode), ratio failures, window, minimumCalls, halfOpenAfter,
  * halfOpenCalls, leaseTime. Answers { state, generation, end, failures that opened it, granted }.
  * Every change of state takes a new generation and is published; an outcome of an earlier
  * generation changes nothing.
  */
-const CIRCUIT = script(`
+const CIRCUIT = script(`${ANNOUNCE}
 local h, trials, channel = KEYS[1], KEYS[2], KEYS[3]
 local op, gen, failed, id = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1', ARGV[4]
 local threshold, share, window = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -39,7 +40,7 @@ local function enter(state, ends, opened)
   s, g, r, o = state, g + 1, ends, opened
   redis.call('DEL', h, trials)
   redis.call('HSET', h, 's', s, 'g', g, 'r', r, 'o', o, 'n', 0, 'p', 0)
-  redis.call('PUBLISH', channel, '{"kind":"circuit"}')
+  announce(KEYS[4], channel, '"kind":"circuit"')
 end
 local function answer(granted) return { s, g, tostring(r), o, granted } end
 if op == 'isolate' then
@@ -166,7 +167,7 @@ export class RedisCircuit implements CircuitControl, Follower {
     this.#listener = listener;
     this.#options = options;
     const hash = store.keyOf('circuit');
-    this.#keys = [hash, `${hash}:trials`, control.channel];
+    this.#keys = [hash, `${hash}:trials`, control.channel, control.counter];
     this.view = viewOf(this);
     control.follow(this);
   }
