@@ -240,6 +240,49 @@ describeRedis('the shared controls on a real redis-server', () => {
     expect(await heldIn(gate)).toBe(0);
   });
 
+  it('a lowered limit holds at once, even in a process that gives slots back before it hears of it', async () => {
+    const [a, b, key] = await pair({ concurrency: 4 });
+    const gate = `dovetail:${key}:gate`;
+    const gates = Array.from({ length: 6 }, () => defer<void>());
+    const started: number[] = [];
+    let running = 0;
+    let peak = 0;
+    const run = (dvt: Dovetail, i: number): Promise<void> =>
+      dvt.task.schedule(async () => {
+        running += 1;
+        peak = Math.max(peak, running);
+        started.push(i);
+        await gates[i]?.promise;
+        running -= 1;
+      });
+    const tasks = [run(a, 0), run(a, 1)];
+    await within(2_000, () => running === 2);
+    // b runs two and waits in Redis for two more (its own limit is 4).
+    tasks.push(...[2, 3, 4, 5].map((i) => run(b, i)));
+    await within(2_000, () => running === 4);
+    await sleep(100);
+    a.concurrency = 2;
+    // In the same tick b's two running tasks end: b gives their slots back before the new
+    // limit's message reaches it, while its own two requests wait in Redis for a slot.
+    for (const i of started.filter((n) => n >= 2)) gates[i]?.resolve();
+    await within(1_000, () => b.concurrency === 2 && running === 2);
+    await sleep(300);
+    // The two slots paid the debt (checked by the process that took them): nothing started.
+    expect([running, started.length]).toEqual([2, 4]);
+    expect(await admin.exists(`${gate}:debt`)).toBe(0);
+    expect(await heldIn(gate)).toBe(2);
+    peak = 0;
+    for (const g of gates) g.resolve();
+    await Promise.all(tasks);
+    expect(started).toHaveLength(6);
+    expect(peak).toBeLessThanOrEqual(2);
+    // Every slot is back and unmarked.
+    for (let i = 0; i < 100 && (await admin.llen(`${gate}:slots`)) < 2; i++) await sleep(10);
+    const free = await admin.lrange(`${gate}:slots`, 0, -1);
+    expect(free).toHaveLength(2);
+    expect(free.filter((slot) => slot.startsWith('old:'))).toEqual([]);
+  });
+
   it('a new instance writes its limit: the last one constructed wins', async () => {
     const key = nextKey();
     const a = create({ concurrency: 3, backend: backend(key) });

@@ -5,7 +5,7 @@ import { noop } from '../internal/util.js';
 import type { BackendHooks } from '../policies/backend.js';
 import type { Gate, GateJob } from '../policies/gate.js';
 import { WaitQueue } from '../queue/wait-queue.js';
-import { BEAT, PAY } from './gate-scripts.js';
+import { BEAT, CLAIM } from './gate-scripts.js';
 import type { Store } from './store.js';
 
 /** The connection a process waits on for slots (a BLMOVE blocks the connection it is sent on). */
@@ -47,8 +47,6 @@ export class RedisGate implements Gate {
   #registered = false;
   #beat: ReturnType<typeof setTimeout> | undefined;
   #ttlRefreshed = -Infinity;
-  /** The limit was lowered: releases pay the debt (see {@link PAY}) until Redis says none is left. */
-  #paying = false;
 
   /**
    * @param name - The Redis keys' part (a key of `perKey` has its own gate).
@@ -79,14 +77,13 @@ export class RedisGate implements Gate {
   /**
    * The limit in this process (shared: every process follows the last one written, whose script
    * adds or removes the slots in Redis). Raising it asks for slots at once; lowering it lets
-   * running jobs finish, and their slots pay the debt instead of going back.
+   * running jobs finish, and the slots they give back pay the debt (see {@link CLAIM}).
    */
   get concurrency(): number {
     return this.#concurrency;
   }
 
   set concurrency(value: number) {
-    if (value < this.#concurrency) this.#paying = true;
     this.#concurrency = value;
     this.#pump();
   }
@@ -187,6 +184,10 @@ export class RedisGate implements Gate {
       .then(
         (slot) => {
           link.sent.shift();
+          if (slot !== null && slot.startsWith('old:')) {
+            this.#claim(slot);
+            return;
+          }
           this.#asking -= 1;
           if (slot !== null) this.#granted();
           this.#pump();
@@ -214,6 +215,30 @@ export class RedisGate implements Gate {
       );
   }
 
+  /**
+   * A marked slot came (given back after the limit was lowered): it pays the debt if one is
+   * left (then this process asks again), else it is this process's. Still counted as asking.
+   */
+  #claim(slot: string): void {
+    const [, , , held, debt] = this.#keys;
+    const store = this.#store;
+    store
+      .call('gate', () => store.script(CLAIM, [held, debt], [slot]))
+      .then(
+        (kept) => {
+          store.recovered();
+          this.#asking -= 1;
+          if (Number(kept) === 1) this.#granted();
+          this.#pump();
+        },
+        (error: unknown) => {
+          // It stays in this process's list: the next join gives it back.
+          this.#asking -= 1;
+          this.#fail(error);
+        },
+      );
+  }
+
   /** A slot came (its answer): run the next job in it, or give it back. */
   #granted(): void {
     this.#held += 1;
@@ -234,20 +259,14 @@ export class RedisGate implements Gate {
   }
 
   #release(): void {
-    const [, slots, , held, debt] = this.#keys;
+    const [, slots, , held] = this.#keys;
     this.#held -= 1;
     if (this.#stale > 0) {
       this.#stale -= 1;
       return;
     }
     const store = this.#store;
-    const command = this.#paying
-      ? () =>
-          store.script(PAY, [held, slots, debt], []).then((left) => {
-            if (Number(left) === 0) this.#paying = false;
-          })
-      : () => store.client.lmove(held, slots, 'LEFT', 'RIGHT');
-    store.giveBack('gate', command, this.#hooks);
+    store.giveBack('gate', () => store.client.lmove(held, slots, 'LEFT', 'RIGHT'), this.#hooks);
   }
 
   #start(job: GateJob, shared: boolean): void {
@@ -322,12 +341,10 @@ export class RedisGate implements Gate {
     if (oldest !== undefined && performance.now() - oldest > pollInterval + timeout) this.#drop();
     let next = refreshInterval;
     try {
-      const [lost, due, held, debt] = (await store.call('lease', () =>
+      const [lost, due, held] = (await store.call('lease', () =>
         this.#script('beat', this.#held),
       )) as number[];
       store.recovered();
-      // A debt this process had not heard of (the message lost) is paid by its releases too.
-      if (debt !== undefined && debt > 0) this.#paying = true;
       if (lost === 1 && this.#recount(held)) {
         // Others took this process for dead (it stalled past leaseTime) or Redis lost the
         // gate: the slots of its running tasks may be another's now. Their releases then give
