@@ -1,21 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { BackendError } from '../errors.js';
-import { noop } from '../internal/util.js';
 import type { BackendHooks } from '../policies/backend.js';
 import type { Gate, GateJob } from '../policies/gate.js';
 import { WaitQueue } from '../queue/wait-queue.js';
+import { Link } from './gate-link.js';
 import { BEAT, CLAIM } from './gate-scripts.js';
 import type { Store } from './store.js';
-
-/** The connection a process waits on for slots (a BLMOVE blocks the connection it is sent on). */
-interface Link {
-  readonly connection: Redis;
-  /** Became ready: a link that ends before is a failure, not a reason to try again at once. */
-  ready: boolean;
-  /** When each request still waiting on it was sent (answers come back in order). */
-  readonly sent: number[];
-}
 
 /**
  * The gate every process using the same key shares (see {@link BEAT} for the layout). Jobs wait
@@ -143,18 +133,8 @@ export class RedisGate implements Gate {
     if (this.#joining) return;
     this.#joining = true;
     const store = this.#store;
-    const connection = store.client.duplicate({
-      // One connection per period of use: when it closes, the next request opens another.
-      retryStrategy: () => null,
-      autoResendUnfulfilledCommands: false,
-      connectTimeout: store.settings.timeout,
-      enableReadyCheck: false,
-    });
-    connection.on('error', noop);
-    const link: Link = { connection, ready: false, sent: [] };
-    connection.once('ready', () => (link.ready = true));
-    connection.once('end', () => {
-      if (this.#link === link) this.#link = undefined;
+    const link = new Link(store, (ended) => {
+      if (this.#link === ended) this.#link = undefined;
     });
     try {
       const [, , held] = (await store.call('gate', () =>
@@ -166,7 +146,7 @@ export class RedisGate implements Gate {
       this.#link = link;
       this.#schedule(this.#store.settings.refreshInterval);
     } catch (error) {
-      connection.disconnect();
+      link.close();
       this.#fail(error);
     } finally {
       this.#joining = false;
@@ -178,41 +158,35 @@ export class RedisGate implements Gate {
   #ask(link: Link): void {
     const [, slots, , held] = this.#keys;
     this.#asking += 1;
-    link.sent.push(performance.now());
-    link.connection
-      .blmove(slots, held, 'LEFT', 'RIGHT', this.#store.settings.pollInterval / 1000)
-      .then(
-        (slot) => {
-          link.sent.shift();
-          if (slot !== null && slot.startsWith('old:')) {
-            this.#claim(slot);
-            return;
-          }
-          this.#asking -= 1;
-          if (slot !== null) this.#granted();
-          this.#pump();
-        },
-        (error: unknown) => {
-          link.sent.shift();
-          this.#asking -= 1;
-          if (this.#link === link) this.#link = undefined;
-          const status = link.connection.status;
-          // Its connection closed (killed, Redis restarted, dropped here): open another and ask
-          // again; if Redis is really away, that fails in turn. Any other error is a failure.
-          if (link.ready && (status === 'end' || status === 'close')) this.#pump();
-          else {
-            link.connection.disconnect();
-            const { key } = this.#store.settings;
-            const text = error instanceof Error ? error.message : String(error);
-            this.#fail(
-              new BackendError(`Redis failed for key "${key}" (gate): ${text}`, {
-                key,
-                cause: error,
-              }),
-            );
-          }
-        },
-      );
+    link.take(slots, held, this.#store.settings.pollInterval / 1000).then(
+      (slot) => {
+        if (slot !== null && slot.startsWith('old:')) {
+          this.#claim(slot);
+          return;
+        }
+        this.#asking -= 1;
+        if (slot !== null) this.#granted();
+        this.#pump();
+      },
+      (error: unknown) => {
+        this.#asking -= 1;
+        if (this.#link === link) this.#link = undefined;
+        // Its connection closed (killed, Redis restarted, dropped here): open another and ask
+        // again; if Redis is really away, that fails in turn. Any other error is a failure.
+        if (link.lost) this.#pump();
+        else {
+          link.close();
+          const { key } = this.#store.settings;
+          const text = error instanceof Error ? error.message : String(error);
+          this.#fail(
+            new BackendError(`Redis failed for key "${key}" (gate): ${text}`, {
+              key,
+              cause: error,
+            }),
+          );
+        }
+      },
+    );
   }
 
   /**
@@ -308,7 +282,7 @@ export class RedisGate implements Gate {
   #drop(): void {
     const link = this.#link;
     this.#link = undefined;
-    link?.connection.disconnect();
+    link?.close();
   }
 
   #leave(): void {
@@ -337,7 +311,7 @@ export class RedisGate implements Gate {
     }
     // A request unanswered well past its own time-out: its connection is dead without having
     // said so (a host gone). Drop it; the next request opens another.
-    const oldest = this.#link?.sent[0];
+    const oldest = this.#link?.oldest;
     if (oldest !== undefined && performance.now() - oldest > pollInterval + timeout) this.#drop();
     let next = refreshInterval;
     try {
