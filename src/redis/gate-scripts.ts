@@ -78,8 +78,9 @@ end
  *   (a slot taken by a request whose answer was lost with its connection);
  * - `beat`: refreshes the process; one found missing (others took it for dead, or Redis lost
  *   it) registers again and answers `lost`;
- * - `leave`: the same giving back, unregisters when it holds nothing, and sets every key's
- *   expiry again (a slot given back to an empty list made the list anew, with none);
+ * - `leave`: the same giving back, unregisters when it holds nothing, and sets the free list's
+ *   expiry again (a slot given back to an empty list made the list anew, with none; the other
+ *   keys keep theirs);
  * - reclaims the slots of processes silent for `leaseTime` (killed, or stalled past it): their
  *   lists go back to the slots, and a tombstone `dead:<id>` keeps sweeping that list for a while
  *   (a request a dead host had left blocked may still land there);
@@ -102,9 +103,11 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local id, mode, ttl = ARGV[2], ARGV[3], tonumber(ARGV[7])
 local base = string.sub(KEYS[4], 1, #KEYS[4] - #id)
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local state = redis.call('MGET', KEYS[1], KEYS[5])
+if not state[1] then
   local limit = KEYS[6] and redis.call('GET', KEYS[6]) or ARGV[1]
   resize(string.sub(KEYS[1], 1, #KEYS[1] - 6), limit, ttl)
+  state[2] = redis.call('GET', KEYS[5])
 end
 local held = -1
 if mode ~= 'beat' then
@@ -116,8 +119,8 @@ if mode ~= 'beat' then
 end
 if mode == 'leave' then
   if tonumber(ARGV[4]) == 0 then redis.call('ZREM', KEYS[3], id) end
-  -- A slot given back to an empty list made it anew, with no expiry: the last to leave sets it.
-  for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end
+  -- A slot given back to an empty free list made it anew, with no expiry: set it again.
+  redis.call('PEXPIRE', KEYS[2], ttl)
   return {0, -1, -1, 0}
 end
 local lost = 0
@@ -147,7 +150,7 @@ for i = 1, #expired, 2 do
     redis.call('ZREM', KEYS[3], member)
   end
 end
-local debt = tonumber(redis.call('GET', KEYS[5]) or '0')
+local debt = tonumber(state[2] or '0')
 if debt > 0 then
   local popped = redis.call('RPOP', KEYS[2], debt)
   if popped then debt = debt - #popped end
