@@ -68,7 +68,7 @@ describe('redisBackend options', () => {
       timeout: 5_000,
       onBackendError: 'fail',
       retryAfter: 1_000,
-      syncInterval: 1_000,
+      syncInterval: 5_000,
     });
     expect(Object.isFrozen(REDIS_DEFAULTS)).toBe(true);
     expect(redisBackend(client, { key: 'k' })).toBeInstanceOf(RedisBackend);

@@ -240,6 +240,49 @@ describeRedis('the shared controls on a real redis-server', () => {
     expect(await heldIn(gate)).toBe(0);
   });
 
+  it('a lowered limit holds at once, even in a process that gives slots back before it hears of it', async () => {
+    const [a, b, key] = await pair({ concurrency: 4 });
+    const gate = `dovetail:${key}:gate`;
+    const gates = Array.from({ length: 6 }, () => defer<void>());
+    const started: number[] = [];
+    let running = 0;
+    let peak = 0;
+    const run = (dvt: Dovetail, i: number): Promise<void> =>
+      dvt.task.schedule(async () => {
+        running += 1;
+        peak = Math.max(peak, running);
+        started.push(i);
+        await gates[i]?.promise;
+        running -= 1;
+      });
+    const tasks = [run(a, 0), run(a, 1)];
+    await within(2_000, () => running === 2);
+    // b runs two and waits in Redis for two more (its own limit is 4).
+    tasks.push(...[2, 3, 4, 5].map((i) => run(b, i)));
+    await within(2_000, () => running === 4);
+    await sleep(100);
+    a.concurrency = 2;
+    // In the same tick b's two running tasks end: b gives their slots back before the new
+    // limit's message reaches it, while its own two requests wait in Redis for a slot.
+    for (const i of started.filter((n) => n >= 2)) gates[i]?.resolve();
+    await within(1_000, () => b.concurrency === 2 && running === 2);
+    await sleep(300);
+    // The two slots paid the debt (checked by the process that took them): nothing started.
+    expect([running, started.length]).toEqual([2, 4]);
+    expect(await admin.exists(`${gate}:debt`)).toBe(0);
+    expect(await heldIn(gate)).toBe(2);
+    peak = 0;
+    for (const g of gates) g.resolve();
+    await Promise.all(tasks);
+    expect(started).toHaveLength(6);
+    expect(peak).toBeLessThanOrEqual(2);
+    // Every slot is back and unmarked.
+    for (let i = 0; i < 100 && (await admin.llen(`${gate}:slots`)) < 2; i++) await sleep(10);
+    const free = await admin.lrange(`${gate}:slots`, 0, -1);
+    expect(free).toHaveLength(2);
+    expect(free.filter((slot) => slot.startsWith('old:'))).toEqual([]);
+  });
+
   it('a new instance writes its limit: the last one constructed wins', async () => {
     const key = nextKey();
     const a = create({ concurrency: 3, backend: backend(key) });
@@ -266,6 +309,51 @@ describeRedis('the shared controls on a real redis-server', () => {
     await admin.del(`dovetail:${key}:pause`);
     await within(1_000, () => !b.isPaused);
     expect(b.events.stats()).toMatchObject({ queued: 0 });
+  });
+
+  it('reads the state again when its subscription is made again: a change made while the subscriber was away', async () => {
+    const key = nextKey();
+    const hour = { syncInterval: 3_600_000 };
+    const a = create({ concurrency: 2, backend: backend(key, hour) });
+    const b = create({ concurrency: 2, backend: backend(key, hour) });
+    await sleep(200);
+    // Both subscribers dropped; the change is published while they reconnect (50 ms later):
+    // nobody hears it, and the periodic read is an hour away.
+    await admin.client('KILL', 'TYPE', 'pubsub');
+    a.pause();
+    a.concurrency = 5;
+    await within(2_000, () => b.isPaused && b.concurrency === 5);
+    a.resume();
+    await within(250, () => !b.isPaused);
+    expect(Number(await admin.get(`dovetail:${key}:changes`))).toBeGreaterThanOrEqual(4);
+  });
+
+  it('reads the state again when a message skips a count (one was lost)', async () => {
+    const key = nextKey();
+    const b = create({ backend: backend(key, { syncInterval: 3_600_000 }) });
+    await sleep(200);
+    // Written behind its back, then a message whose count skips many: b reads at once.
+    await admin.set(`dovetail:${key}:pause`, 'inf');
+    await admin.publish(`dovetail:${key}:control`, '{"kind":"circuit","seq":1000}');
+    await within(250, () => b.isPaused);
+    // Malformed messages are ignored.
+    await admin.publish(`dovetail:${key}:control`, '{"kind":"resume","seq":"x"}');
+    await admin.publish(`dovetail:${key}:control`, 'not json');
+    await sleep(100);
+    expect(b.isPaused).toBe(true);
+  });
+
+  it('the breaker reads its state again when the periodic read finds a change it did not hear', async () => {
+    const key = nextKey();
+    const b = create({
+      circuitBreaker: { threshold: 5 },
+      backend: backend(key, { syncInterval: 100 }),
+    });
+    await sleep(200);
+    // Opened behind its back (no message), the count of changes moved.
+    await admin.hset(`dovetail:${key}:circuit`, 's', 'open', 'g', 7, 'r', 'inf', 'o', 5);
+    await admin.incr(`dovetail:${key}:changes`);
+    await within(1_000, () => b.circuit?.state === 'open');
   });
 
   it('reports a pause that cannot reach Redis and holds this process', async () => {
@@ -317,7 +405,9 @@ describeRedis('the shared controls on a real redis-server', () => {
     expect(await admin.zcard(`${hot}:procs`)).toBe(0);
     expect(await admin.llen(`${hot}:slots`)).toBe(2);
     expect(await heldIn(hot)).toBe(0);
-    expect(await admin.pttl(`${hot}:slots`)).toBeGreaterThan(0);
+    for (const part of ['limit', 'slots']) {
+      expect(await admin.pttl(`${hot}:${part}`)).toBeGreaterThan(0);
+    }
     expect(await admin.pttl(`dovetail:${key}:key:hot:bucket`)).toBe(-2);
   });
 

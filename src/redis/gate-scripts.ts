@@ -1,23 +1,29 @@
 // The Lua scripts of the shared gate (`gate.ts`): its layout in Redis, the heartbeat that makes,
-// sizes and sweeps it, and a release that pays a lowered limit's debt.
+// sizes and sweeps it, and the check of a slot given back after the limit was lowered.
 import { script } from './store.js';
 
 /**
  * Lua: `resize(base, limit, ttl)` makes the gate whose keys start with `base` hold `limit` slots
  * in all (`'inf'`: no slots, every job runs unheld), counting those the processes of
  * `<base>:procs` hold (their `<base>:held:<id>` lists, tombstones' included): the free list
- * `<base>:slots` gets what is left, and when the processes hold more than `limit`, the surplus
- * is written as a debt (`<base>:debt`) that releases pay by dropping their slot instead of
- * giving it back. Keys expire `ttl` ms on (none when `ttl` <= 0). Run by the heartbeat when it
- * makes the gate, and, in the same script, by every write of the shared limit.
+ * `<base>:slots` gets what is left. When the processes hold more than `limit`, the surplus is
+ * written as a debt (`<base>:debt`), and every slot held then is marked `old:` in its holder's
+ * list: whoever gives one back (knowing of the new limit or not) gives back a marked slot, and
+ * the process that takes it from the free list checks the debt first ({@link CLAIM}), so a
+ * slot that must pay the debt never lets a task start. Keys expire `ttl` ms on (none when
+ * `ttl` <= 0). Run by the heartbeat when it makes the gate, and, in the same script, by every
+ * write of the shared limit.
  * @internal
  */
 export const RESIZE = `
 local function resize(base, limit, ttl)
-  local held = 0
+  local held, lists = 0, {}
   for _, member in ipairs(redis.call('ZRANGE', base .. ':procs', 0, -1)) do
     if string.sub(member, 1, 5) == 'dead:' then member = string.sub(member, 6) end
-    held = held + redis.call('LLEN', base .. ':held:' .. member)
+    local list = base .. ':held:' .. member
+    local n = redis.call('LLEN', list)
+    if n > 0 then lists[#lists + 1] = list end
+    held = held + n
   end
   redis.call('DEL', base .. ':slots')
   local free, debt = 0, 0
@@ -32,7 +38,18 @@ local function resize(base, limit, ttl)
     i = i + #chunk
     redis.call('RPUSH', base .. ':slots', unpack(chunk))
   end
-  if debt > 0 then redis.call('SET', base .. ':debt', debt) else redis.call('DEL', base .. ':debt') end
+  if debt > 0 then
+    redis.call('SET', base .. ':debt', debt)
+    for _, list in ipairs(lists) do
+      local slots = redis.call('LRANGE', list, 0, -1)
+      for j, slot in ipairs(slots) do
+        if string.sub(slot, 1, 4) ~= 'old:' then slots[j] = 'old:' .. slot end
+      end
+      redis.call('DEL', list)
+      redis.call('RPUSH', list, unpack(slots))
+      if ttl > 0 then redis.call('PEXPIRE', list, ttl) end
+    end
+  else redis.call('DEL', base .. ':debt') end
   redis.call('SET', base .. ':limit', limit)
   if ttl > 0 then
     redis.call('PEXPIRE', base .. ':limit', ttl)
@@ -61,13 +78,14 @@ end
  *   (a slot taken by a request whose answer was lost with its connection);
  * - `beat`: refreshes the process; one found missing (others took it for dead, or Redis lost
  *   it) registers again and answers `lost`;
- * - `leave`: the same giving back, unregisters when it holds nothing, and sets every key's
- *   expiry again (a slot given back to an empty list made the list anew, with none);
+ * - `leave`: the same giving back, unregisters when it holds nothing, and sets the free list's
+ *   expiry again (a slot given back to an empty list made the list anew, with none; the other
+ *   keys keep theirs);
  * - reclaims the slots of processes silent for `leaseTime` (killed, or stalled past it): their
  *   lists go back to the slots, and a tombstone `dead:<id>` keeps sweeping that list for a while
  *   (a request a dead host had left blocked may still land there);
- * - pays what is left of a debt (a lowered limit) with free slots (one given back meanwhile by a
- *   process that had not heard of it yet);
+ * - pays what is left of a debt (a lowered limit) with free slots (given back while no process
+ *   waited to take and check them);
  * - keeps every key expiring `ttl` ms after the last refresh, so an idle gate is forgotten.
  *
  * Answers `{ lost, next, held, debt }`: `next` the ms until the oldest live process would count
@@ -85,9 +103,11 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local id, mode, ttl = ARGV[2], ARGV[3], tonumber(ARGV[7])
 local base = string.sub(KEYS[4], 1, #KEYS[4] - #id)
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local state = redis.call('MGET', KEYS[1], KEYS[5])
+if not state[1] then
   local limit = KEYS[6] and redis.call('GET', KEYS[6]) or ARGV[1]
   resize(string.sub(KEYS[1], 1, #KEYS[1] - 6), limit, ttl)
+  state[2] = redis.call('GET', KEYS[5])
 end
 local held = -1
 if mode ~= 'beat' then
@@ -99,8 +119,8 @@ if mode ~= 'beat' then
 end
 if mode == 'leave' then
   if tonumber(ARGV[4]) == 0 then redis.call('ZREM', KEYS[3], id) end
-  -- A slot given back to an empty list made it anew, with no expiry: the last to leave sets it.
-  for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end
+  -- A slot given back to an empty free list made it anew, with no expiry: set it again.
+  redis.call('PEXPIRE', KEYS[2], ttl)
   return {0, -1, -1, 0}
 end
 local lost = 0
@@ -130,7 +150,7 @@ for i = 1, #expired, 2 do
     redis.call('ZREM', KEYS[3], member)
   end
 end
-local debt = tonumber(redis.call('GET', KEYS[5]) or '0')
+local debt = tonumber(state[2] or '0')
 if debt > 0 then
   local popped = redis.call('RPOP', KEYS[2], debt)
   if popped then debt = debt - #popped end
@@ -153,18 +173,17 @@ return {lost, next, held, debt}
 `);
 
 /**
- * A release while the limit was lowered: a slot pays the debt (dropped) while there is one, else
- * goes back to the free list. Answers the debt left. KEYS: own held list, slots, debt.
+ * A marked slot (`old:<n>`, held when the limit was lowered; see {@link RESIZE}) just taken from
+ * the free list into this process's list: while a debt is left it pays it (dropped, answers 0:
+ * ask again), else it is kept, unmarked (answers 1). KEYS: own held list, debt. ARGV: the slot.
  */
-export const PAY = script(`
-local debt = tonumber(redis.call('GET', KEYS[3]) or '0')
-if debt == 0 then
-  redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
+export const CLAIM = script(`
+local debt = tonumber(redis.call('GET', KEYS[2]) or '0')
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+if debt > 0 then
+  if debt > 1 then redis.call('SET', KEYS[2], debt - 1, 'KEEPTTL') else redis.call('DEL', KEYS[2]) end
   return 0
 end
-if redis.call('LPOP', KEYS[1]) then
-  debt = debt - 1
-  if debt > 0 then redis.call('SET', KEYS[3], debt, 'KEEPTTL') else redis.call('DEL', KEYS[3]) end
-end
-return debt
+redis.call('RPUSH', KEYS[1], string.sub(ARGV[1], 5))
+return 1
 `);

@@ -1,21 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { BackendError } from '../errors.js';
-import { noop } from '../internal/util.js';
 import type { BackendHooks } from '../policies/backend.js';
 import type { Gate, GateJob } from '../policies/gate.js';
 import { WaitQueue } from '../queue/wait-queue.js';
-import { BEAT, PAY } from './gate-scripts.js';
+import { Link } from './gate-link.js';
+import { BEAT, CLAIM } from './gate-scripts.js';
 import type { Store } from './store.js';
-
-/** The connection a process waits on for slots (a BLMOVE blocks the connection it is sent on). */
-interface Link {
-  readonly connection: Redis;
-  /** Became ready: a link that ends before is a failure, not a reason to try again at once. */
-  ready: boolean;
-  /** When each request still waiting on it was sent (answers come back in order). */
-  readonly sent: number[];
-}
 
 /**
  * The gate every process using the same key shares (see {@link BEAT} for the layout). Jobs wait
@@ -47,8 +37,6 @@ export class RedisGate implements Gate {
   #registered = false;
   #beat: ReturnType<typeof setTimeout> | undefined;
   #ttlRefreshed = -Infinity;
-  /** The limit was lowered: releases pay the debt (see {@link PAY}) until Redis says none is left. */
-  #paying = false;
 
   /**
    * @param name - The Redis keys' part (a key of `perKey` has its own gate).
@@ -79,14 +67,13 @@ export class RedisGate implements Gate {
   /**
    * The limit in this process (shared: every process follows the last one written, whose script
    * adds or removes the slots in Redis). Raising it asks for slots at once; lowering it lets
-   * running jobs finish, and their slots pay the debt instead of going back.
+   * running jobs finish, and the slots they give back pay the debt (see {@link CLAIM}).
    */
   get concurrency(): number {
     return this.#concurrency;
   }
 
   set concurrency(value: number) {
-    if (value < this.#concurrency) this.#paying = true;
     this.#concurrency = value;
     this.#pump();
   }
@@ -146,18 +133,8 @@ export class RedisGate implements Gate {
     if (this.#joining) return;
     this.#joining = true;
     const store = this.#store;
-    const connection = store.client.duplicate({
-      // One connection per period of use: when it closes, the next request opens another.
-      retryStrategy: () => null,
-      autoResendUnfulfilledCommands: false,
-      connectTimeout: store.settings.timeout,
-      enableReadyCheck: false,
-    });
-    connection.on('error', noop);
-    const link: Link = { connection, ready: false, sent: [] };
-    connection.once('ready', () => (link.ready = true));
-    connection.once('end', () => {
-      if (this.#link === link) this.#link = undefined;
+    const link = new Link(store, (ended) => {
+      if (this.#link === ended) this.#link = undefined;
     });
     try {
       const [, , held] = (await store.call('gate', () =>
@@ -169,7 +146,7 @@ export class RedisGate implements Gate {
       this.#link = link;
       this.#schedule(this.#store.settings.refreshInterval);
     } catch (error) {
-      connection.disconnect();
+      link.close();
       this.#fail(error);
     } finally {
       this.#joining = false;
@@ -181,35 +158,57 @@ export class RedisGate implements Gate {
   #ask(link: Link): void {
     const [, slots, , held] = this.#keys;
     this.#asking += 1;
-    link.sent.push(performance.now());
-    link.connection
-      .blmove(slots, held, 'LEFT', 'RIGHT', this.#store.settings.pollInterval / 1000)
+    link.take(slots, held, this.#store.settings.pollInterval / 1000).then(
+      (slot) => {
+        if (slot !== null && slot.startsWith('old:')) {
+          this.#claim(slot);
+          return;
+        }
+        this.#asking -= 1;
+        if (slot !== null) this.#granted();
+        this.#pump();
+      },
+      (error: unknown) => {
+        this.#asking -= 1;
+        if (this.#link === link) this.#link = undefined;
+        // Its connection closed (killed, Redis restarted, dropped here): open another and ask
+        // again; if Redis is really away, that fails in turn. Any other error is a failure.
+        if (link.lost) this.#pump();
+        else {
+          link.close();
+          const { key } = this.#store.settings;
+          const text = error instanceof Error ? error.message : String(error);
+          this.#fail(
+            new BackendError(`Redis failed for key "${key}" (gate): ${text}`, {
+              key,
+              cause: error,
+            }),
+          );
+        }
+      },
+    );
+  }
+
+  /**
+   * A marked slot came (given back after the limit was lowered): it pays the debt if one is
+   * left (then this process asks again), else it is this process's. Still counted as asking.
+   */
+  #claim(slot: string): void {
+    const [, , , held, debt] = this.#keys;
+    const store = this.#store;
+    store
+      .call('gate', () => store.script(CLAIM, [held, debt], [slot]))
       .then(
-        (slot) => {
-          link.sent.shift();
+        (kept) => {
+          store.recovered();
           this.#asking -= 1;
-          if (slot !== null) this.#granted();
+          if (Number(kept) === 1) this.#granted();
           this.#pump();
         },
         (error: unknown) => {
-          link.sent.shift();
+          // It stays in this process's list: the next join gives it back.
           this.#asking -= 1;
-          if (this.#link === link) this.#link = undefined;
-          const status = link.connection.status;
-          // Its connection closed (killed, Redis restarted, dropped here): open another and ask
-          // again; if Redis is really away, that fails in turn. Any other error is a failure.
-          if (link.ready && (status === 'end' || status === 'close')) this.#pump();
-          else {
-            link.connection.disconnect();
-            const { key } = this.#store.settings;
-            const text = error instanceof Error ? error.message : String(error);
-            this.#fail(
-              new BackendError(`Redis failed for key "${key}" (gate): ${text}`, {
-                key,
-                cause: error,
-              }),
-            );
-          }
+          this.#fail(error);
         },
       );
   }
@@ -234,20 +233,14 @@ export class RedisGate implements Gate {
   }
 
   #release(): void {
-    const [, slots, , held, debt] = this.#keys;
+    const [, slots, , held] = this.#keys;
     this.#held -= 1;
     if (this.#stale > 0) {
       this.#stale -= 1;
       return;
     }
     const store = this.#store;
-    const command = this.#paying
-      ? () =>
-          store.script(PAY, [held, slots, debt], []).then((left) => {
-            if (Number(left) === 0) this.#paying = false;
-          })
-      : () => store.client.lmove(held, slots, 'LEFT', 'RIGHT');
-    store.giveBack('gate', command, this.#hooks);
+    store.giveBack('gate', () => store.client.lmove(held, slots, 'LEFT', 'RIGHT'), this.#hooks);
   }
 
   #start(job: GateJob, shared: boolean): void {
@@ -289,7 +282,7 @@ export class RedisGate implements Gate {
   #drop(): void {
     const link = this.#link;
     this.#link = undefined;
-    link?.connection.disconnect();
+    link?.close();
   }
 
   #leave(): void {
@@ -318,16 +311,14 @@ export class RedisGate implements Gate {
     }
     // A request unanswered well past its own time-out: its connection is dead without having
     // said so (a host gone). Drop it; the next request opens another.
-    const oldest = this.#link?.sent[0];
+    const oldest = this.#link?.oldest;
     if (oldest !== undefined && performance.now() - oldest > pollInterval + timeout) this.#drop();
     let next = refreshInterval;
     try {
-      const [lost, due, held, debt] = (await store.call('lease', () =>
+      const [lost, due, held] = (await store.call('lease', () =>
         this.#script('beat', this.#held),
       )) as number[];
       store.recovered();
-      // A debt this process had not heard of (the message lost) is paid by its releases too.
-      if (debt !== undefined && debt > 0) this.#paying = true;
       if (lost === 1 && this.#recount(held)) {
         // Others took this process for dead (it stalled past leaseTime) or Redis lost the
         // gate: the slots of its running tasks may be another's now. Their releases then give

@@ -89,10 +89,12 @@ export interface RedisBackendOptions {
    */
   retryAfter?: number | undefined;
   /**
-   * How often, in milliseconds, each process reads the shared controls (pause, concurrency
-   * limit, breaker) again, in case a change message was lost (a change normally arrives at once,
-   * by pub/sub). An unref'd timer: it never keeps the process alive.
-   * @defaultValue `1_000`
+   * The fallback, in milliseconds: how often each process checks, with one `MGET`, for a change
+   * of the shared controls (pause, concurrency limit, breaker) whose message it missed. A change
+   * normally arrives at once, by pub/sub, and the state is read again whenever the subscription
+   * is made again; this covers a subscriber connection that died without saying so. An unref'd
+   * timer: it never keeps the process alive.
+   * @defaultValue `5_000`
    */
   syncInterval?: number | undefined;
 }
@@ -119,7 +121,7 @@ export const REDIS_DEFAULTS = Object.freeze({
   /** With `'local'`, milliseconds before Redis is tried again after a failure. */
   retryAfter: 1_000,
   /** Milliseconds between reads of the shared controls. */
-  syncInterval: 1_000,
+  syncInterval: 5_000,
 } as const);
 
 /**

@@ -1,5 +1,5 @@
 import type { BackendHooks, SharedLimit } from '../policies/backend.js';
-import { Followed, type Control, type ControlMessage } from './control.js';
+import { ANNOUNCE, Followed, type Control, type ControlMessage } from './control.js';
 import { RESIZE } from './gate-scripts.js';
 import { script, type Store } from './store.js';
 
@@ -8,13 +8,13 @@ import { script, type Store } from './store.js';
  * hold that many slots, and tells every process: all in one script, so no process sees the new
  * limit before the slots follow it.
  */
-const WRITE = script(`${RESIZE}
+const WRITE = script(`${RESIZE}${ANNOUNCE}
 redis.call('SET', KEYS[1], ARGV[1])
 local gate = ARGV[3]
 if redis.call('EXISTS', gate .. ':limit') == 1 then
   resize(gate, ARGV[1], redis.call('PTTL', gate .. ':limit'))
 end
-redis.call('PUBLISH', KEYS[2], '{"kind":"limit","limit":' .. ARGV[2] .. '}')
+announce(KEYS[3], KEYS[2], '"kind":"limit","limit":' .. ARGV[2])
 return 1
 `);
 
@@ -47,7 +47,9 @@ export class RedisLimit extends Followed implements SharedLimit {
   }
 
   message(message: ControlMessage): void {
-    if (message.kind === 'limit' && !this.closed) this.apply(message.limit);
+    if (message.kind !== 'limit' || this.closed) return;
+    this.heard();
+    this.apply(message.limit);
   }
 
   protected apply(value: unknown): void {

@@ -1,5 +1,5 @@
 import type { BackendHooks, SharedPause } from '../policies/backend.js';
-import { Followed, type Control, type ControlMessage } from './control.js';
+import { ANNOUNCE, Followed, type Control, type ControlMessage } from './control.js';
 import { script, type Store } from './store.js';
 
 /**
@@ -7,7 +7,7 @@ import { script, type Store } from './store.js';
  * ends later, and tells every process. The key expires at the end (PEXPIREAT, on Redis's clock);
  * an untimed pause has no expiry. Answers the end in force.
  */
-const PAUSE = script(`
+const PAUSE = script(`${ANNOUNCE}
 local current = redis.call('GET', KEYS[1])
 local wanted = ARGV[1]
 if current == 'inf' then return current end
@@ -18,14 +18,14 @@ if wanted ~= 'inf' then
   redis.call('PEXPIREAT', KEYS[1], wanted)
   ends = wanted
 end
-redis.call('PUBLISH', KEYS[2], '{"kind":"pause","until":' .. ends .. '}')
+announce(KEYS[3], KEYS[2], '"kind":"pause","until":' .. ends)
 return wanted
 `);
 
 /** Lifts the shared pause and tells every process. */
-const RESUME = script(`
+const RESUME = script(`${ANNOUNCE}
 redis.call('DEL', KEYS[1])
-redis.call('PUBLISH', KEYS[2], '{"kind":"resume"}')
+announce(KEYS[3], KEYS[2], '"kind":"resume"')
 return 1
 `);
 
@@ -67,9 +67,10 @@ export class RedisPause extends Followed implements SharedPause {
   }
 
   message(message: ControlMessage): void {
-    if (this.closed) return;
+    if (this.closed || (message.kind !== 'pause' && message.kind !== 'resume')) return;
+    this.heard();
     if (message.kind === 'pause') this.apply(message.until);
-    else if (message.kind === 'resume') this.#follow(undefined);
+    else this.#follow(undefined);
   }
 
   protected apply(value: unknown): void {
