@@ -22,6 +22,7 @@ afterEach(async () => {
   jest.useRealTimers();
 });
 
+const noop = (): undefined => undefined;
 const boom = (): Promise<never> => Promise.reject(new Error('down'));
 
 /** An instance whose circuit opened after `threshold` failures. */
@@ -63,6 +64,31 @@ describe('an open circuit', () => {
       error: before.error + 3,
       shortCircuited: before.shortCircuited + 3,
     });
+  });
+
+  it('with nobody listening, hands out real promises that behave as any task', async () => {
+    const dvt = create({ circuitBreaker: {} });
+    dvt.circuit?.isolate();
+    const tasks = [0, 1].map((i) => dvt.task.schedule(async () => i));
+    const [first, second] = tasks;
+    expect(first).toBeInstanceOf(Promise);
+    // Derived promises are plain ones, as for any task.
+    expect(first?.constructor).toBe(Promise);
+    expect(first?.then(noop, noop).constructor).toBe(Promise);
+    expect(typeof first?.id).toBe('string');
+    expect(Number(second?.id)).toBeGreaterThan(Number(first?.id));
+    // `cancel` works detached and answers false: the task has already failed.
+    const cancel = second?.cancel;
+    expect(cancel?.()).toBe(false);
+    const outcomes = await Promise.allSettled(tasks);
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'rejected']);
+    for (const outcome of outcomes) {
+      const reason = (outcome as PromiseRejectedResult).reason as CircuitOpenError;
+      expect(reason).toBeInstanceOf(CircuitOpenError);
+      expect(reason).toMatchObject({ name: 'CircuitOpenError', retryAt: Infinity });
+    }
+    expect(second?.cancel()).toBe(false);
+    expect(dvt.events.stats()).toMatchObject({ queued: 2, error: 2, shortCircuited: 2 });
   });
 
   it('takes no token and holds no slot', async () => {

@@ -269,7 +269,8 @@ export class Circuit implements CircuitControl {
 
   /** The lazy half-open: the first look at an open circuit at or after its end turns it. */
   #observe(phase: Open): Phase {
-    if (this.#now() < phase.retryAt) return phase;
+    // An isolated circuit (open until reset()) never turns: no clock to read per refused task.
+    if (phase.retryAt === Infinity || this.#now() < phase.retryAt) return phase;
     this.#phase = {
       state: 'half-open',
       retryAt: phase.retryAt,
