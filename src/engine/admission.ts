@@ -71,11 +71,11 @@ export abstract class Admission extends TaskRecord {
     if (core.pause.active) core.pause.hold(true);
     const key = this.key;
     if (key !== undefined && core.keys !== undefined) core.keys.enter(key, this);
-    else this.#toGate();
+    else this.toGate();
     if (core.accounting.pending > core.maxQueue) shed(this);
   }
 
-  #toGate(): void {
+  private toGate(): void {
     const core = this.core;
     if (core.gate !== undefined) core.gate.run(this);
     else {
@@ -102,8 +102,9 @@ export abstract class Admission extends TaskRecord {
   /** @internal Part of {@link KeyJob}: through its key, on to the instance's limits. */
   keyPassed(waited: number): void {
     if (this.phase !== Phase.QUEUED || !this.keyHeld) return;
-    this.keyWaited = waited;
-    this.#toGate();
+    // Kept with the rare state (most keys have no bucket, or a token free): no field per task.
+    if (waited > 0) this.hold().keyWaited = waited;
+    this.toGate();
   }
 
   /** @internal Part of {@link KeyJob}: back to waiting for its key. */
@@ -241,15 +242,15 @@ export abstract class Admission extends TaskRecord {
     const key = this.key;
     const bucket = attempt > 1 && key !== undefined ? this.core.keys?.bucketOf(key) : undefined;
     if (bucket === undefined) {
-      this.#instanceToken(attempt, attempt === 1 ? this.keyWaited : 0);
+      this.instanceToken(attempt, attempt === 1 ? (this.holdings?.keyWaited ?? 0) : 0);
       return;
     }
-    this.#await(bucket.take(this.policy.cost, this.policy.priority, this.seq), (ms) =>
-      this.#instanceToken(attempt, ms),
+    this.awaitToken(bucket.take(this.policy.cost, this.policy.priority, this.seq), (ms) =>
+      this.instanceToken(attempt, ms),
     );
   }
 
-  #instanceToken(attempt: number, keyWaited: number): void {
+  private instanceToken(attempt: number, keyWaited: number): void {
     const limiter = this.core.limiter;
     if (limiter === undefined || this.tokenTaken) {
       this.tokenTaken = false;
@@ -270,11 +271,11 @@ export abstract class Admission extends TaskRecord {
       this.settleFailure(error);
       return;
     }
-    this.#await(waited, (ms) => this.launch(attempt, keyWaited + ms));
+    this.awaitToken(waited, (ms) => this.launch(attempt, keyWaited + ms));
   }
 
   /** Goes on with `then(ms)` once a token wait is over (at once for a free token). */
-  #await(waited: number | Promise<number>, then: (ms: number) => void): void {
+  private awaitToken(waited: number | Promise<number>, then: (ms: number) => void): void {
     if (typeof waited === 'number') {
       then(waited);
       return;

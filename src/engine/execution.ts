@@ -91,7 +91,7 @@ export class Execution
       return;
     }
     const circuit = core.circuit;
-    // A ticket held already: admitted by a shared circuit's store (see #admitLater).
+    // A ticket held already: admitted by a shared circuit's store (see admitLater).
     if (circuit !== undefined && this.ticket < 0) {
       const ticket = circuit.admit();
       if (isThenable(ticket)) {
@@ -121,44 +121,37 @@ export class Execution
       // In the caller's async context: an AsyncLocalStorage store set around schedule() (a request
       // id, say) is there in the task, however long it waited and whichever task ran before. With
       // its span open on `dovetail:task`, the stores bound to the channel are entered there too.
-      out = (this.holdings?.channelScope ?? this.scope).runInAsyncScope(this.#invoke, this);
+      out = (this.holdings?.channelScope ?? this.scope).runInAsyncScope(invokeWork, this);
     } catch (error) {
-      this.#fail(attempt, error);
+      this.fail(attempt, error);
       return;
     }
     const timeout = this.policy.timeout;
     const promise = isThenable(out) ? timed(out, timeout, this) : undefined;
     if (promise === undefined) {
-      this.#succeed(attempt, out);
+      this.succeed(attempt, out);
       return;
     }
     if (timeout !== Infinity) this.hold().timer = promise as ClearablePromise<unknown>;
     const hedge = this.policy.hedge;
     if (hedge !== undefined) this.hold().hedge = armHedge(this, attempt, hedge);
     promise.then(
-      (value) => this.#succeed(attempt, value),
-      (error: unknown) => this.#fail(attempt, error),
+      (value) => this.succeed(attempt, value),
+      (error: unknown) => this.fail(attempt, error),
     );
   }
 
-  #invoke(): unknown {
-    const kind = this.kind;
-    // The common kind without the dispatch.
-    if (kind === Kind.CALL) return runInContext(this, call, this.work as AnyFunction, this.args);
-    return invoke(this, kind, this.work, this.args, this.attempt);
-  }
-
-  #succeed(attempt: number, value: unknown): void {
+  private succeed(attempt: number, value: unknown): void {
     if (this.phase !== Phase.RUNNING || attempt !== this.attempt) return;
     // A hedge won already: this copy lost.
     if (this.holdings?.hedge?.firstSucceeded() === false) return;
     this.core.adaptive?.ended(this.attemptAt, true, undefined);
-    if (this.ticket >= 0 && !this.#record(true, value)) return;
+    if (this.ticket >= 0 && !this.recordOutcome(true, value)) return;
     if (this.core.latency !== undefined) measureAttempt(this);
-    this.#won(value);
+    this.won(value);
   }
 
-  #won(value: unknown): void {
+  private won(value: unknown): void {
     const holdings = this.holdings;
     if (holdings === undefined) {
       this.settle(true, value, 'done');
@@ -169,18 +162,18 @@ export class Execution
     else this.settle(true, value, 'done');
   }
 
-  #fail(attempt: number, error: unknown): void {
+  private fail(attempt: number, error: unknown): void {
     if (this.phase !== Phase.RUNNING || attempt !== this.attempt) return;
     const hedge = this.holdings?.hedge;
     if (hedge?.decided === true) return;
     this.core.adaptive?.ended(this.attemptAt, false, error);
-    if (this.ticket >= 0 && !this.#record(false, error)) return;
+    if (this.ticket >= 0 && !this.recordOutcome(false, error)) return;
     // Hedges still in flight decide the attempt.
     if (hedge?.firstFailed() === true) return;
-    this.#failed(error);
+    this.failed(error);
   }
 
-  #failed(error: unknown): void {
+  private failed(error: unknown): void {
     const holdings = this.holdings;
     if (holdings !== undefined) {
       this.clearTimer(holdings);
@@ -201,7 +194,7 @@ export class Execution
    * Tells the circuit how the attempt ended. `false` when its `isFailure` threw: the task then
    * fails with that error.
    */
-  #record(ok: boolean, value: unknown): boolean {
+  private recordOutcome(ok: boolean, value: unknown): boolean {
     const ticket = this.ticket;
     this.ticket = -1;
     return this.recordCopy(ticket, ok, value);
@@ -229,13 +222,13 @@ export class Execution
     // Measured until now: its latency was at least that.
     measureAttempt(this);
     this.abortAttempt(new CancelledError(`a hedge of attempt ${attempt} succeeded first`));
-    this.#won(value);
+    this.won(value);
   }
 
   /** @internal Part of {@link HedgeOwner}. */
   hedgesFailed(attempt: number, error: unknown): void {
     if (this.phase !== Phase.RUNNING || attempt !== this.attempt) return;
-    this.#failed(error);
+    this.failed(error);
   }
 
   /** @internal Part of {@link RetryOwner}. */
@@ -260,4 +253,12 @@ export class Execution
     const events = this.core.events;
     if (events.wants('retry', this)) announceRetry(events, this, attempt, sleep, error);
   }
+}
+
+/** Calls an execution's work (`this`: the execution), in the scope its attempt runs in. */
+function invokeWork(this: Execution): unknown {
+  const kind = this.kind;
+  // The common kind without the dispatch.
+  if (kind === Kind.CALL) return runInContext(this, call, this.work as AnyFunction, this.args);
+  return invoke(this, kind, this.work, this.args, this.attempt);
 }

@@ -22,7 +22,7 @@ export interface HedgeOwner extends Announced {
   readonly seq: number;
   readonly key: string | undefined;
   /** `performance.now()` when the attempt now running started, while latency is measured. */
-  attemptAt: number;
+  attemptAt: number | undefined;
   /** Whether `attempt` is still the attempt to run. */
   isCurrent(attempt: number): boolean;
   /** Whether the instance stops: a deferred body must not run (see {@link AttemptOwner}). */
@@ -337,6 +337,6 @@ export function armHedge(
  */
 export function measureAttempt(owner: HedgeOwner): void {
   const latency = owner.core.latency;
-  if (latency !== undefined && owner.attemptAt >= 0)
-    latency.add(performance.now() - owner.attemptAt);
+  const at = owner.attemptAt;
+  if (latency !== undefined && at !== undefined) latency.add(performance.now() - at);
 }

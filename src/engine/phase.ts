@@ -38,6 +38,8 @@ export interface Holdings {
   channelScope: AsyncResource | undefined;
   /** In phase RUNNING, with the `hedge` option: the hedges of the attempt. */
   hedge: Hedging | undefined;
+  /** Milliseconds its first attempt waited for its key's token, when it waited (0 until then). */
+  keyWaited: number;
 }
 
 /** Fresh holdings, every field empty (one shape for every execution). */
@@ -49,4 +51,5 @@ export const newHoldings = (): Holdings => ({
   channelContext: undefined,
   channelScope: undefined,
   hedge: undefined,
+  keyWaited: 0,
 });

@@ -25,9 +25,10 @@ export class AdaptiveControl {
 
   /**
    * An attempt that started at `startedAt` (`performance.now()`) ended: `ok`, or failed with
-   * `error`. A failure that is not an overload is not a sample.
+   * `error`. A failure that is not an overload is not a sample, nor is an attempt not timed.
    */
-  ended(startedAt: number, ok: boolean, error: unknown): void {
+  ended(startedAt: number | undefined, ok: boolean, error: unknown): void {
+    if (startedAt === undefined) return;
     let overload = false;
     if (!ok) {
       try {
