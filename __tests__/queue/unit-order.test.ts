@@ -194,6 +194,32 @@ describe('per-key limits', () => {
     await Promise.all(tasks);
   });
 
+  it('gives with({ key }) the policy of the API it is called on, for any number of keys', async () => {
+    const dvt = create({ perKey: { concurrency: 1 } });
+    const keys: (string | undefined)[] = [];
+    dvt.events.on(Event.STARTED, (payload) => void keys.push(payload.key));
+    const failOnce = (): (() => Promise<string>) => {
+      let calls = 0;
+      return async () => {
+        calls += 1;
+        if (calls === 1) throw new Error('first attempt');
+        return 'second';
+      };
+    };
+    // The same key from two APIs: the root's has no retries, the other's has one.
+    const plain = dvt.task.with({ key: 'a' });
+    const retrying = dvt.task.with({ retries: 1 }).with({ key: 'a' });
+    await expect(plain.schedule(failOnce())).rejects.toThrow('first attempt');
+    await expect(retrying.schedule(failOnce())).resolves.toBe('second');
+    await expect(dvt.task.with({ key: 'a' }).schedule(failOnce())).rejects.toThrow('first attempt');
+    // More keys than an API keeps policies for: each task still runs under its own key.
+    const many = Array.from({ length: 600 }, (_, i) => `k${i % 300}`);
+    keys.length = 0;
+    await Promise.all(many.map((key) => dvt.task.with({ key }).schedule(async () => key)));
+    expect(keys).toEqual(many);
+    expect(() => dvt.task.with({ key: 5 as unknown as string })).toThrow(/`key`.*5/);
+  });
+
   it('takes the key of each map item from a function', async () => {
     const dvt = create({ perKey: { concurrency: 1 } });
     const keys: (string | undefined)[] = [];
