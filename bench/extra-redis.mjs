@@ -23,6 +23,7 @@ import { connect, createServer } from 'node:net';
 import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startRate } from './rate.mjs';
 
 const quick = process.argv.includes('--quick');
 // Only part 3 (what Redis pays).
@@ -400,15 +401,7 @@ try {
         .flatMap((x) => x.starts)
         .sort((a, b) => a - b)
         .slice(10);
-      const mx = (ys.length - 1) / 2;
-      const my = ys.reduce((a, b) => a + b, 0) / ys.length;
-      let sxy = 0;
-      let sxx = 0;
-      ys.forEach((y, x) => {
-        sxy += (x - mx) * (y - my);
-        sxx += (x - mx) ** 2;
-      });
-      rows.push({ perToken: sum(counts) / tokens, rate: 1000 / (sxy / sxx), counts, tokens });
+      rows.push({ perToken: sum(counts) / tokens, rate: startRate(ys), counts, tokens });
     }
     rows.sort((a, b) => a.perToken - b.perToken);
     bucketRows.push({

@@ -1,10 +1,13 @@
 // A real redis-server for tests: a free loopback port, a temporary directory, no persistence.
-import { describe, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, describe, it } from '@jest/globals';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { closeAll } from './instances.js';
+import { killWorkers } from './workers.js';
 
 /** Whether `redis-server` can be run here. */
 export const hasRedisServer: boolean =
@@ -142,4 +145,76 @@ export function describeRedis(name: string, body: () => void): void {
     process.stderr.write(`${SKIP_LINE}\n`);
     describe.skip(`${name} (${SKIP_LINE})`, body);
   }
+}
+
+/** What {@link useRedisServer} gives a suite. */
+export interface RedisSuite {
+  /** The suite's server (up at the start of every test). */
+  readonly server: RedisServer;
+  /** A client of the suite's own, for what the tests read or write in Redis directly. */
+  readonly admin: Redis;
+  /**
+   * A new client for the code under test: it reconnects every 50 ms after the server comes back
+   * (errors while it is away are expected) and is closed after the test.
+   */
+  connect(): Redis;
+  /** A key no other test of the suite uses: `<prefix>-<n>`. */
+  nextKey(): string;
+}
+
+/**
+ * One redis-server for the tests of a `describeRedis` suite, started before them and removed
+ * after. After each test: the worker processes are killed, the instances shut down, the server
+ * started again if a test stopped it (empty), and the test's clients closed.
+ */
+export function useRedisServer(prefix: string): RedisSuite {
+  let server: RedisServer | undefined;
+  let admin: Redis | undefined;
+  const clients: Redis[] = [];
+  let keySeq = 0;
+  const fastClient = (url: string): Redis => {
+    const client = new Redis(url, { retryStrategy: () => 50 });
+    client.on('error', () => {});
+    return client;
+  };
+  const suite: RedisSuite = {
+    get server(): RedisServer {
+      if (server === undefined) throw new Error('the redis-server starts in beforeAll');
+      return server;
+    },
+    get admin(): Redis {
+      if (admin === undefined) throw new Error('the admin client connects in beforeAll');
+      return admin;
+    },
+    connect: (): Redis => {
+      const client = fastClient(suite.server.url);
+      clients.push(client);
+      return client;
+    },
+    nextKey: (): string => `${prefix}-${++keySeq}`,
+  };
+
+  beforeAll(async () => {
+    server = await RedisServer.start();
+    admin = fastClient(server.url);
+  });
+
+  afterEach(async () => {
+    killWorkers();
+    await closeAll();
+    await server?.resume();
+    const client = admin;
+    if (client !== undefined && client.status !== 'ready')
+      await new Promise((resolve) => client.once('ready', resolve));
+    await Promise.all(
+      clients.splice(0).map((client) => client.quit().catch(() => client.disconnect())),
+    );
+  });
+
+  afterAll(async () => {
+    await admin?.quit();
+    await server?.stop();
+  });
+
+  return suite;
 }

@@ -1,5 +1,5 @@
 // dovetailjs/redis in one process: options, sharing between instances, and Redis going away.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,8 +13,8 @@ import {
 } from '../../src/index.js';
 import { redisBackend, RedisBackend, REDIS_DEFAULTS } from '../../src/redis/index.js';
 import { defer } from '../helpers/defer.js';
-import { closeAll, create } from '../helpers/instances.js';
-import { describeRedis, RedisServer } from '../helpers/redis-server.js';
+import { create } from '../helpers/instances.js';
+import { describeRedis, useRedisServer } from '../helpers/redis-server.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -76,34 +76,8 @@ describe('redisBackend options', () => {
 });
 
 describeRedis('dovetailjs/redis on a real redis-server', () => {
-  let server: RedisServer;
-  const clients: Redis[] = [];
-  let keySeq = 0;
-
-  const connect = (): Redis => {
-    // Reconnect fast after the server comes back; errors while it is away are expected.
-    const client = new Redis(server.url, { retryStrategy: () => 50 });
-    client.on('error', () => {});
-    clients.push(client);
-    return client;
-  };
-  const nextKey = (): string => `test-${++keySeq}`;
-
-  beforeAll(async () => {
-    server = await RedisServer.start();
-  });
-
-  afterEach(async () => {
-    await closeAll();
-    await server.resume();
-    await Promise.all(
-      clients.splice(0).map((client) => client.quit().catch(() => client.disconnect())),
-    );
-  });
-
-  afterAll(async () => {
-    await server.stop();
-  });
+  const suite = useRedisServer('test');
+  const { connect, nextKey } = suite;
 
   it('shares one concurrency limit between two instances', async () => {
     const key = nextKey();
@@ -172,7 +146,7 @@ describeRedis('dovetailjs/redis on a real redis-server', () => {
     const reports: BackendErrorPayload[] = [];
     dvt.events.on(BackendEvent.BACKEND_ERROR, (p) => void reports.push(p));
     expect(await dvt.task.schedule(() => 'up')).toBe('up');
-    await server.pause();
+    await suite.server.pause();
     const started = performance.now();
     const outcomes = await Promise.allSettled(
       [1, 2, 3].map(() => dvt.task.schedule(() => 'never')),
@@ -210,9 +184,9 @@ describeRedis('dovetailjs/redis on a real redis-server', () => {
       }
     };
     await run(500);
-    await server.pause();
+    await suite.server.pause();
     await run(800);
-    await server.resume();
+    await suite.server.resume();
     await sleep(300);
     const after = tasks.length;
     await run(500);
@@ -264,7 +238,7 @@ describeRedis('dovetailjs/redis on a real redis-server', () => {
     await dvt.task.map(work, [1, 2, 3, 4]);
     // A client still making its first connection is not an outage.
     expect(reports).toEqual([]);
-    await server.pause();
+    await suite.server.pause();
     const results = await dvt.task.map(
       work,
       Array.from({ length: 12 }, (_, i) => i),
@@ -274,7 +248,7 @@ describeRedis('dovetailjs/redis on a real redis-server', () => {
     expect(reports.length).toBeGreaterThan(0);
     expect(reports.every((p) => p.fallback === 'local' && p.key === key)).toBe(true);
     expect(reports[0]?.error).toBeInstanceOf(BackendError);
-    await server.resume();
+    await suite.server.resume();
     await sleep(500);
     // Shared again: a task now holds one of the two slots in Redis while it runs.
     const gate = defer();

@@ -1,36 +1,20 @@
 // Three processes on one key: the shared gate, the shared bucket, and a worker killed holding slots.
-import { afterAll, afterEach, beforeAll, expect, it } from '@jest/globals';
-import { Redis } from 'ioredis';
-import { closeAll, create } from '../helpers/instances.js';
-import { describeRedis, RedisServer } from '../helpers/redis-server.js';
-import { killWorkers, printed, runWorkers, startWorker } from '../helpers/workers.js';
+import { expect, it } from '@jest/globals';
+import { create } from '../helpers/instances.js';
+import { describeRedis, useRedisServer } from '../helpers/redis-server.js';
+import { printed, runWorkers, startWorker } from '../helpers/workers.js';
 import { redisBackend } from '../../src/redis/index.js';
+import { startRate } from '../../bench/rate.mjs';
 
 const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
 describeRedis('dovetailjs/redis across processes', () => {
-  let server: RedisServer;
-  let redis: Redis;
-
-  beforeAll(async () => {
-    server = await RedisServer.start();
-    redis = new Redis(server.url);
-  });
-
-  afterEach(async () => {
-    killWorkers();
-    await closeAll();
-  });
-
-  afterAll(async () => {
-    await redis.quit();
-    await server.stop();
-  });
+  const suite = useRedisServer('procs');
 
   it('never runs more than the shared concurrency across three processes', async () => {
     const config = {
-      url: server.url,
+      url: suite.server.url,
       key: 'peak',
       mode: 'run',
       tasks: 30,
@@ -45,10 +29,10 @@ describeRedis('dovetailjs/redis across processes', () => {
     // Recorded through Redis: INCR when a task starts, DECR when it ends.
     expect(peak).toBeLessThanOrEqual(4);
     expect(peak).toBeGreaterThanOrEqual(2);
-    expect(await redis.get('peak:running')).toBe('0');
+    expect(await suite.admin.get('peak:running')).toBe('0');
     // Every slot is back, and no process holds one.
-    expect(await redis.llen('dovetail:peak:gate:slots')).toBe(4);
-    expect(await redis.keys('dovetail:peak:gate:held:*')).toEqual([]);
+    expect(await suite.admin.llen('dovetail:peak:gate:slots')).toBe(4);
+    expect(await suite.admin.keys('dovetail:peak:gate:held:*')).toEqual([]);
   }, 40_000);
 
   it.each([3, 10])(
@@ -59,7 +43,7 @@ describeRedis('dovetailjs/redis across processes', () => {
       // They start together (process start-up is not what is measured).
       const startAt = Number(process.hrtime.bigint()) / 1e6 + 1000 + 700 * processes;
       const base = {
-        url: server.url,
+        url: suite.server.url,
         key: `rate-${processes}`,
         mode: 'run',
         taskMs: 0,
@@ -78,16 +62,7 @@ describeRedis('dovetailjs/redis across processes', () => {
       // After the burst, one start per token: the start rate is the slope of start time against
       // start number (least squares over the 980 starts after the burst, so a start delayed by a
       // busy event loop at either end does not skew it as it would a first-to-last ratio).
-      const ys = starts.slice(burst);
-      const mx = (ys.length - 1) / 2;
-      const my = ys.reduce((a, b) => a + b, 0) / ys.length;
-      let sxy = 0;
-      let sxx = 0;
-      ys.forEach((y, x) => {
-        sxy += (x - mx) * (y - my);
-        sxx += (x - mx) ** 2;
-      });
-      const rate = 1000 / (sxy / sxx);
+      const rate = startRate(starts.slice(burst));
       expect(Math.abs(rate - perSecond) / perSecond).toBeLessThan(0.03);
       const overall = ((1000 - burst) / ((starts[999] ?? 0) - (starts[0] ?? 0))) * 1000;
 
@@ -99,7 +74,7 @@ describeRedis('dovetailjs/redis across processes', () => {
       // processes: ten may not all be up by the start line on a busy machine, and one that
       // joins after the others' reservations ran out finds the bucket idle.
       const interval = 1000 / perSecond;
-      const tat = Number(await redis.get(`dovetail:rate-${processes}:bucket`)) / 1000;
+      const tat = Number(await suite.admin.get(`dovetail:rate-${processes}:bucket`)) / 1000;
       const t0 = tat - 1000 * interval;
       const wall = reports.flatMap((r) => r.wall).sort((a, b) => a - b);
       let early = Infinity;
@@ -123,7 +98,7 @@ describeRedis('dovetailjs/redis across processes', () => {
 
   it('survives Redis stopped and restarted under three processes: no task hangs, failures are BackendErrors', async () => {
     const config = {
-      url: server.url,
+      url: suite.server.url,
       key: 'outage',
       mode: 'stream',
       tasks: 0,
@@ -142,9 +117,9 @@ describeRedis('dovetailjs/redis across processes', () => {
     await Promise.all(workers.map(({ child }) => printed(child, 'ready')));
     const clock = (): number => Number(process.hrtime.bigint()) / 1e6;
     await sleep(1000);
-    await server.pause();
+    await suite.server.pause();
     await sleep(800);
-    await server.resume();
+    await suite.server.resume();
     const resumedAt = clock();
     const reports = (await running).map(
       (text) =>
@@ -177,7 +152,7 @@ describeRedis('dovetailjs/redis across processes', () => {
     const leaseTime = 1000;
     const key = 'killed';
     const hog = startWorker({
-      url: server.url,
+      url: suite.server.url,
       key,
       mode: 'hold',
       tasks: 3,
@@ -187,25 +162,23 @@ describeRedis('dovetailjs/redis across processes', () => {
     });
     hog.output.catch(() => {});
     await printed(hog.child, 'holding');
-    const client = new Redis(server.url);
-    try {
-      const dvt = create({ concurrency: 3, backend: redisBackend(client, { key, leaseTime }) });
-      const started: number[] = [];
-      const tasks = [1, 2, 3].map(() =>
-        dvt.task.schedule(() => void started.push(performance.now())),
-      );
-      // The hog's leases are refreshed while its tasks run: well past one lease time, still held.
-      await new Promise((resolve) => setTimeout(resolve, 2.5 * leaseTime));
-      expect(started).toEqual([]);
-      expect(dvt.pending).toBe(3);
-      const killedAt = performance.now();
-      hog.child.kill('SIGKILL');
-      await Promise.all(tasks);
-      const regained = Math.max(...started) - killedAt;
-      expect(regained).toBeLessThanOrEqual(leaseTime + 500);
-      await dvt.shutdown();
-    } finally {
-      await client.quit();
-    }
+    const dvt = create({
+      concurrency: 3,
+      backend: redisBackend(suite.connect(), { key, leaseTime }),
+    });
+    const started: number[] = [];
+    const tasks = [1, 2, 3].map(() =>
+      dvt.task.schedule(() => void started.push(performance.now())),
+    );
+    // The hog's leases are refreshed while its tasks run: well past one lease time, still held.
+    await new Promise((resolve) => setTimeout(resolve, 2.5 * leaseTime));
+    expect(started).toEqual([]);
+    expect(dvt.pending).toBe(3);
+    const killedAt = performance.now();
+    hog.child.kill('SIGKILL');
+    await Promise.all(tasks);
+    const regained = Math.max(...started) - killedAt;
+    expect(regained).toBeLessThanOrEqual(leaseTime + 500);
+    await dvt.shutdown();
   }, 30_000);
 });

@@ -1,11 +1,10 @@
 // The shared controls with three real processes on one key: pause, concurrency, perKey, the
 // circuit breaker; a worker SIGKILLed during a pause and during a half-open trial; Redis
 // restarted with every control in use.
-import { afterAll, afterEach, beforeAll, expect, it } from '@jest/globals';
+import { afterEach, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
-import { describeRedis, RedisServer } from '../helpers/redis-server.js';
+import { describeRedis, useRedisServer } from '../helpers/redis-server.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/control-worker.ts', import.meta.url));
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -81,16 +80,14 @@ class Worker {
 }
 
 describeRedis('the shared controls across three processes', () => {
-  let server: RedisServer;
-  let redis: Redis;
+  const suite = useRedisServer('procs');
   const workers = new Set<Worker>();
-  let keySeq = 0;
 
   /** Three workers on one new key, each listening for changes. */
   async function three(options: Record<string, unknown>, extra: Record<string, unknown> = {}) {
-    const key = `procs-${++keySeq}`;
+    const key = suite.nextKey();
     const made = [0, 1, 2].map(() => {
-      const worker = new Worker({ url: server.url, key, options, ...extra });
+      const worker = new Worker({ url: suite.server.url, key, options, ...extra });
       workers.add(worker);
       return worker;
     });
@@ -100,19 +97,9 @@ describeRedis('the shared controls across three processes', () => {
     return { key, workers: made as [Worker, Worker, Worker] };
   }
 
-  beforeAll(async () => {
-    server = await RedisServer.start();
-    redis = new Redis(server.url);
-  });
-
   afterEach(() => {
     for (const worker of workers) worker.child.kill('SIGKILL');
     workers.clear();
-  });
-
-  afterAll(async () => {
-    await redis.quit();
-    await server.stop();
   });
 
   it('a pause in one process holds all three; resume() in another lifts it', async () => {
@@ -144,18 +131,18 @@ describeRedis('the shared controls across three processes', () => {
     b.send({ op: 'schedule', n: 1 });
     await sleep(300);
     expect(b.count('start')).toBe(0);
-    expect(await redis.exists(`dovetail:${key}:pause`)).toBe(1);
+    expect(await suite.admin.exists(`dovetail:${key}:pause`)).toBe(1);
     const [resumedB, resumedC] = await Promise.all([b.next('resumed'), c.next('resumed')]);
     for (const resumed of [resumedB, resumedC]) {
       expect(resumed.at).toBeGreaterThanOrEqual(until - 5);
       expect(resumed.at).toBeLessThan(until + 1_000);
     }
     await b.next('done');
-    expect(await redis.exists(`dovetail:${key}:pause`)).toBe(0);
+    expect(await suite.admin.exists(`dovetail:${key}:pause`)).toBe(0);
   }, 60_000);
 
   it('writing concurrency in one process is the limit of all three', async () => {
-    const counter = `procs-counter-${keySeq + 1}`;
+    const counter = `${suite.nextKey()}-counter`;
     const {
       workers: [a, b, c],
     } = await three({ concurrency: 6 }, { counter });
@@ -164,7 +151,7 @@ describeRedis('the shared controls across three processes', () => {
     expect(changed.map((line) => line.limit)).toEqual([2, 2]);
     for (const w of [a, b, c]) w.send({ op: 'schedule', n: 4, hold: true });
     await sleep(1_000);
-    expect(Number(await redis.get(counter))).toBe(2);
+    expect(Number(await suite.admin.get(counter))).toBe(2);
     for (const w of [a, b, c]) w.send({ op: 'release' });
     await sleep(300);
     for (const w of [a, b, c]) w.send({ op: 'release' });
@@ -175,13 +162,13 @@ describeRedis('the shared controls across three processes', () => {
   }, 60_000);
 
   it('a key is limited across the three: perKey concurrency 2', async () => {
-    const counter = `procs-counter-${keySeq + 1}`;
+    const counter = `${suite.nextKey()}-counter`;
     const {
       workers: [a, b, c],
     } = await three({ perKey: { concurrency: 2 } }, { counter });
     for (const w of [a, b, c]) w.send({ op: 'schedule', n: 3, hold: true, key: 'hot' });
     await sleep(1_000);
-    expect(Number(await redis.get(counter))).toBe(2);
+    expect(Number(await suite.admin.get(counter))).toBe(2);
     expect([a, b, c].reduce((sum, w) => sum + w.count('start'), 0)).toBe(2);
     for (let round = 0; round < 6; round++) {
       for (const w of [a, b, c]) w.send({ op: 'release' });
@@ -275,10 +262,10 @@ describeRedis('the shared controls across three processes', () => {
     const streaming = stream();
     await sleep(500);
     a.send({ op: 'pause', ms: 100 });
-    await server.pause();
+    await suite.server.pause();
     a.send({ op: 'concurrency', value: 2 });
     await sleep(700);
-    await server.resume();
+    await suite.server.resume();
     const resumedAt = Date.now();
     await sleep(1_500);
     // The controls work again across the three: a limit and a pause made now reach all.
@@ -321,8 +308,8 @@ describeRedis('the shared controls across three processes', () => {
       `restart under three processes: ${outcomes.length} tasks, ${count('done')} done, ${count('BackendError')} BackendError, ${late.length} asked 1 s after the restart all done\n`,
     );
     // The shared limit and the gate's slots follow the write made after the restart.
-    expect(await redis.get(`dovetail:${key}:limit`)).toBe('4');
-    expect(await redis.get(`dovetail:${key}:gate:limit`)).toBe('4');
+    expect(await suite.admin.get(`dovetail:${key}:limit`)).toBe('4');
+    expect(await suite.admin.get(`dovetail:${key}:gate:limit`)).toBe('4');
     const exits = await Promise.all(all.map((w) => w.exit()));
     for (const exit of exits) {
       const stats = exit['stats'] as Record<string, number>;

@@ -1,8 +1,7 @@
 // The 0.2 controls shared through Redis, between instances of one process, each with its own
 // connection (as separate processes would have); the three-process tests are in
 // shared-processes.test.ts.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { Redis } from 'ioredis';
+import { describe, expect, it } from '@jest/globals';
 import {
   BackendError,
   CancelledError,
@@ -13,8 +12,8 @@ import {
 } from '../../src/index.js';
 import { redisBackend, type RedisBackendOptions } from '../../src/redis/index.js';
 import { defer } from '../helpers/defer.js';
-import { closeAll, create } from '../helpers/instances.js';
-import { describeRedis, RedisServer } from '../helpers/redis-server.js';
+import { create } from '../helpers/instances.js';
+import { describeRedis, useRedisServer } from '../helpers/redis-server.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -29,44 +28,16 @@ async function within(ms: number, check: () => boolean): Promise<number> {
 }
 
 describeRedis('the shared controls on a real redis-server', () => {
-  let server: RedisServer;
-  let admin: Redis;
-  const clients: Redis[] = [];
-  let keySeq = 0;
-
-  const connect = (): Redis => {
-    const client = new Redis(server.url, { retryStrategy: () => 50 });
-    client.on('error', () => {});
-    clients.push(client);
-    return client;
-  };
-  const nextKey = (): string => `shared-${++keySeq}`;
+  const suite = useRedisServer('shared');
+  const { connect, nextKey } = suite;
   const backend = (key: string, options: Partial<RedisBackendOptions> = {}) =>
     redisBackend(connect(), { key, ...options });
   /** The slots the processes hold in the gate whose keys start with `base`. */
   const heldIn = async (base: string): Promise<number> => {
-    const lists = await admin.keys(`${base}:held:*`);
-    const lengths = await Promise.all(lists.map((list) => admin.llen(list)));
+    const lists = await suite.admin.keys(`${base}:held:*`);
+    const lengths = await Promise.all(lists.map((list) => suite.admin.llen(list)));
     return lengths.reduce((sum, n) => sum + n, 0);
   };
-
-  beforeAll(async () => {
-    server = await RedisServer.start();
-    admin = new Redis(server.url);
-  });
-
-  afterEach(async () => {
-    await closeAll();
-    await server.resume();
-    await Promise.all(
-      clients.splice(0).map((client) => client.quit().catch(() => client.disconnect())),
-    );
-  });
-
-  afterAll(async () => {
-    await admin.quit();
-    await server.stop();
-  });
 
   /** Two instances on one key, both listening for changes when it resolves. */
   const pair = async (
@@ -92,7 +63,7 @@ describeRedis('the shared controls on a real redis-server', () => {
     a.pause();
     const took = await within(250, () => b.isPaused);
     expect(took).toBeLessThan(250);
-    expect(await admin.get(`dovetail:${key}:pause`)).toBe('inf');
+    expect(await suite.admin.get(`dovetail:${key}:pause`)).toBe('inf');
     let ran = false;
     const task = b.task.schedule(() => {
       ran = true;
@@ -105,7 +76,7 @@ describeRedis('the shared controls on a real redis-server', () => {
     await task;
     expect(ran).toBe(true);
     expect(events).toEqual(['paused untimed', 'resumed']);
-    expect(await admin.exists(`dovetail:${key}:pause`)).toBe(0);
+    expect(await suite.admin.exists(`dovetail:${key}:pause`)).toBe(0);
   });
 
   it('a timed pause ends in every instance at the same time, the later end winning', async () => {
@@ -119,7 +90,7 @@ describeRedis('the shared controls on a real redis-server', () => {
     // b's end is the later one: a follows it.
     await within(250, () => untils.length === 2 || (untils[0] ?? 0) > Date.now() + 150);
     const end = untils[untils.length - 1] ?? 0;
-    const ttl = await admin.pttl(`dovetail:${key}:pause`);
+    const ttl = await suite.admin.pttl(`dovetail:${key}:pause`);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(300);
     await within(600, () => !a.isPaused && !b.isPaused);
@@ -131,7 +102,7 @@ describeRedis('the shared controls on a real redis-server', () => {
     const a = create({ backend: backend(key) });
     a.pause(5_000);
     await sleep(100);
-    expect(await admin.exists(`dovetail:${key}:pause`)).toBe(1);
+    expect(await suite.admin.exists(`dovetail:${key}:pause`)).toBe(1);
     const b = create({ backend: backend(key) });
     await within(1_000, () => b.isPaused);
     a.resume();
@@ -148,7 +119,7 @@ describeRedis('the shared controls on a real redis-server', () => {
     await expect(task).resolves.toBe('drained');
     await done;
     expect(a.isPaused).toBe(true);
-    expect(await admin.get(`dovetail:${key}:pause`)).toBe('inf');
+    expect(await suite.admin.get(`dovetail:${key}:pause`)).toBe('inf');
     a.resume();
   });
 
@@ -160,7 +131,7 @@ describeRedis('the shared controls on a real redis-server', () => {
     a.concurrency = 5;
     await within(250, () => b.concurrency === 5);
     expect(changes).toEqual([[5, 2]]);
-    expect(await admin.get(`dovetail:${key}:limit`)).toBe('5');
+    expect(await suite.admin.get(`dovetail:${key}:limit`)).toBe('5');
     // The shared limit is used: 5 tasks run at once across both.
     const gates = Array.from({ length: 6 }, () => defer<void>());
     let running = 0;
@@ -198,34 +169,34 @@ describeRedis('the shared controls on a real redis-server', () => {
       }),
     );
     await within(2_000, () => running === 4);
-    expect(await admin.llen(`${gate}:slots`)).toBe(0);
+    expect(await suite.admin.llen(`${gate}:slots`)).toBe(0);
     expect(await heldIn(gate)).toBe(4);
     a.concurrency = 2;
     await within(250, () => b.concurrency === 2);
     // The script that wrote the limit made the gate follow it: 4 held, 2 too many.
-    expect(await admin.get(`${gate}:limit`)).toBe('2');
-    expect(await admin.get(`${gate}:debt`)).toBe('2');
+    expect(await suite.admin.get(`${gate}:limit`)).toBe('2');
+    expect(await suite.admin.get(`${gate}:debt`)).toBe('2');
     // The four running finish: two slots pay the debt, two go back and start two more, no more.
     peak = 0;
     for (const i of started.slice()) gates[i]?.resolve();
     await within(2_000, () => started.length === 6 && running === 2);
     await sleep(100);
     expect([started.length, running, peak]).toEqual([6, 2, 2]);
-    expect(await admin.exists(`${gate}:debt`)).toBe(0);
-    expect(await admin.llen(`${gate}:slots`)).toBe(0);
+    expect(await suite.admin.exists(`${gate}:debt`)).toBe(0);
+    expect(await suite.admin.llen(`${gate}:slots`)).toBe(0);
     expect(await heldIn(gate)).toBe(2);
     // Raised: new slots, the last two start at once, one slot stays free.
     b.concurrency = 5;
     await within(1_000, () => started.length === 8);
-    expect(await admin.llen(`${gate}:slots`)).toBe(1);
+    expect(await suite.admin.llen(`${gate}:slots`)).toBe(1);
     for (const g of gates) g.resolve();
     await Promise.all(tasks);
-    for (let i = 0; i < 100 && (await admin.llen(`${gate}:slots`)) < 5; i++) await sleep(10);
-    expect(await admin.llen(`${gate}:slots`)).toBe(5);
+    for (let i = 0; i < 100 && (await suite.admin.llen(`${gate}:slots`)) < 5; i++) await sleep(10);
+    expect(await suite.admin.llen(`${gate}:slots`)).toBe(5);
     // Unbounded: no slot is taken; every task runs at once.
     a.concurrency = Infinity;
     await within(250, () => b.concurrency === Infinity);
-    expect(await admin.get(`${gate}:limit`)).toBe('inf');
+    expect(await suite.admin.get(`${gate}:limit`)).toBe('inf');
     const open = defer<void>();
     running = 0;
     const many = Array.from({ length: 12 }, (_, i) =>
@@ -269,7 +240,7 @@ describeRedis('the shared controls on a real redis-server', () => {
     await sleep(300);
     // The two slots paid the debt (checked by the process that took them): nothing started.
     expect([running, started.length]).toEqual([2, 4]);
-    expect(await admin.exists(`${gate}:debt`)).toBe(0);
+    expect(await suite.admin.exists(`${gate}:debt`)).toBe(0);
     expect(await heldIn(gate)).toBe(2);
     peak = 0;
     for (const g of gates) g.resolve();
@@ -277,8 +248,8 @@ describeRedis('the shared controls on a real redis-server', () => {
     expect(started).toHaveLength(6);
     expect(peak).toBeLessThanOrEqual(2);
     // Every slot is back and unmarked.
-    for (let i = 0; i < 100 && (await admin.llen(`${gate}:slots`)) < 2; i++) await sleep(10);
-    const free = await admin.lrange(`${gate}:slots`, 0, -1);
+    for (let i = 0; i < 100 && (await suite.admin.llen(`${gate}:slots`)) < 2; i++) await sleep(10);
+    const free = await suite.admin.lrange(`${gate}:slots`, 0, -1);
     expect(free).toHaveLength(2);
     expect(free.filter((slot) => slot.startsWith('old:'))).toEqual([]);
   });
@@ -303,10 +274,10 @@ describeRedis('the shared controls on a real redis-server', () => {
     const b = create({ concurrency: 2, backend: backend(key, { syncInterval: 100 }) });
     await sleep(50);
     // Written behind its back: no message.
-    await admin.set(`dovetail:${key}:pause`, 'inf');
-    await admin.set(`dovetail:${key}:limit`, '9');
+    await suite.admin.set(`dovetail:${key}:pause`, 'inf');
+    await suite.admin.set(`dovetail:${key}:limit`, '9');
     await within(1_000, () => b.isPaused && b.concurrency === 9);
-    await admin.del(`dovetail:${key}:pause`);
+    await suite.admin.del(`dovetail:${key}:pause`);
     await within(1_000, () => !b.isPaused);
     expect(b.events.stats()).toMatchObject({ queued: 0 });
   });
@@ -319,13 +290,13 @@ describeRedis('the shared controls on a real redis-server', () => {
     await sleep(200);
     // Both subscribers dropped; the change is published while they reconnect (50 ms later):
     // nobody hears it, and the periodic read is an hour away.
-    await admin.client('KILL', 'TYPE', 'pubsub');
+    await suite.admin.client('KILL', 'TYPE', 'pubsub');
     a.pause();
     a.concurrency = 5;
     await within(2_000, () => b.isPaused && b.concurrency === 5);
     a.resume();
     await within(250, () => !b.isPaused);
-    expect(Number(await admin.get(`dovetail:${key}:changes`))).toBeGreaterThanOrEqual(4);
+    expect(Number(await suite.admin.get(`dovetail:${key}:changes`))).toBeGreaterThanOrEqual(4);
   });
 
   it('reads the state again when a message skips a count (one was lost)', async () => {
@@ -333,12 +304,12 @@ describeRedis('the shared controls on a real redis-server', () => {
     const b = create({ backend: backend(key, { syncInterval: 3_600_000 }) });
     await sleep(200);
     // Written behind its back, then a message whose count skips many: b reads at once.
-    await admin.set(`dovetail:${key}:pause`, 'inf');
-    await admin.publish(`dovetail:${key}:control`, '{"kind":"circuit","seq":1000}');
+    await suite.admin.set(`dovetail:${key}:pause`, 'inf');
+    await suite.admin.publish(`dovetail:${key}:control`, '{"kind":"circuit","seq":1000}');
     await within(250, () => b.isPaused);
     // Malformed messages are ignored.
-    await admin.publish(`dovetail:${key}:control`, '{"kind":"resume","seq":"x"}');
-    await admin.publish(`dovetail:${key}:control`, 'not json');
+    await suite.admin.publish(`dovetail:${key}:control`, '{"kind":"resume","seq":"x"}');
+    await suite.admin.publish(`dovetail:${key}:control`, 'not json');
     await sleep(100);
     expect(b.isPaused).toBe(true);
   });
@@ -351,8 +322,8 @@ describeRedis('the shared controls on a real redis-server', () => {
     });
     await sleep(200);
     // Opened behind its back (no message), the count of changes moved.
-    await admin.hset(`dovetail:${key}:circuit`, 's', 'open', 'g', 7, 'r', 'inf', 'o', 5);
-    await admin.incr(`dovetail:${key}:changes`);
+    await suite.admin.hset(`dovetail:${key}:circuit`, 's', 'open', 'g', 7, 'r', 'inf', 'o', 5);
+    await suite.admin.incr(`dovetail:${key}:changes`);
     await within(1_000, () => b.circuit?.state === 'open');
   });
 
@@ -363,11 +334,11 @@ describeRedis('the shared controls on a real redis-server', () => {
     dvt.events.on(Event.QUEUED, () => undefined);
     dvt.events.on(InstanceEvent.BACKEND_ERROR, (p) => operations.push(p.operation));
     await sleep(50);
-    await server.pause();
+    await suite.server.pause();
     dvt.pause();
     expect(dvt.isPaused).toBe(true);
     await within(2_000, () => operations.includes('pause'));
-    await server.resume();
+    await suite.server.resume();
     dvt.resume();
     expect(dvt.isPaused).toBe(false);
   });
@@ -392,7 +363,7 @@ describeRedis('the shared controls on a real redis-server', () => {
     expect(a.activeKeys().sort()).toEqual(['cold', 'hot']);
     // The key's own gate: its 2 slots are out of the free list, held by the two processes.
     const hot = `dovetail:${key}:key:hot:gate`;
-    expect(await admin.llen(`${hot}:slots`)).toBe(0);
+    expect(await suite.admin.llen(`${hot}:slots`)).toBe(0);
     expect(await heldIn(hot)).toBe(2);
     for (const gate of gates) gate.resolve();
     await Promise.all(tasks);
@@ -401,14 +372,14 @@ describeRedis('the shared controls on a real redis-server', () => {
     expect(b.activeKeys()).toEqual([]);
     // Idle keys expire in Redis: the gate's slots are all back, both processes left it, and its
     // keys expire; the bucket's key is gone once the bucket is full again.
-    for (let i = 0; i < 200 && (await admin.zcard(`${hot}:procs`)) > 0; i++) await sleep(10);
-    expect(await admin.zcard(`${hot}:procs`)).toBe(0);
-    expect(await admin.llen(`${hot}:slots`)).toBe(2);
+    for (let i = 0; i < 200 && (await suite.admin.zcard(`${hot}:procs`)) > 0; i++) await sleep(10);
+    expect(await suite.admin.zcard(`${hot}:procs`)).toBe(0);
+    expect(await suite.admin.llen(`${hot}:slots`)).toBe(2);
     expect(await heldIn(hot)).toBe(0);
     for (const part of ['limit', 'slots']) {
-      expect(await admin.pttl(`${hot}:${part}`)).toBeGreaterThan(0);
+      expect(await suite.admin.pttl(`${hot}:${part}`)).toBeGreaterThan(0);
     }
-    expect(await admin.pttl(`dovetail:${key}:key:hot:bucket`)).toBe(-2);
+    expect(await suite.admin.pttl(`dovetail:${key}:key:hot:bucket`)).toBe(-2);
   });
 
   it("draws a key's tokens and a task's cost from the one shared bucket", async () => {
@@ -425,11 +396,11 @@ describeRedis('the shared controls on a real redis-server', () => {
     const times = await Promise.all([first, second]);
     expect(Math.min(...times)).toBeLessThan(200);
     expect(Math.max(...times)).toBeGreaterThanOrEqual(350);
-    const tat = Number(await admin.get(`dovetail:${key}:key:k:bucket`));
+    const tat = Number(await suite.admin.get(`dovetail:${key}:key:k:bucket`));
     expect(tat).toBeGreaterThan(0);
     // The instance's shared bucket was charged 8 tokens (its TAT, in µs on Redis's clock, moved
     // 8 intervals of 50 ms past the first take).
-    const moved = Number(await admin.get(`dovetail:${key}:bucket`)) / 1000 - wallStart;
+    const moved = Number(await suite.admin.get(`dovetail:${key}:bucket`)) / 1000 - wallStart;
     expect(moved).toBeGreaterThanOrEqual(390);
     expect(moved).toBeLessThan(700);
   });
@@ -447,9 +418,9 @@ describeRedis('the shared controls on a real redis-server', () => {
       backend: backend(key, { timeout: 200 }),
     });
     await dvt.task.with({ key: 'k' }).schedule(() => 1);
-    await server.pause();
+    await suite.server.pause();
     await expect(dvt.task.with({ key: 'k' }).schedule(() => 1)).rejects.toThrow(BackendError);
-    await server.resume();
+    await suite.server.resume();
     await within(3_000, () => true);
     await expect(dvt.task.with({ key: 'k' }).schedule(() => 2)).resolves.toBe(2);
   });
@@ -573,20 +544,20 @@ describeRedis('the shared controls on a real redis-server', () => {
     for (const dvt of [a, b])
       dvt.events.on(InstanceEvent.BACKEND_ERROR, (p) => errors.push(p.operation));
     await a.task.with({ key: 'k', cost: 2 }).schedule(() => 1);
-    await admin.script('FLUSH');
+    await suite.admin.script('FLUSH');
     a.pause(50);
     await within(250, () => b.isPaused);
     await within(500, () => !a.isPaused && !b.isPaused);
-    await admin.script('FLUSH');
+    await suite.admin.script('FLUSH');
     a.concurrency = 3;
     await within(250, () => b.concurrency === 3);
-    await admin.script('FLUSH');
+    await suite.admin.script('FLUSH');
     await expect(b.task.with({ key: 'k', cost: 2 }).schedule(() => 2)).resolves.toBe(2);
-    await admin.script('FLUSH');
+    await suite.admin.script('FLUSH');
     await expect(a.task.schedule(() => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
     await within(1_000, () => a.circuit?.state === 'open' && b.circuit?.state === 'open');
     await sleep(450);
-    await admin.script('FLUSH');
+    await suite.admin.script('FLUSH');
     await expect(b.task.schedule(async () => 'trial')).resolves.toBe('trial');
     await within(250, () => a.circuit?.state === 'closed');
     expect(errors).toEqual([]);
@@ -630,10 +601,10 @@ describeRedis('the shared controls on a real redis-server', () => {
     const streams = [stream(a, 0), stream(b, 1)];
     await sleep(500);
     a.pause(100);
-    await server.pause();
+    await suite.server.pause();
     a.concurrency = 2;
     await sleep(700);
-    await server.resume();
+    await suite.server.resume();
     const resumedAt = performance.now();
     await sleep(1_500);
     a.concurrency = 4;

@@ -1,7 +1,6 @@
 // The shared gate's waiting: woken by Redis when a slot frees (no polling), what happens when a
 // wake-up is lost, scripts flushed, Redis restarted, and the connections a gate opens.
-import { afterAll, afterEach, beforeAll, expect, it } from '@jest/globals';
-import { Redis } from 'ioredis';
+import { expect, it } from '@jest/globals';
 import {
   BackendError,
   BackendEvent,
@@ -10,33 +9,24 @@ import {
 } from '../../src/index.js';
 import { redisBackend } from '../../src/redis/index.js';
 import { defer, type Deferred } from '../helpers/defer.js';
-import { closeAll, create } from '../helpers/instances.js';
-import { describeRedis, RedisServer } from '../helpers/redis-server.js';
-import { killWorkers, startWorker, type WorkerReport } from '../helpers/workers.js';
+import { create } from '../helpers/instances.js';
+import { describeRedis, useRedisServer } from '../helpers/redis-server.js';
+import { startWorker, type WorkerReport } from '../helpers/workers.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 // CLOCK_MONOTONIC, as the workers read it.
 const clock = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 describeRedis('the shared gate wakes waiting processes', () => {
-  let server: RedisServer;
-  let redis: Redis;
-  const clients: Redis[] = [];
-  let keySeq = 0;
-  const nextKey = (): string => `wake-${++keySeq}`;
-  const connect = (): Redis => {
-    const client = new Redis(server.url, { retryStrategy: () => 50 });
-    client.on('error', () => {});
-    clients.push(client);
-    return client;
-  };
+  const suite = useRedisServer('wake');
+  const { connect, nextKey } = suite;
   const calls = async (command: string): Promise<number> => {
-    const text = await redis.info('commandstats');
+    const text = await suite.admin.info('commandstats');
     const found = new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(text);
     return Number(found?.[1] ?? 0);
   };
   const connections = async (): Promise<number> =>
-    String(await redis.client('LIST'))
+    String(await suite.admin.client('LIST'))
       .trim()
       .split('\n').length;
 
@@ -53,32 +43,12 @@ describeRedis('the shared gate wakes waiting processes', () => {
     return { waiter, held, holding };
   };
 
-  beforeAll(async () => {
-    server = await RedisServer.start();
-    redis = new Redis(server.url);
-  });
-
-  afterEach(async () => {
-    killWorkers();
-    await closeAll();
-    await server.resume();
-    if (redis.status !== 'ready') await new Promise((resolve) => redis.once('ready', resolve));
-    await Promise.all(
-      clients.splice(0).map((client) => client.quit().catch(() => client.disconnect())),
-    );
-  });
-
-  afterAll(async () => {
-    await redis.quit();
-    await server.stop();
-  });
-
   it('hands a slot freed in another process to the waiting one at once, with polling an hour away', async () => {
     const key = nextKey();
     const pollInterval = 3_600_000;
     // The worker holds the only slot for 1.5 s.
     const holder = startWorker({
-      url: server.url,
+      url: suite.server.url,
       key,
       mode: 'run',
       tasks: 1,
@@ -87,12 +57,12 @@ describeRedis('the shared gate wakes waiting processes', () => {
       pollInterval,
       counter: `${key}:running`,
     });
-    while ((await redis.get(`${key}:running`)) !== '1') await sleep(10);
+    while ((await suite.admin.get(`${key}:running`)) !== '1') await sleep(10);
     const dvt = create({
       concurrency: 1,
       backend: redisBackend(connect(), { key, pollInterval }),
     });
-    await redis.config('RESETSTAT');
+    await suite.admin.config('RESETSTAT');
     let startedAt = 0;
     await dvt.task.schedule(() => void (startedAt = clock()));
     const report = JSON.parse(
@@ -123,7 +93,7 @@ describeRedis('the shared gate wakes waiting processes', () => {
     expect(started).toBe(false);
     // Redis loses every key of the gate: the holder's release will give back nothing, so no
     // wake-up will come for the waiter.
-    await redis.del(...(await redis.keys(`dovetail:${key}:gate:*`)));
+    await suite.admin.del(...(await suite.admin.keys(`dovetail:${key}:gate:*`)));
     const lostAt = performance.now();
     await waiting;
     // Within a heartbeat or two (refreshInterval 300 ms), not the hour of the poll.
@@ -135,18 +105,18 @@ describeRedis('the shared gate wakes waiting processes', () => {
     await holding;
     // Its release does not give back the remade slot a second time.
     await sleep(100);
-    expect(await redis.lrange(`dovetail:${key}:gate:slots`, 0, -1)).toEqual(['1']);
+    expect(await suite.admin.lrange(`dovetail:${key}:gate:slots`, 0, -1)).toEqual(['1']);
   }, 30_000);
 
   it('asks again when its waiting connection is killed, and gets the slot freed meanwhile', async () => {
     const { waiter, held, holding } = await holderAndWaiter(3_600_000);
     const waiting = waiter.task.schedule(() => 'mine');
     await sleep(200);
-    const list = String(await redis.client('LIST'));
+    const list = String(await suite.admin.client('LIST'));
     const blocked = list.split('\n').filter((line: string) => line.includes('flags=b '));
     expect(blocked).toHaveLength(1);
     const id = /id=(\d+)/.exec(blocked[0] ?? '')?.[1] ?? '';
-    await redis.client('KILL', 'ID', id);
+    await suite.admin.client('KILL', 'ID', id);
     held.resolve();
     await holding;
     const asked = performance.now();
@@ -157,7 +127,7 @@ describeRedis('the shared gate wakes waiting processes', () => {
 
   it('sends a request again after pollInterval, and fails nothing for it', async () => {
     const { waiter, held, holding } = await holderAndWaiter(100);
-    await redis.config('RESETSTAT');
+    await suite.admin.config('RESETSTAT');
     const waiting = waiter.task.schedule(() => 'mine');
     await sleep(800);
     // Each request timed out after about 100 ms (Redis checks time-outs every 100 ms or so).
@@ -178,8 +148,8 @@ describeRedis('the shared gate wakes waiting processes', () => {
     dvt.events.on(BackendEvent.BACKEND_ERROR, (p) => void reports.push(p));
     const work = (): Promise<void> => sleep(5);
     await dvt.task.map(work, [1, 2, 3, 4]);
-    await redis.script('FLUSH');
-    await redis.config('RESETSTAT');
+    await suite.admin.script('FLUSH');
+    await suite.admin.config('RESETSTAT');
     // A task that runs across a heartbeat, and more tokens.
     await dvt.task.map(() => sleep(400), [1, 2]);
     await dvt.task.map(work, [1, 2, 3, 4]);
@@ -207,12 +177,12 @@ describeRedis('the shared gate wakes waiting processes', () => {
       items.map((i) => dvt.task.schedule(() => (i < 2 ? sleep(400) : work()))),
     );
     await sleep(100);
-    await server.pause();
+    await suite.server.pause();
     const outcomes = await Promise.allSettled(before);
     const failures = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
     expect(failures.length).toBeGreaterThan(0);
     for (const failure of failures) expect(failure.reason).toBeInstanceOf(BackendError);
-    await server.resume();
+    await suite.server.resume();
     await sleep(500);
     peak = 0;
     await Promise.all([a.task.map(work, items), b.task.map(work, items)]);
@@ -239,7 +209,7 @@ describeRedis('the shared gate wakes waiting processes', () => {
     await sleep(100);
     expect(await connections()).toBe(baseline);
     // Nothing is held, nothing registered.
-    expect(await redis.llen(`dovetail:${key}:gate:slots`)).toBe(1);
-    expect(await redis.zcard(`dovetail:${key}:gate:procs`)).toBe(0);
+    expect(await suite.admin.llen(`dovetail:${key}:gate:slots`)).toBe(1);
+    expect(await suite.admin.zcard(`dovetail:${key}:gate:procs`)).toBe(0);
   }, 30_000);
 });
