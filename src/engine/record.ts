@@ -78,7 +78,7 @@ export abstract class TaskRecord {
    * `performance.now()` when the attempt now running started, while latency is measured (hedging
    * by percentile, adaptive concurrency); else undefined. Undefined rather than a negative double
    * like `startedAt`: a field that holds a double is a boxed number in V8, allocated with the
-   * record, and most tasks never measure an attempt (24 bytes a record, the box and its field).
+   * record, and most tasks never measure an attempt (16 bytes a record, the box).
    */
   declare attemptAt: number | undefined;
 
