@@ -175,15 +175,28 @@ return {lost, next, held, debt}
 /**
  * A marked slot (`old:<n>`, held when the limit was lowered; see {@link RESIZE}) just taken from
  * the free list into this process's list: while a debt is left it pays it (dropped, answers 0:
- * ask again), else it is kept, unmarked (answers 1). KEYS: own held list, debt. ARGV: the slot.
+ * ask again), else it is kept, unmarked (answers 1).
+ *
+ * A release of this process (an LMOVE of its list's first slot) may have given this very slot
+ * back before this script ran, in place of the one its task held: that one then stands for it,
+ * and is the one dropped or kept (kept, the marked slot is unmarked in the free list if it still
+ * lies there). Without it, the slot standing in would stay in this process's list, counted by
+ * nobody, until the process leaves the gate. An empty list has nothing standing in (Redis lost
+ * it): answers 0.
+ *
+ * KEYS: own held list, debt, free list. ARGV: the slot.
  */
 export const CLAIM = script(`
 local debt = tonumber(redis.call('GET', KEYS[2]) or '0')
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+local slot = ARGV[1]
+local here = redis.call('LREM', KEYS[1], 1, slot) == 1
+if not here and redis.call('LLEN', KEYS[1]) == 0 then return 0 end
 if debt > 0 then
+  if not here then redis.call('LPOP', KEYS[1]) end
   if debt > 1 then redis.call('SET', KEYS[2], debt - 1, 'KEEPTTL') else redis.call('DEL', KEYS[2]) end
   return 0
 end
-redis.call('RPUSH', KEYS[1], string.sub(ARGV[1], 5))
+if here then redis.call('RPUSH', KEYS[1], string.sub(slot, 5))
+elseif redis.call('LREM', KEYS[3], 1, slot) == 1 then redis.call('RPUSH', KEYS[3], string.sub(slot, 5)) end
 return 1
 `);

@@ -194,10 +194,10 @@ export class RedisGate implements Gate {
    * left (then this process asks again), else it is this process's. Still counted as asking.
    */
   #claim(slot: string): void {
-    const [, , , held, debt] = this.#keys;
+    const [, slots, , held, debt] = this.#keys;
     const store = this.#store;
     store
-      .call('gate', () => store.script(CLAIM, [held, debt], [slot]))
+      .call('gate', () => store.script(CLAIM, [held, debt, slots], [slot]))
       .then(
         (kept) => {
           store.recovered();
