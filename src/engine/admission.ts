@@ -125,8 +125,9 @@ export abstract class Admission extends TaskRecord {
    */
   admitted(): void {
     const core = this.core;
-    // Told again by the lane that takes it (see GateJob.admitted): the first time counted.
-    if (this.counted !== Counted.PENDING || core.pause.active) return;
+    // Told again by the lane that takes it (see GateJob.admitted): the first time counted. A
+    // task still short of its key (see run()) waits on, and counts so for `maxQueue`.
+    if (this.counted !== Counted.PENDING || core.pause.active || this.keyAhead()) return;
     const limiter = core.limiter;
     if (limiter === undefined) core.accounting.activate(this);
     else if (
@@ -151,20 +152,34 @@ export abstract class Admission extends TaskRecord {
       return;
     }
     const key = this.key;
-    const keys = this.core.keys;
-    if (key !== undefined && keys !== undefined) {
-      if (!this.keyHeld) {
+    if (key !== undefined && this.core.keys !== undefined) {
+      if (this.keyAhead()) {
         // Its key's slot went to a task of a higher priority meanwhile: it waits for its key
-        // again, and this gate slot passes on.
+        // again (its way through the key ends in a gate entry of its own), and this gate slot
+        // passes on.
         this.core.accounting.deactivate(this);
         release?.();
         return;
       }
-      keys.started(key, this);
+      this.core.keys.started(key, this);
     }
     // With no gate, a slot adopted from a gate made meanwhile (see adopt()) stays held.
     if (release !== undefined) this.releaseSlot = release;
     this.attemptNext(1);
+  }
+
+  /**
+   * Whether the task still has its key to pass: its key's slot went to a task of a higher
+   * priority, or came back and the key's token is still to come (the wait a key's bucket hands
+   * out is held until it ends). Its gate entry from before then may come first: it must not
+   * start from it.
+   */
+  private keyAhead(): boolean {
+    return (
+      this.key !== undefined &&
+      this.core.keys !== undefined &&
+      (!this.keyHeld || this.holdings?.tokenWait !== undefined)
+    );
   }
 
   /** @internal Part of {@link Member}. */
