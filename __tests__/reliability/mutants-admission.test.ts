@@ -346,6 +346,32 @@ describe('admission: a key slot revoked while its task waited', () => {
   });
 });
 
+describe('admission: the gate tells a task twice', () => {
+  // Kills `false` for `this.counted !== Counted.PENDING` in admitted() (alone, and with the
+  // pause check): a task that arrives while a freed slot is passing on is told when the slot is
+  // reserved for it and again when the lane takes it; only the first time takes its first
+  // attempt's token. A `map` of concurrency 1 submits each item as the one before settles,
+  // right into that moment.
+  it('takes one token for a task told twice by the gate', async () => {
+    fakeTimers();
+    const dvt = create({ concurrency: 1, rateLimit: { perSecond: 1, burst: 3 } });
+    const { started, record } = startTimes();
+    const mapped = dvt.task.map((n: number) => record(`item ${n}`)(), [1, 2, 3], {
+      concurrency: 1,
+    });
+    await jest.advanceTimersByTimeAsync(0);
+    // Three tokens, one each: every item started at once.
+    expect(started).toEqual([
+      ['item 1', 0],
+      ['item 2', 0],
+      ['item 3', 0],
+    ]);
+    await jest.advanceTimersByTimeAsync(3000);
+    await expect(mapped).resolves.toEqual(['item 1', 'item 2', 'item 3']);
+    expect(dvt.events.stats()).toMatchObject({ throttled: 0 });
+  });
+});
+
 describe('admission: a slot adopted from a gate made meanwhile', () => {
   // Kills `if (true)` for `release !== undefined` in run(): a task of an unbounded instance that
   // is given a limit before the task runs holds one of the new gate's slots, and gives it back
