@@ -151,18 +151,15 @@ export abstract class Admission extends TaskRecord {
       release?.();
       return;
     }
-    const key = this.key;
-    if (key !== undefined && this.core.keys !== undefined) {
-      if (this.keyAhead()) {
-        // Its key's slot went to a task of a higher priority meanwhile: it waits for its key
-        // again (its way through the key ends in a gate entry of its own), and this gate slot
-        // passes on.
-        this.core.accounting.deactivate(this);
-        release?.();
-        return;
-      }
-      this.core.keys.started(key, this);
+    if (this.keyAhead()) {
+      // Its key's slot went to a task of a higher priority meanwhile: it waits for its key again
+      // (its way through the key ends in a gate entry of its own), and this gate slot passes on.
+      this.core.accounting.deactivate(this);
+      release?.();
+      return;
     }
+    const key = this.key;
+    if (key !== undefined) this.core.keys?.started(key, this);
     // With no gate, a slot adopted from a gate made meanwhile (see adopt()) stays held.
     if (release !== undefined) this.releaseSlot = release;
     this.attemptNext(1);
