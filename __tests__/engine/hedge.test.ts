@@ -615,6 +615,29 @@ describe('hedge: cancellation and shutdown', () => {
     await outcome;
   });
 
+  it('shutdown({ wait: false }) after the first copy failed settles the task: nothing else is left to decide it', async () => {
+    const dvt = create({ hedge: { delay: 10 }, retries: 2 });
+    const { calls, work } = held();
+    const task = dvt.task.schedule(work);
+    const outcome = task.catch((error: unknown) => error);
+    await jest.advanceTimersByTimeAsync(10);
+    // The first copy fails while its hedge runs: the hedge decides the attempt.
+    calls[0]?.end.reject(new Error('first failed'));
+    await flush();
+    await dvt.shutdown({ wait: false });
+    expect(calls[1]?.signal.reason).toBeInstanceOf(ShutdownError);
+    // Aborted by the shutdown, the hedge no longer reports: the task fails with the reason, at
+    // once, and is not retried.
+    const error = await outcome;
+    expect(error).toBeInstanceOf(ShutdownError);
+    expect(error).toBe(calls[1]?.signal.reason);
+    expect(calls).toHaveLength(2);
+    expect(dvt.events.stats()).toMatchObject({ error: 1, retries: 0 });
+    calls[1]?.end.reject(calls[1].signal.reason);
+    await flush();
+    expect(dvt.events.stats()).toMatchObject({ error: 1, done: 0 });
+  });
+
   it('a started listener that cancels the task stops the hedge before it runs', async () => {
     const dvt = create({ hedge: { delay: 10 } });
     const { calls, work } = held();

@@ -189,15 +189,29 @@ export class Hedging {
   /**
    * Ends the hedging of this attempt: no further hedge is sent, and every hedge in flight is
    * aborted with `reason` (its slot freed, its ticket given back). Called once the attempt is
-   * decided, and when the task settles or stops.
+   * decided, and when the task settles.
    */
   finish(reason: unknown): void {
     this.decided = true;
-    this.abort(reason);
+    this.#abort(reason);
+  }
+
+  /**
+   * `shutdown({ wait: false })`: every hedge in flight is aborted with `reason`. An aborted hedge
+   * no longer reports, so when the first copy has failed already nothing is left to decide the
+   * attempt: it fails now, with `reason`. Else the first copy, still running (its signal is
+   * aborted too), decides it.
+   */
+  stop(reason: unknown): void {
+    if (this.decided) return;
+    this.#abort(reason);
+    if (!this.#firstFailed) return;
+    this.decided = true;
+    this.#owner.hedgesFailed(this.attempt, reason);
   }
 
   /** Aborts every hedge in flight with `reason`, and sends no more. */
-  abort(reason: unknown): void {
+  #abort(reason: unknown): void {
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;

@@ -56,7 +56,7 @@ export abstract class Settling extends Admission {
     if (this.attempt === 0 || this.phase === Phase.SLEEPING) this.cancel(reason);
     else {
       this.abortAttempt(reason);
-      this.holdings?.hedge?.abort(reason);
+      this.holdings?.hedge?.stop(reason);
     }
   }
 
