@@ -207,6 +207,29 @@ describe('shutdown under the fake clock', () => {
     expect(calls).toBe(1);
   });
 
+  it('with wait: false cancels at once a retry waiting for its rate-limit token', async () => {
+    const dvt = create({ retries: 3, retryBackoff: 1, rateLimit: { perSecond: 1 / 60, burst: 1 } });
+    let calls = 0;
+    const task = dvt.task.schedule(() => {
+      calls += 1;
+      throw new Error('flaky');
+    });
+    let settled: unknown;
+    task.catch((error: unknown) => (settled = error));
+    // The first attempt took the one token; its retry slept 1 ms and now waits a minute for the next.
+    await jest.advanceTimersByTimeAsync(10);
+    expect(calls).toBe(1);
+    expect(dvt.events.stats().retries).toBe(1);
+    await dvt.shutdown({ wait: false });
+    await jest.advanceTimersByTimeAsync(0);
+    // Between attempts, as a retry asleep is: cancelled now, not when the token comes.
+    expect(settled).toBeInstanceOf(CancelledError);
+    expect((settled as CancelledError).cause).toBeInstanceOf(ShutdownError);
+    expect(jest.getTimerCount()).toBe(0);
+    await jest.advanceTimersByTimeAsync(120_000);
+    expect(calls).toBe(1);
+  });
+
   it('with wait: true lets a retrying task run its remaining attempts', async () => {
     const dvt = create({ retries: 2, retryBackoff: 100 });
     let calls = 0;

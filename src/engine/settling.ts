@@ -48,12 +48,13 @@ export abstract class Settling extends Admission {
   }
 
   /**
-   * `shutdown({ wait: false })`: cancel what has not started, cancel what sleeps between
-   * retries, abort the signal of what runs.
+   * `shutdown({ wait: false })`: abort the signal of what runs; cancel everything else, what has
+   * not started and what is between attempts (asleep before a retry, or waiting for the retry's
+   * token), at once.
    */
   stop(reason: ShutdownError): void {
     if (this.phase === Phase.SETTLED) return;
-    if (this.attempt === 0 || this.phase === Phase.SLEEPING) this.cancel(reason);
+    if (this.phase !== Phase.RUNNING) this.cancel(reason);
     else {
       this.abortAttempt(reason);
       this.holdings?.hedge?.stop(reason);
