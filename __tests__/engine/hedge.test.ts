@@ -638,6 +638,20 @@ describe('hedge: cancellation and shutdown', () => {
     expect(dvt.events.stats()).toMatchObject({ error: 1, done: 0 });
   });
 
+  it('shutdown({ wait: false }) while the first copy runs leaves the attempt to it, as to any running task', async () => {
+    const dvt = create({ hedge: { delay: 10 } });
+    const { calls, work } = held();
+    const task = dvt.task.schedule(work);
+    await jest.advanceTimersByTimeAsync(10);
+    expect(calls).toHaveLength(2);
+    await dvt.shutdown({ wait: false });
+    expect(calls[0]?.signal.aborted).toBe(true);
+    // The first copy ignores its signal and succeeds: the task takes that value.
+    calls[0]?.end.resolve('late');
+    await expect(task).resolves.toBe('late');
+    expect(dvt.events.stats()).toMatchObject({ done: 1, error: 0 });
+  });
+
   it('a started listener that cancels the task stops the hedge before it runs', async () => {
     const dvt = create({ hedge: { delay: 10 } });
     const { calls, work } = held();
