@@ -49,7 +49,11 @@ export abstract class Admission extends TaskRecord {
     const core = this.core;
     core.accounting.enter(this);
     const events = core.events;
-    if (events.wants('queued', this)) events.publish(this.payload('queued'), this);
+    if (events.wants('queued', this)) {
+      events.publish(this.payload('queued'), this);
+      // A listener may have ended the task already (clearQueue(), a shutdown without waiting).
+      if (this.phase === Phase.SETTLED) return;
+    }
     const signal = this.policy.signal;
     if (signal !== undefined) {
       if (signal.aborted) {
@@ -58,14 +62,19 @@ export abstract class Admission extends TaskRecord {
       }
       watch(signal, this);
     }
-    // An open circuit fails the task at once: no slot, no token, no call.
-    const refused = core.circuit?.refusal();
-    if (refused !== undefined) {
-      // A microtask later, with the tasks refused alongside: by then the caller holds the task
-      // and has attached its handlers, so its rejection is not tracked as unhandled first (on
-      // 100 000 refused tasks that tracking was an eighth of the time).
-      refuseSoon(this, refused);
-      return;
+    const circuit = core.circuit;
+    if (circuit !== undefined) {
+      // An open circuit fails the task at once: no slot, no token, no call.
+      const refused = circuit.refusal();
+      if (refused !== undefined) {
+        // A microtask later, with the tasks refused alongside: by then the caller holds the task
+        // and has attached its handlers, so its rejection is not tracked as unhandled first (on
+        // 100 000 refused tasks that tracking was an eighth of the time).
+        refuseSoon(this, refused);
+        return;
+      }
+      // The circuit turning half-open is announced: a listener may have ended the task.
+      if (this.phase === Phase.SETTLED) return;
     }
     // A timed pause keeps the process alive while a task waits on it.
     if (core.pause.active) core.pause.hold(true);
@@ -244,11 +253,16 @@ export abstract class Admission extends TaskRecord {
    */
   attemptNext(attempt: number): void {
     this.phase = Phase.TOKEN;
-    // A retry (or a task that waited for its slot) meets an open circuit before its token.
-    const refused = this.core.circuit?.refusal();
-    if (refused !== undefined) {
-      this.shortCircuit(refused);
-      return;
+    const circuit = this.core.circuit;
+    if (circuit !== undefined) {
+      // A retry (or a task that waited for its slot) meets an open circuit before its token.
+      const refused = circuit.refusal();
+      if (refused !== undefined) {
+        this.shortCircuit(refused);
+        return;
+      }
+      // Its turning half-open is announced: a listener may have ended the task.
+      if (this.phase !== Phase.TOKEN) return;
     }
     // The first attempt took its key's token before the gate; a retry takes one here.
     const key = this.key;

@@ -98,6 +98,11 @@ export class Execution
         this.admitLater(ticket, attempt);
         return;
       }
+      // Its turning half-open is announced: a listener may have ended the task.
+      if (this.phase !== Phase.TOKEN) {
+        if (typeof ticket === 'number') circuit.abandon(ticket);
+        return;
+      }
       if (typeof ticket !== 'number') {
         this.refusedAtStart(ticket);
         return;
@@ -191,8 +196,9 @@ export class Execution
   }
 
   /**
-   * Tells the circuit how the attempt ended. `false` when its `isFailure` threw: the task then
-   * fails with that error.
+   * Tells the circuit how the attempt ended. `false` when the task is over: its `isFailure`
+   * threw (the task then fails with that error), or user code the circuit ran (`isFailure`, a
+   * listener of its state) ended the task.
    */
   private recordOutcome(ok: boolean, value: unknown): boolean {
     const ticket = this.ticket;
@@ -205,16 +211,15 @@ export class Execution
     if (ticket < 0) return true;
     try {
       (this.core.circuit as CircuitControl).record(ticket, ok, value);
-      return true;
     } catch (thrown) {
-      this.settle(false, thrown, 'error');
+      if (this.phase !== Phase.SETTLED) this.settle(false, thrown, 'error');
       return false;
     }
+    return this.phase !== Phase.SETTLED;
   }
 
   /** @internal Part of {@link HedgeOwner}: the first copy lost, and is aborted. */
   hedgeWon(attempt: number, value: unknown): void {
-    if (this.phase !== Phase.RUNNING || attempt !== this.attempt) return;
     if (this.ticket >= 0) {
       this.core.circuit?.abandon(this.ticket);
       this.ticket = -1;
@@ -226,8 +231,7 @@ export class Execution
   }
 
   /** @internal Part of {@link HedgeOwner}. */
-  hedgesFailed(attempt: number, error: unknown): void {
-    if (this.phase !== Phase.RUNNING || attempt !== this.attempt) return;
+  hedgesFailed(error: unknown): void {
     this.failed(error);
   }
 
@@ -243,15 +247,20 @@ export class Execution
     if (this.phase !== Phase.RUNNING || this.core.stopping) return false;
     if (error instanceof CancelledError || error instanceof ShutdownError) return false;
     const decide = this.policy.shouldRetry;
-    return decide === undefined || decide(error, attempt);
+    if (decide === undefined) return true;
+    // User code: it may have cancelled the task or shut the instance down.
+    return decide(error, attempt) && this.phase === Phase.RUNNING && !this.core.stopping;
   }
 
   /** @internal Part of {@link RetryOwner}. */
-  retrying(error: unknown, attempt: number, sleep: number): void {
+  retrying(error: unknown, attempt: number, sleep: number): boolean {
+    // `retryDelay`, user code, may have cancelled the task or shut the instance down.
+    if (this.phase !== Phase.RUNNING || this.core.stopping) return false;
     this.phase = Phase.SLEEPING;
     this.core.accounting.retried();
     const events = this.core.events;
     if (events.wants('retry', this)) announceRetry(events, this, attempt, sleep, error);
+    return true;
   }
 }
 

@@ -28,14 +28,18 @@ export interface HedgeOwner extends Announced {
   /** Whether the instance stops: a deferred body must not run (see {@link AttemptOwner}). */
   refuses(): boolean;
   /**
-   * Reports a copy's outcome to the circuit with its ticket; `false` when the breaker's
-   * `isFailure` threw (the owner then fails the task with that error).
+   * Reports a copy's outcome to the circuit with its ticket; `false` when the task is over: the
+   * breaker's `isFailure` threw (the owner then fails the task with that error), or user code
+   * the circuit ran ended it.
    */
   recordCopy(ticket: number, ok: boolean, value: unknown): boolean;
   /** A hedge of `attempt` succeeded first: the attempt succeeded with `value`. */
   hedgeWon(attempt: number, value: unknown): void;
-  /** Every copy of `attempt` failed, the first one included: the attempt failed with `error`. */
-  hedgesFailed(attempt: number, error: unknown): void;
+  /**
+   * Every copy of the running attempt failed, the first one included (or a shutdown aborted the
+   * copies left): the attempt failed with `error`.
+   */
+  hedgesFailed(error: unknown): void;
 }
 
 /** The signal reason a losing copy sees. */
@@ -176,13 +180,14 @@ export class Hedging {
     this.#copies.delete(copy);
     if (this.decided) return;
     const owner = this.#owner;
+    // `isFailure` and the circuit's listeners may have ended the task.
     if (!owner.recordCopy(copy.ticket, ok, value)) return;
     if (ok) {
       this.finish(lost(this.attempt));
       owner.hedgeWon(this.attempt, value);
     } else if (this.#firstFailed && this.#copies.size === 0) {
       this.finish(undefined);
-      owner.hedgesFailed(this.attempt, value);
+      owner.hedgesFailed(value);
     }
   }
 
@@ -207,7 +212,7 @@ export class Hedging {
     this.#abort(reason);
     if (!this.#firstFailed) return;
     this.decided = true;
-    this.#owner.hedgesFailed(this.attempt, reason);
+    this.#owner.hedgesFailed(reason);
   }
 
   /** Aborts every hedge in flight with `reason`, and sends no more. */

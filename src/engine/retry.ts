@@ -87,8 +87,11 @@ export interface RetryOwner {
   attemptNext(attempt: number): void;
   /** Whether failed attempt `attempt` is retried. */
   shouldRetry(value: unknown, attempt: number): boolean;
-  /** The retry is decided and its sleep armed: announce it. */
-  retrying(value: unknown, attempt: number, sleep: number): void;
+  /**
+   * The retry is decided: announce it. `false` when the task ended or the instance stopped
+   * meanwhile (`retryDelay` is user code): then there is no retry.
+   */
+  retrying(value: unknown, attempt: number, sleep: number): boolean;
   /** The loop ended: with an attempt's success, or the last failure (or `signal.reason`). */
   loopEnded(ok: boolean, value: unknown): void;
 }
@@ -98,7 +101,7 @@ interface RetryHooks<T> {
   /** Runs attempt `attempt` (2, 3, ...); rejects with `wrapFailure(value)` on failure. */
   attempt(attempt: number): Promise<T>;
   shouldRetry(value: unknown, attempt: number): boolean;
-  retrying(value: unknown, attempt: number, sleep: number): void;
+  retrying(value: unknown, attempt: number, sleep: number): boolean;
 }
 
 // setTimeout takes at most 2 ** 31 - 1 ms (a longer delay fires at once): a longer sleep re-arms.
@@ -133,8 +136,8 @@ function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
 /**
  * Continues a task whose first attempt failed with `firstFailure`, on `p-retry`: at most
  * `retries` more attempts. The first failure is replayed as p-retry's first attempt, so a task
- * that succeeds at once never enters this loop. Each delay is computed once, here: its timer is
- * armed, then the retry announced with it, then slept (p-retry itself is told to wait 0 ms).
+ * that succeeds at once never enters this loop. Each delay is computed once, here: the retry is
+ * announced with it, then slept (p-retry itself is told to wait 0 ms).
  * Rejects with the last value thrown (unwrapped), or with `signal.reason` once `signal` aborts.
  */
 function retry<T>(
@@ -167,9 +170,9 @@ function retry<T>(
           refused = { error: thrown };
           return false;
         }
-        const slept = delay > 0 ? sleep(delay, signal) : true;
-        hooks.retrying(value, attemptNumber, delay);
-        return slept;
+        // A listener of the announcement may end the task too: its signal then aborts.
+        if (!hooks.retrying(value, attemptNumber, delay) || signal.aborted) return false;
+        return delay > 0 ? sleep(delay, signal) : true;
       },
     },
   ).catch((error: unknown) => {
