@@ -4,7 +4,14 @@
 // afterwards, the counters add up, and a waiting shutdown resolves.
 import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
-import { CancelledError, Event, ShutdownError, currentTask, type Task } from '../../src/index.js';
+import {
+  CancelledError,
+  Event,
+  InstanceEvent,
+  ShutdownError,
+  currentTask,
+  type Task,
+} from '../../src/index.js';
 import { defer, flush, type Deferred } from '../helpers/defer.js';
 import { closeAll, create } from '../helpers/instances.js';
 
@@ -269,6 +276,81 @@ describe("the breaker's callbacks as an attempt ends", () => {
     await expect(task).rejects.toBeInstanceOf(CancelledError);
     expect(dvt.circuit?.state).toBe('closed');
     expect(seen).toEqual([Event.CANCELLED]);
+    await settledOnce(dvt);
+  });
+});
+
+describe('the adaptive limit as an attempt ends', () => {
+  it('an isOverload that cancels the task it judges: cancelled once, no error event', async () => {
+    const target = later();
+    const dvt = create({
+      concurrency: 'adaptive',
+      adaptive: { isOverload: () => (target.cancel(), true) },
+    });
+    const seen = outcomes(dvt);
+    const task = target.of(dvt.task.schedule(boom));
+    await expect(task).rejects.toBeInstanceOf(CancelledError);
+    expect(seen).toEqual([Event.CANCELLED]);
+    await settledOnce(dvt);
+  });
+
+  it('a limit_changed listener that cancels the task whose end changed the limit: cancelled once', async () => {
+    const dvt = create({ concurrency: 'adaptive', timeout: 50, adaptive: { initial: 10 } });
+    const first = dvt.task.schedule(() => new Promise((resolve) => setTimeout(resolve, 20)));
+    await jest.advanceTimersByTimeAsync(20);
+    await first;
+    const seen = outcomes(dvt);
+    const target = later();
+    const limits: number[] = [];
+    dvt.events.on(InstanceEvent.LIMIT_CHANGED, (p) => {
+      limits.push(p.limit);
+      target.cancel();
+    });
+    // Past the adaptive limit's window (250 ms), an overload (a timeout, by default) ends the
+    // window as its attempt ends, and cuts the limit.
+    await jest.advanceTimersByTimeAsync(300);
+    const task = target.of(
+      dvt.task.schedule(() => new Promise((resolve) => setTimeout(resolve, 100))),
+    );
+    const outcome = task.catch((error: unknown) => error);
+    await jest.advanceTimersByTimeAsync(50);
+    expect(limits).toHaveLength(1);
+    expect(limits[0]).toBeLessThan(10);
+    expect(await outcome).toBeInstanceOf(CancelledError);
+    expect(seen).toEqual([Event.CANCELLED]);
+    await jest.advanceTimersByTimeAsync(100);
+    await settledOnce(dvt);
+  });
+  it('a limit_changed listener that cancels the running tasks as a success raises the limit: each settles once', async () => {
+    const dvt = create({ concurrency: 'adaptive', adaptive: { initial: 2 } });
+    const seen = outcomes(dvt);
+    const running = new Set<Task<unknown>>();
+    const raised: number[] = [];
+    dvt.events.on(InstanceEvent.LIMIT_CHANGED, (p) => {
+      raised.push(p.limit - p.previous);
+      for (const task of running) task.cancel();
+    });
+    // Two tasks of 20 ms at a time, at their floor latency: a window (250 ms) closes on a
+    // success, which raises the limit; the task that ended it is among those cancelled.
+    let tasks = 0;
+    for (let round = 0; round < 40 && raised.length === 0; round++) {
+      const pair = [0, 1].map(() => {
+        const task = dvt.task.schedule(() => new Promise((resolve) => setTimeout(resolve, 20)));
+        running.add(task);
+        void task.then(
+          () => running.delete(task),
+          () => running.delete(task),
+        );
+        return task;
+      });
+      tasks += 2;
+      await jest.advanceTimersByTimeAsync(20);
+      await Promise.allSettled(pair);
+    }
+    expect(raised).toHaveLength(1);
+    expect(raised[0]).toBeGreaterThan(0);
+    expect(seen).toHaveLength(tasks);
+    expect(seen).toContain(Event.CANCELLED);
     await settledOnce(dvt);
   });
 });

@@ -119,7 +119,9 @@ export class Execution
     if (core.latency !== undefined || core.adaptive !== undefined)
       this.attemptAt = performance.now();
     if (events.wants('started', this)) announceAttempt(events, this, 'started', attempt, 0);
-    // A listener may have cancelled the task (or shut the instance down): then nothing runs.
+    // A listener may have cancelled the task: then nothing runs. (One that shut the instance down
+    // without waiting aborted the attempt's signal: the work runs with it aborted, as any running
+    // task's.)
     if (this.phase !== Phase.RUNNING) return;
     let out: unknown;
     try {
@@ -150,7 +152,12 @@ export class Execution
     if (this.phase !== Phase.RUNNING || attempt !== this.attempt) return;
     // A hedge won already: this copy lost.
     if (this.holdings?.hedge?.firstSucceeded() === false) return;
-    this.core.adaptive?.ended(this.attemptAt, true, undefined);
+    const adaptive = this.core.adaptive;
+    if (adaptive !== undefined) {
+      adaptive.ended(this.attemptAt, true, undefined);
+      // A `limit_changed` listener may have ended the task.
+      if (this.phase !== Phase.RUNNING) return;
+    }
     if (this.ticket >= 0 && !this.recordOutcome(true, value)) return;
     if (this.core.latency !== undefined) measureAttempt(this);
     this.won(value);
@@ -171,7 +178,12 @@ export class Execution
     if (this.phase !== Phase.RUNNING || attempt !== this.attempt) return;
     const hedge = this.holdings?.hedge;
     if (hedge?.decided === true) return;
-    this.core.adaptive?.ended(this.attemptAt, false, error);
+    const adaptive = this.core.adaptive;
+    if (adaptive !== undefined) {
+      adaptive.ended(this.attemptAt, false, error);
+      // Its `isOverload` and the `limit_changed` listeners may have ended the task.
+      if (this.phase !== Phase.RUNNING) return;
+    }
     if (this.ticket >= 0 && !this.recordOutcome(false, error)) return;
     // Hedges still in flight decide the attempt.
     if (hedge?.firstFailed() === true) return;
