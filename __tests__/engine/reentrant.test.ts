@@ -417,6 +417,51 @@ describe('the retry callbacks', () => {
   });
 });
 
+describe('between a failed attempt and its retry', () => {
+  it('a task cancelled before its retry is decided: its shouldRetry is not asked', async () => {
+    const target = later();
+    let asked = 0;
+    const dvt = create({
+      retries: 2,
+      shouldRetry: () => ((asked += 1), true),
+      // Cancels the task a microtask after its failure was recorded: the retry loop has the
+      // failure by then, and has not decided yet.
+      circuitBreaker: {
+        threshold: 5,
+        isFailure: () => (queueMicrotask(() => target.cancel()), true),
+      },
+    });
+    const seen = outcomes(dvt);
+    const down = failing();
+    const task = target.of(dvt.task.schedule(down.work));
+    await expect(task).rejects.toBeInstanceOf(CancelledError);
+    await flush();
+    expect(asked).toBe(0);
+    expect(down.calls()).toBe(1);
+    expect(seen).toEqual([Event.CANCELLED]);
+    await settledOnce(dvt);
+  });
+
+  it('an instance shut down before the retry is decided: shouldRetry is not asked, the task fails', async () => {
+    let asked = 0;
+    const dvt = create({
+      retries: 2,
+      shouldRetry: () => ((asked += 1), true),
+      circuitBreaker: {
+        threshold: 5,
+        isFailure: () => (void dvt.shutdown({ wait: false }), true),
+      },
+    });
+    const seen = outcomes(dvt);
+    const down = failing();
+    await expect(dvt.task.schedule(down.work)).rejects.toEqual(new Error('down'));
+    expect(asked).toBe(0);
+    expect(down.calls()).toBe(1);
+    expect(seen).toEqual([Event.ERROR]);
+    await settledOnce(dvt);
+  });
+});
+
 describe('the retry callbacks, later', () => {
   it('a retryDelay that shuts the instance down without waiting: no retry, the task ends at once', async () => {
     const down = failing();
