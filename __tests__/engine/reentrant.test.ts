@@ -67,6 +67,22 @@ function failing(): { work: () => Promise<never>; calls: () => number } {
   };
 }
 
+/**
+ * Schedules `work` on `dvt` as `target`'s task, whose callbacks cancel it: it rejects with
+ * `CancelledError`, `cancelled` is its one outcome event, and every task settled once.
+ */
+async function cancelledOnce(
+  dvt: Instance,
+  target: ReturnType<typeof later>,
+  work: () => Promise<unknown>,
+): Promise<void> {
+  const seen = outcomes(dvt);
+  const task = target.of(dvt.task.schedule(work));
+  await expect(task).rejects.toBeInstanceOf(CancelledError);
+  expect(seen).toEqual([Event.CANCELLED]);
+  await settledOnce(dvt);
+}
+
 const boom = (): Promise<never> => Promise.reject(new Error('down'));
 
 /** An instance whose breaker opened (threshold 1) and is due to turn half-open. */
@@ -224,11 +240,7 @@ describe("the breaker's callbacks as an attempt ends", () => {
     const dvt = create({
       circuitBreaker: { threshold: 5, isFailure: () => (target.cancel(), true) },
     });
-    const seen = outcomes(dvt);
-    const task = target.of(dvt.task.schedule(boom));
-    await expect(task).rejects.toBeInstanceOf(CancelledError);
-    expect(seen).toEqual([Event.CANCELLED]);
-    await settledOnce(dvt);
+    await cancelledOnce(dvt, target, boom);
   });
 
   it('an isFailure that cancels the task, then throws: still cancelled once', async () => {
@@ -242,11 +254,7 @@ describe("the breaker's callbacks as an attempt ends", () => {
         },
       },
     });
-    const seen = outcomes(dvt);
-    const task = target.of(dvt.task.schedule(boom));
-    await expect(task).rejects.toBeInstanceOf(CancelledError);
-    expect(seen).toEqual([Event.CANCELLED]);
-    await settledOnce(dvt);
+    await cancelledOnce(dvt, target, boom);
   });
 
   it('an isFailure that cancels its task while retries are left: not retried', async () => {
@@ -287,11 +295,7 @@ describe('the adaptive limit as an attempt ends', () => {
       concurrency: 'adaptive',
       adaptive: { isOverload: () => (target.cancel(), true) },
     });
-    const seen = outcomes(dvt);
-    const task = target.of(dvt.task.schedule(boom));
-    await expect(task).rejects.toBeInstanceOf(CancelledError);
-    expect(seen).toEqual([Event.CANCELLED]);
-    await settledOnce(dvt);
+    await cancelledOnce(dvt, target, boom);
   });
 
   it('a limit_changed listener that cancels the task whose end changed the limit: cancelled once', async () => {
