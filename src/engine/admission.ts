@@ -3,6 +3,7 @@ import type { LocalGate } from '../policies/gate.js';
 import { TokenBucket, type TokenWait } from '../policies/rate-limit.js';
 import type { MethodName } from '../events/types.js';
 import type { ResolvedPolicy } from '../options.js';
+import type { CircuitControl } from '../resilience/circuit-view.js';
 import { Counted, type Outcome } from './accounting.js';
 import type { Kind } from './attempt.js';
 import { runSoon, type Core, type Member, type Sink } from './core.js';
@@ -193,9 +194,8 @@ export abstract class Admission extends TaskRecord {
     if (this.releaseSlot === undefined) this.releaseSlot = gate.adopt();
   }
 
-  /** Fails the task, which still waits, with `error`: a full queue shed it. */
+  /** Fails the task, which still waits (counted pending), with `error`: a full queue shed it. */
   shed(error: QueueFullError): void {
-    if (this.phase === Phase.SETTLED) return;
     this.core.accounting.counters.shed += 1;
     this.settle(false, error, 'error');
   }
@@ -228,11 +228,15 @@ export abstract class Admission extends TaskRecord {
   }
 
   /** A shared circuit asks its store whether the attempt may start (a half-open trial). */
-  protected admitLater(pending: Promise<number | CircuitOpenError>, attempt: number): void {
+  protected admitLater(
+    circuit: CircuitControl,
+    pending: Promise<number | CircuitOpenError>,
+    attempt: number,
+  ): void {
     pending.then(
       (ticket) => {
         if (typeof ticket === 'number') {
-          if (this.phase !== Phase.TOKEN) this.core.circuit?.abandon(ticket);
+          if (this.phase !== Phase.TOKEN) circuit.abandon(ticket);
           else {
             this.ticket = ticket;
             this.launch(attempt, 0);

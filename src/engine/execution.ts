@@ -72,13 +72,11 @@ export class Execution
   // ---- attempts ------------------------------------------------------------------------------
 
   protected launch(attempt: number, waited: number): void {
-    if (this.phase !== Phase.TOKEN) return;
+    // Every caller has checked that the task is in Phase.TOKEN. Nor can the instance be stopping:
+    // stop() cancels every task that is not running in one pass, and a place that frees passes on
+    // a microtask later at the earliest (a gate lane's slot, a key's slot through the gate).
     const core = this.core;
     const events = core.events;
-    if (core.stopping) {
-      this.cancel(new ShutdownError('instance is shutting down'));
-      return;
-    }
     if (waited > 0) {
       core.accounting.throttled();
       if (events.wants('rate_limited', this))
@@ -95,7 +93,7 @@ export class Execution
     if (circuit !== undefined && this.ticket < 0) {
       const ticket = circuit.admit();
       if (isThenable(ticket)) {
-        this.admitLater(ticket, attempt);
+        this.admitLater(circuit, ticket, attempt);
         return;
       }
       // Its turning half-open is announced: a listener may have ended the task.
@@ -233,7 +231,8 @@ export class Execution
   /** @internal Part of {@link HedgeOwner}: the first copy lost, and is aborted. */
   hedgeWon(attempt: number, value: unknown): void {
     if (this.ticket >= 0) {
-      this.core.circuit?.abandon(this.ticket);
+      // A ticket is only ever taken from the instance's circuit.
+      (this.core.circuit as CircuitControl).abandon(this.ticket);
       this.ticket = -1;
     }
     // Measured until now: its latency was at least that.

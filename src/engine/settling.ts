@@ -1,7 +1,7 @@
 import { CancelledError, type ShutdownError } from '../errors.js';
 import type { MethodName } from '../events/types.js';
 import type { ResolvedPolicy } from '../options.js';
-import { TokenBucket } from '../policies/rate-limit.js';
+import type { TokenBucket } from '../policies/rate-limit.js';
 import type { Outcome } from './accounting.js';
 import { Admission } from './admission.js';
 import { announceEnd } from './announce.js';
@@ -53,7 +53,6 @@ export abstract class Settling extends Admission {
    * token), at once.
    */
   stop(reason: ShutdownError): void {
-    if (this.phase === Phase.SETTLED) return;
     if (this.phase !== Phase.RUNNING) this.cancel(reason);
     else {
       this.abortAttempt(reason);
@@ -110,7 +109,8 @@ export abstract class Settling extends Admission {
     if (this.tokenTaken) {
       // Settled before its first attempt: the token it took goes back.
       this.tokenTaken = false;
-      if (core.limiter instanceof TokenBucket) core.limiter.refund(this.policy.cost);
+      // Only the in-process bucket gives a token at admission (see Admission.admitted()).
+      (core.limiter as TokenBucket).refund(this.policy.cost);
     }
     if (this.ticket >= 0) {
       // Its attempt will never report: a trial gives its place back.
