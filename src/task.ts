@@ -358,13 +358,16 @@ export class TaskApi {
       const refusal = core.circuit.refusal();
       if (refusal !== undefined) return refusedTask<R>(core, refusal);
     }
+    // One argument, the common call, is kept without its array: a queued task holds two objects
+    // fewer (the array and its elements).
+    const one = kind === Kind.CALL && args.length === 1;
     const execution = new Execution(
       host.core,
       this.#policy,
       method,
-      kind,
+      one ? Kind.CALL_ONE : kind,
       work,
-      args,
+      one ? args[0] : args,
       undefined,
       this.#policy.key,
     );

@@ -87,6 +87,30 @@ describe('hedge: a fixed delay', () => {
     expect(dvt.events.stats()).toMatchObject({ started: 2, hedged: 1, done: 1, error: 0 });
   });
 
+  it.each([
+    ['no argument', []],
+    ['one argument', [{ id: 7 }]],
+    ['one undefined argument', [undefined]],
+    ['two arguments', ['a', 2]],
+  ])('hands the hedge the arguments of the first copy: %s', async (_, args) => {
+    const dvt = create({ hedge: { delay: 50 } });
+    const seen: unknown[][] = [];
+    const ends: Deferred<string>[] = [];
+    const work = (...received: unknown[]): Promise<string> => {
+      seen.push(received);
+      const end = defer<string>();
+      ends.push(end);
+      return end.promise;
+    };
+    const task = dvt.task.schedule(work, ...args);
+    await jest.advanceTimersByTimeAsync(50);
+    expect(seen).toEqual([args, args]);
+    // `arguments.length` too: one `undefined` is not none.
+    expect(seen.map((received) => received.length)).toEqual([args.length, args.length]);
+    ends[1]?.resolve('hedge');
+    await expect(task).resolves.toBe('hedge');
+  });
+
   it('sends no hedge for an attempt that settles in time, and leaves no timer', async () => {
     const dvt = create({ hedge: { delay: 50 } });
     const all = Promise.all([

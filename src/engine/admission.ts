@@ -27,11 +27,11 @@ export abstract class Admission extends TaskRecord {
     method: MethodName,
     kind: Kind,
     work: unknown,
-    args: readonly unknown[],
+    input: unknown,
     sink: Sink | undefined,
     key: string | undefined,
   ) {
-    super(core, policy, method, kind, work, args, sink, key);
+    super(core, policy, method, kind, work, input, sink, key);
   }
 
   /** Starts attempt `attempt` once its tokens are taken (`waited`: ms spent waiting for them). */

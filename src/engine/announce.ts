@@ -54,7 +54,7 @@ export function announceRetry(
 
 /**
  * The terminal event. `attempt` is 0 when no attempt started; `startedAt` is the
- * `performance.now()` of the first start, or < 0.
+ * `performance.now()` of the first start, undefined when none started.
  */
 export function announceEnd(
   events: Events,
@@ -62,11 +62,11 @@ export function announceEnd(
   event: 'done' | 'error' | 'cancelled',
   value: unknown,
   attempt: number,
-  startedAt: number,
+  startedAt: number | undefined,
 ): void {
   const payload = source.payload(event);
   if (attempt > 0) payload.attempt = attempt;
-  if (startedAt >= 0) payload.elapsed = performance.now() - startedAt;
+  if (startedAt !== undefined) payload.elapsed = performance.now() - startedAt;
   if (event !== 'done') {
     payload.error = value;
     if (value instanceof TimeoutError) payload.timeout = value.timeout;

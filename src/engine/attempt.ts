@@ -16,6 +16,8 @@ export const Kind = Object.freeze({
   TO_THREAD: 3,
   /** `wrap(fn)` called as a method: `fn.apply(args[0], args.slice(1))`, so `fn` sees its object. */
   METHOD: 4,
+  /** `CALL` with one argument, kept as it is rather than in an array: `fn(arg)`. */
+  CALL_ONE: 5,
 } as const);
 export type Kind = (typeof Kind)[keyof typeof Kind];
 
@@ -46,6 +48,10 @@ export const call = (work: AnyFunction, args: readonly unknown[]): unknown => {
       return fn(...args);
   }
 };
+
+/** `work(arg)`: {@link Kind.CALL_ONE}. */
+export const callOne = (work: AnyFunction, arg: unknown): unknown =>
+  (work as (a: unknown) => unknown)(arg);
 
 const callMethod = (work: AnyFunction, args: readonly unknown[]): unknown =>
   Reflect.apply(work, args[0], args.slice(1));
@@ -93,14 +99,17 @@ function callLater(
 /**
  * Calls the work of attempt `attempt` as its kind says, with `owner` as the current task. Returns
  * what the work returned (or the promise handed over); throws what it threw synchronously.
+ * `input` is the arguments: an array, or for {@link Kind.CALL_ONE} the one argument itself.
  */
 export function invoke(
   owner: AttemptOwner,
   kind: Kind,
   work: unknown,
-  args: readonly unknown[],
+  input: unknown,
   attempt: number,
 ): unknown {
+  if (kind === Kind.CALL_ONE) return runInContext(owner, callOne, work as AnyFunction, input);
+  const args = input as readonly unknown[];
   switch (kind) {
     case Kind.CALL:
       return runInContext(owner, call, work as AnyFunction, args);

@@ -10,7 +10,7 @@ import type { Parked } from '../queue/pause.js';
 import type { CircuitControl } from '../resilience/circuit-view.js';
 import { Settling } from './settling.js';
 import { announceAttempt, announceRetry, type Announced } from './announce.js';
-import { call, invoke, Kind, timed, type AttemptOwner } from './attempt.js';
+import { call, callOne, invoke, Kind, timed, type AttemptOwner } from './attempt.js';
 import type { Core, Member, Sink } from './core.js';
 import { armHedge, measureAttempt, type HedgeOwner } from './hedge.js';
 import { Phase } from './phase.js';
@@ -47,11 +47,11 @@ export class Execution
     method: MethodName,
     kind: Kind,
     work: unknown,
-    args: readonly unknown[],
+    input: unknown,
     sink: Sink | undefined,
     key: string | undefined,
   ) {
-    super(core, policy, method, kind, work, args, sink, key);
+    super(core, policy, method, kind, work, input, sink, key);
   }
 
   isCurrent(attempt: number): boolean {
@@ -112,7 +112,7 @@ export class Execution
     this.attempt = attempt;
     core.accounting.started();
     // Always timed: a listener added while the task runs still gets its elapsed.
-    if (this.startedAt < 0) this.startedAt = performance.now();
+    this.startedAt ??= performance.now();
     // Each attempt's own start: its latency is a sample (hedging by percentile, adaptive limit).
     if (core.latency !== undefined || core.adaptive !== undefined)
       this.attemptAt = performance.now();
@@ -278,7 +278,10 @@ export class Execution
 /** Calls an execution's work (`this`: the execution), in the scope its attempt runs in. */
 function invokeWork(this: Execution): unknown {
   const kind = this.kind;
-  // The common kind without the dispatch.
-  if (kind === Kind.CALL) return runInContext(this, call, this.work as AnyFunction, this.args);
-  return invoke(this, kind, this.work, this.args, this.attempt);
+  // The common kinds without the dispatch.
+  if (kind === Kind.CALL_ONE)
+    return runInContext(this, callOne, this.work as AnyFunction, this.input);
+  if (kind === Kind.CALL)
+    return runInContext(this, call, this.work as AnyFunction, this.input as readonly unknown[]);
+  return invoke(this, kind, this.work, this.input, this.attempt);
 }

@@ -16,7 +16,7 @@ export interface HedgeOwner extends Announced {
   readonly policy: ResolvedPolicy;
   readonly kind: Kind;
   readonly work: unknown;
-  readonly args: readonly unknown[];
+  readonly input: unknown;
   readonly scope: AsyncResource;
   readonly id: string;
   readonly seq: number;
@@ -301,7 +301,7 @@ class Copy implements AttemptOwner {
 
   #invoke(): unknown {
     const owner = this.#owner;
-    return invoke(this, owner.kind, owner.work, owner.args, this.#hedging.attempt);
+    return invoke(this, owner.kind, owner.work, owner.input, this.#hedging.attempt);
   }
 
   #ended(ok: boolean, value: unknown): void {

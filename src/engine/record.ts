@@ -11,14 +11,6 @@ import { createTask, type Task } from './task-promise.js';
 
 let sequence = 0;
 
-/**
- * The value of a time field (`startedAt`, `attemptAt`) not yet set: negative, and a double rather
- * than a small integer like `-1`, since the field goes on to hold `performance.now()`: a field
- * that starts as a small integer changes representation at the first start, which gave every
- * execution's class a new shape and dropped the optimized code built on the old one.
- */
-const NO_TIME = -0.5;
-
 /** The next task number of the process (tasks and refused tasks share the sequence). */
 export const nextSeq = (): number => ++sequence;
 
@@ -41,7 +33,8 @@ export abstract class TaskRecord {
   declare readonly method: MethodName;
   declare readonly kind: Kind;
   declare readonly work: unknown;
-  declare readonly args: readonly unknown[];
+  /** The arguments: an array, or for `Kind.CALL_ONE` the one argument itself. */
+  declare readonly input: unknown;
   /** Where the outcome goes when the task has no `Task` of its own (a `map` item). */
   declare readonly sink: Sink | undefined;
   /** The async context of the call that scheduled the task: every attempt runs in it. */
@@ -52,8 +45,14 @@ export abstract class TaskRecord {
   declare holdings: Holdings | undefined;
   /** Where it is in its life (the state machine's). */
   declare phase: Phase;
-  /** `performance.now()` of the first start, or < 0. */
-  declare startedAt: number;
+  /**
+   * `performance.now()` of the first start; undefined before it. Undefined rather than a number:
+   * a field that starts as a small integer such as `-1` changes representation at the first start
+   * (a new shape for every execution's class, and the optimized code built on the old one
+   * dropped), and one that starts as a double is a box allocated with each record, kept while the
+   * task waits (16 bytes a queued task).
+   */
+  declare startedAt: number | undefined;
   /** Gives the gate slot back; set while the execution holds one. */
   declare releaseSlot: (() => void) | undefined;
   /** Where the accounting counts it, and its links in the live list. */
@@ -76,9 +75,8 @@ export abstract class TaskRecord {
   declare ticket: number;
   /**
    * `performance.now()` when the attempt now running started, while latency is measured (hedging
-   * by percentile, adaptive concurrency); else undefined. Undefined rather than a negative double
-   * like `startedAt`: a field that holds a double is a boxed number in V8, allocated with the
-   * record, and most tasks never measure an attempt (16 bytes a record, the box).
+   * by percentile, adaptive concurrency); else undefined (as `startedAt`, and most tasks never
+   * measure an attempt).
    */
   declare attemptAt: number | undefined;
 
@@ -88,7 +86,7 @@ export abstract class TaskRecord {
     method: MethodName,
     kind: Kind,
     work: unknown,
-    args: readonly unknown[],
+    input: unknown,
     sink: Sink | undefined,
     key: string | undefined,
   ) {
@@ -98,13 +96,13 @@ export abstract class TaskRecord {
     this.method = method;
     this.kind = kind;
     this.work = work;
-    this.args = args;
+    this.input = input;
     this.sink = sink;
     this.scope = sink === undefined ? new AsyncResource(SCOPE) : sink.scope;
     this.attempt = 0;
     this.holdings = undefined;
     this.phase = Phase.QUEUED;
-    this.startedAt = NO_TIME;
+    this.startedAt = undefined;
     this.releaseSlot = undefined;
     this.counted = Counted.NOWHERE;
     this.livePrev = undefined;
@@ -141,7 +139,7 @@ export abstract class TaskRecord {
 
   /** The `map` slot this task fills: its second argument. */
   get index(): number {
-    return this.args[1] as number;
+    return (this.input as readonly unknown[])[1] as number;
   }
 
   /** The object published on `dovetail:task` for this task. */

@@ -23,11 +23,11 @@ export abstract class Settling extends Admission {
     method: MethodName,
     kind: Kind,
     work: unknown,
-    args: readonly unknown[],
+    input: unknown,
     sink: Sink | undefined,
     key: string | undefined,
   ) {
-    super(core, policy, method, kind, work, args, sink, key);
+    super(core, policy, method, kind, work, input, sink, key);
   }
 
   /** Called by a gate that cannot grant a slot (a shared back end that failed). */
