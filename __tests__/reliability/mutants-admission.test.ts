@@ -185,11 +185,10 @@ describe("admission: a key's token wait", () => {
 });
 
 describe('admission: a key slot revoked while its task waited', () => {
-  // Kills `if (false)` for `this.phase !== Phase.QUEUED || !this.keyHeld` in keyPassed() and
-  // `&&` for its `||`: a task whose key token came (the cancel of the task ahead of it gave it
-  // the token at once) and whose key slot then went to a task of a higher priority, before it
-  // was told its token came, waits for its key again: it never counts as running meanwhile, so
-  // `onSizeLessThan(3)` does not resolve while three tasks still wait.
+  // A task whose key token came (the cancel of the task ahead of it gave it the token at once)
+  // and whose key slot then went to a task of a higher priority, before it was told its token
+  // came, waits for its key again: it never counts as running meanwhile, and the token served to
+  // it goes back to the key's bucket, where the task that took its slot finds it.
   it('keeps a task that lost its key slot before its token wait ended waiting', async () => {
     fakeTimers();
     const dvt = create({ perKey: { concurrency: 2, rateLimit: { perSecond: 1, burst: 3 } } });
@@ -204,11 +203,10 @@ describe('admission: a key slot revoked while its task waited', () => {
     // Takes the key slot of `behind`, the last of the key's unstarted tasks.
     const urgent = dvt.task.with({ key: 'a', priority: 1 }).schedule(record('urgent'));
     expect(dvt.pending).toBe(3);
-    let below = false;
-    void dvt.onSizeLessThan(3).then(() => void (below = true));
     await flush();
-    expect(below).toBe(false);
-    expect(dvt.pending).toBe(3);
+    // The token `behind` was served went to `other`; `behind` still waits.
+    expect(started).toEqual([['other', 1000]]);
+    expect(dvt.pending).toBe(2);
     await jest.advanceTimersByTimeAsync(3000);
     await expect(ahead).rejects.toBeInstanceOf(CancelledError);
     await expect(Promise.all([behind, other, urgent])).resolves.toEqual([
@@ -217,9 +215,9 @@ describe('admission: a key slot revoked while its task waited', () => {
       'urgent',
     ]);
     expect(started).toEqual([
-      ['other', 2000],
-      ['urgent', 3000],
-      ['behind', 4000],
+      ['other', 1000],
+      ['urgent', 2000],
+      ['behind', 3000],
     ]);
   });
 

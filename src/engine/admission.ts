@@ -275,8 +275,10 @@ export abstract class Admission extends TaskRecord {
       this.instanceToken(attempt, attempt === 1 ? (this.holdings?.keyWaited ?? 0) : 0);
       return;
     }
-    this.awaitToken(bucket.take(this.policy.cost, this.policy.priority, this.seq), (ms) =>
-      this.instanceToken(attempt, ms),
+    this.awaitToken(
+      bucket.take(this.policy.cost, this.policy.priority, this.seq),
+      bucket instanceof TokenBucket ? bucket : undefined,
+      (ms) => this.instanceToken(attempt, ms),
     );
   }
 
@@ -288,12 +290,13 @@ export abstract class Admission extends TaskRecord {
       return;
     }
     let waited: number | Promise<number>;
+    const bucket = limiter instanceof TokenBucket ? limiter : undefined;
     try {
       // The in-process bucket hands back a wait that can be called off directly: no
       // AbortController per task.
       waited =
-        limiter instanceof TokenBucket
-          ? limiter.take(this.policy.cost, this.policy.priority, this.seq)
+        bucket !== undefined
+          ? bucket.take(this.policy.cost, this.policy.priority, this.seq)
           : limiter.acquire(this.signal(), this.policy.cost);
     } catch (error) {
       // The limiter could not give a token (a shared back end failed): the task fails with that
@@ -301,11 +304,20 @@ export abstract class Admission extends TaskRecord {
       this.settleFailure(error);
       return;
     }
-    this.awaitToken(waited, (ms) => this.launch(attempt, keyWaited + ms));
+    this.awaitToken(waited, bucket, (ms) => this.launch(attempt, keyWaited + ms));
   }
 
-  /** Goes on with `then(ms)` once a token wait is over (at once for a free token). */
-  private awaitToken(waited: number | Promise<number>, then: (ms: number) => void): void {
+  /**
+   * Goes on with `then(ms)` once a token wait is over (at once for a free token). `bucket` is the
+   * in-process bucket waited on, if it is one: a wait served in the turn the task settled in
+   * (its continuation comes a microtask later) gives its tokens back there. A shared back end's
+   * token is spent.
+   */
+  private awaitToken(
+    waited: number | Promise<number>,
+    bucket: TokenBucket | undefined,
+    then: (ms: number) => void,
+  ): void {
     if (typeof waited === 'number') {
       then(waited);
       return;
@@ -317,6 +329,7 @@ export abstract class Admission extends TaskRecord {
         const holdings = this.holdings;
         if (holdings !== undefined) holdings.tokenWait = undefined;
         if (this.phase === Phase.TOKEN) then(ms);
+        else bucket?.refund(this.policy.cost);
       },
       (error: unknown) => {
         // Aborted because the task settled: nothing to do. Anything else is a back-end failure.

@@ -68,10 +68,11 @@ class KeyState {
   readonly waiting = new WaitQueue<KeyJob>();
   /**
    * Tasks holding a slot of the key that have not started yet (waiting for the key's token or
-   * the instance's limits), each with whether it took its key token: a task of a higher
-   * priority that arrives may take the slot of the last of them.
+   * the instance's limits), each with whether it took its key token (`true`), took none
+   * (`false`: the key has no bucket), or the wait for it: a task of a higher priority that
+   * arrives may take the slot of the last of them.
    */
-  readonly unstarted = new Map<KeyJob, boolean>();
+  readonly unstarted = new Map<KeyJob, boolean | TokenWait>();
   readonly bucket: TokenBucket | undefined;
   /** In the idle set: nothing runs nor waits, the bucket is refilling. */
   idle = false;
@@ -138,6 +139,8 @@ export class Keys implements KeyLimits {
     const state = this.#states.get(key);
     if (state === undefined) return;
     state.running -= 1;
+    // Settled before its first attempt, with the key's token taken: the token goes back.
+    if (state.unstarted.get(job) === true) state.bucket?.refund(job.cost);
     state.unstarted.delete(job);
     this.#next(key, state);
   }
@@ -219,12 +222,19 @@ export class Keys implements KeyLimits {
       job.keyPassed(0);
       return;
     }
-    state.unstarted.set(job, false);
+    state.unstarted.set(job, waited);
     job.holdWait(waited);
     waited.then(
       (ms) => {
+        // Served in the turn the task settled or lost its slot to a task of higher priority
+        // (the continuation comes a microtask later; a task that lost its slot may even hold
+        // another one, with a wait of its own): the tokens of this wait go back.
+        if (state.unstarted.get(job) !== waited) {
+          bucket.refund(job.cost);
+          return;
+        }
         job.holdWait(undefined);
-        if (state.unstarted.has(job)) state.unstarted.set(job, true);
+        state.unstarted.set(job, true);
         job.keyPassed(ms);
       },
       // Called off because the task settled: its settling gave the slot back.
