@@ -49,39 +49,24 @@ describe("a key's token, taken before the gate", () => {
 });
 
 describe('a token wait served in the same turn as the cancel', () => {
-  it("gives the instance's token back", async () => {
-    const dvt = create({ rateLimit: { perSecond: 1, burst: 1 } });
+  it.each([
+    ["the instance's", { rateLimit: { perSecond: 1, burst: 1 } }, undefined],
+    ["a key's", { perKey: { rateLimit: { perSecond: 1, burst: 1 } } }, 'k'],
+  ] as const)('gives %s token back', async (_, options, key) => {
+    const dvt = create(options);
     const { starts, work } = recorder();
-    await dvt.task.schedule(work, 'first');
+    const api = key === undefined ? dvt.task : dvt.task.with({ key });
+    await api.schedule(work, 'first');
     // No token until 1 000 ms: the second waits for it.
-    const second = dvt.task.schedule(work, 'second');
+    const second = api.schedule(work, 'second');
     await jest.advanceTimersByTimeAsync(0);
     // Runs after the bucket's timer, in the same turn: the wait is served, its task not yet on.
     setTimeout(() => second.cancel(), 1000);
     jest.advanceTimersByTime(1000);
     await expect(second).rejects.toThrow();
-    const third = dvt.task.schedule(work, 'third');
+    const third = api.schedule(work, 'third');
     await jest.advanceTimersByTimeAsync(0);
     // The token served to the cancelled task is the third's, at once.
-    expect(starts).toEqual([
-      ['first', 0],
-      ['third', 1000],
-    ]);
-    await expect(third).resolves.toBe('third');
-  });
-
-  it("gives a key's token back", async () => {
-    const dvt = create({ perKey: { rateLimit: { perSecond: 1, burst: 1 } } });
-    const { starts, work } = recorder();
-    const keyed = dvt.task.with({ key: 'k' });
-    await keyed.schedule(work, 'first');
-    const second = keyed.schedule(work, 'second');
-    await jest.advanceTimersByTimeAsync(0);
-    setTimeout(() => second.cancel(), 1000);
-    jest.advanceTimersByTime(1000);
-    await expect(second).rejects.toThrow();
-    const third = keyed.schedule(work, 'third');
-    await jest.advanceTimersByTimeAsync(0);
     expect(starts).toEqual([
       ['first', 0],
       ['third', 1000],
