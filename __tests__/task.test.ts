@@ -501,6 +501,28 @@ describe('current', () => {
     expect(['<anonymous>', '']).toContain(name === '' ? '' : name);
   });
 
+  it("ends with the task's attempt: what the instance runs after it sees no task", async () => {
+    // Switches the store that follows a task across awaits on (Node 20 and 22 wait for a call).
+    expect(currentTask()).toBeUndefined();
+    const dvt = create({ concurrency: 1 });
+    const inside: Array<string | undefined> = [];
+    const after: Array<string | undefined> = [];
+    dvt.events.on('done', () => void after.push(currentTask()?.id));
+    const sync = dvt.task.schedule(() => void inside.push(currentTask()?.id));
+    const later = dvt.task.schedule(async () => {
+      await Promise.resolve();
+      inside.push(currentTask()?.id);
+    });
+    const retried = dvt.task.with({ retries: 1, retryBackoff: 0 }).schedule(() => {
+      inside.push(currentTask()?.id);
+      if (inside.length === 3) throw new Error('again');
+    });
+    await Promise.all([sync, later, retried]);
+    expect(inside).toEqual([sync.id, later.id, retried.id, retried.id]);
+    expect(after).toEqual([undefined, undefined, undefined]);
+    expect(currentTask()).toBeUndefined();
+  });
+
   it('keeps concurrent tasks apart', async () => {
     const dvt = create();
     const gate = defer();

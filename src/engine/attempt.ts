@@ -1,5 +1,5 @@
 import type { ClearablePromise } from 'p-timeout';
-import { runInContext, type ContextSource, type TaskContext } from '../context.js';
+import { runInContext, runInScope, type ContextSource, type TaskContext } from '../context.js';
 import type { AnyFunction } from '../events/types.js';
 import { withTimeout } from '../policies/timeout.js';
 import type { TimeoutError } from '../errors.js';
@@ -98,7 +98,8 @@ function callLater(
 
 /**
  * Calls the work of attempt `attempt` as its kind says, with `owner` as the current task. Returns
- * what the work returned (or the promise handed over); throws what it threw synchronously.
+ * what the work returned (or the promise handed over); throws what it threw synchronously. Call it
+ * inside the scope the attempt runs in (`runInAsyncScope()`: see {@link runInScope}).
  * `input` is the arguments: an array, or for {@link Kind.CALL_ONE} the one argument itself.
  */
 export function invoke(
@@ -108,17 +109,17 @@ export function invoke(
   input: unknown,
   attempt: number,
 ): unknown {
-  if (kind === Kind.CALL_ONE) return runInContext(owner, callOne, work as AnyFunction, input);
+  if (kind === Kind.CALL_ONE) return runInScope(owner, callOne, work as AnyFunction, input);
   const args = input as readonly unknown[];
   switch (kind) {
     case Kind.CALL:
-      return runInContext(owner, call, work as AnyFunction, args);
+      return runInScope(owner, call, work as AnyFunction, args);
     case Kind.PROMISE:
       return work;
     case Kind.CALLBACK:
-      return runInContext(owner, callWithCallback, work as AnyFunction, args);
+      return runInScope(owner, callWithCallback, work as AnyFunction, args);
     case Kind.METHOD:
-      return runInContext(owner, callMethod, work as AnyFunction, args);
+      return runInScope(owner, callMethod, work as AnyFunction, args);
     default:
       return callLater(owner, work as AnyFunction, args, attempt);
   }

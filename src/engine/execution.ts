@@ -1,6 +1,6 @@
 import type { ClearablePromise } from 'p-timeout';
 import { CancelledError, ShutdownError, type TimeoutError } from '../errors.js';
-import { runInContext } from '../context.js';
+import { runInScope } from '../context.js';
 import type { AnyFunction, EventSource, MethodName } from '../events/types.js';
 import { isThenable } from '../internal/util.js';
 import type { ResolvedPolicy } from '../options.js';
@@ -280,8 +280,8 @@ function invokeWork(this: Execution): unknown {
   const kind = this.kind;
   // The common kinds without the dispatch.
   if (kind === Kind.CALL_ONE)
-    return runInContext(this, callOne, this.work as AnyFunction, this.input);
+    return runInScope(this, callOne, this.work as AnyFunction, this.input);
   if (kind === Kind.CALL)
-    return runInContext(this, call, this.work as AnyFunction, this.input as readonly unknown[]);
+    return runInScope(this, call, this.work as AnyFunction, this.input as readonly unknown[]);
   return invoke(this, kind, this.work, this.input, this.attempt);
 }
