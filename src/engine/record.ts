@@ -11,6 +11,15 @@ import { createTask, type Task } from './task-promise.js';
 
 let sequence = 0;
 
+// The layout of `TaskRecord.bits`: the phase (0-4), where the task is counted (0-2), two flags,
+// then the kind (0-5).
+const PHASE_MASK = 0b111;
+const COUNTED_SHIFT = 3;
+const COUNTED_MASK = 0b11 << COUNTED_SHIFT;
+const KEY_HELD = 1 << 5;
+const TOKEN_TAKEN = 1 << 6;
+const KIND_SHIFT = 7;
+
 /** The next task number of the process (tasks and refused tasks share the sequence). */
 export const nextSeq = (): number => ++sequence;
 
@@ -31,7 +40,6 @@ export abstract class TaskRecord {
   declare readonly core: Core;
   declare readonly policy: ResolvedPolicy;
   declare readonly method: MethodName;
-  declare readonly kind: Kind;
   declare readonly work: unknown;
   /** The arguments: an array, or for `Kind.CALL_ONE` the one argument itself. */
   declare readonly input: unknown;
@@ -43,8 +51,11 @@ export abstract class TaskRecord {
   declare attempt: number;
   /** What it holds only while something needs it; made on first use. */
   declare holdings: Holdings | undefined;
-  /** Where it is in its life (the state machine's). */
-  declare phase: Phase;
+  /**
+   * Its phase, where the accounting counts it, its two flags and its kind, packed in one small
+   * integer (see the accessors below): five fields were 40 bytes of every queued task, one is 8.
+   */
+  declare bits: number;
   /**
    * `performance.now()` of the first start; undefined before it. Undefined rather than a number:
    * a field that starts as a small integer such as `-1` changes representation at the first start
@@ -55,22 +66,15 @@ export abstract class TaskRecord {
   declare startedAt: number | undefined;
   /** Gives the gate slot back; set while the execution holds one. */
   declare releaseSlot: (() => void) | undefined;
-  /** Where the accounting counts it, and its links in the live list. */
-  declare counted: Counted;
+  /** Its links in the live list (where it is counted: {@link counted}). */
   declare livePrev: Member | undefined;
   declare liveNext: Member | undefined;
   declare resolveTask: ((value: unknown) => void) | undefined;
   declare rejectTask: ((error: unknown) => void) | undefined;
   declare taskPromise: Task<unknown> | undefined;
   declare attemptContext: AttemptContext | undefined;
-  /** Higher starts first (its policy's, kept here for the queues' comparisons). */
-  declare readonly priority: number;
   /** The task's key (`with({ key })`, a `map` key), or undefined. */
   declare readonly key: string | undefined;
-  /** Whether it holds a slot of its key (per-key limits). */
-  declare keyHeld: boolean;
-  /** Its first attempt's instance token was taken when the gate admitted it. */
-  declare tokenTaken: boolean;
   /** The circuit's ticket of the attempt now running, or -1. */
   declare ticket: number;
   /**
@@ -94,32 +98,69 @@ export abstract class TaskRecord {
     this.core = core;
     this.policy = policy;
     this.method = method;
-    this.kind = kind;
     this.work = work;
     this.input = input;
     this.sink = sink;
     this.scope = sink === undefined ? new AsyncResource(SCOPE) : sink.scope;
     this.attempt = 0;
     this.holdings = undefined;
-    this.phase = Phase.QUEUED;
+    // Phase.QUEUED, Counted.NOWHERE, neither flag.
+    this.bits = kind << KIND_SHIFT;
     this.startedAt = undefined;
     this.releaseSlot = undefined;
-    this.counted = Counted.NOWHERE;
     this.livePrev = undefined;
     this.liveNext = undefined;
     this.resolveTask = undefined;
     this.rejectTask = undefined;
     this.taskPromise = undefined;
     this.attemptContext = undefined;
-    this.priority = policy.priority;
     this.key = key;
-    this.keyHeld = false;
-    this.tokenTaken = false;
     this.ticket = -1;
     this.attemptAt = undefined;
     // A promise handed over may reject while the task still waits for its slot or token: it is
     // observed from now on, so that wait is not reported as an unhandled rejection.
     if (kind === Kind.PROMISE && work instanceof Promise) work.catch(noop);
+  }
+
+  /** Where it is in its life (the state machine's). */
+  get phase(): Phase {
+    return (this.bits & PHASE_MASK) as Phase;
+  }
+
+  set phase(value: Phase) {
+    this.bits = (this.bits & ~PHASE_MASK) | value;
+  }
+
+  /** Where the accounting counts it. */
+  get counted(): Counted {
+    return ((this.bits & COUNTED_MASK) >> COUNTED_SHIFT) as Counted;
+  }
+
+  set counted(value: Counted) {
+    this.bits = (this.bits & ~COUNTED_MASK) | (value << COUNTED_SHIFT);
+  }
+
+  /** Whether it holds a slot of its key (per-key limits). */
+  get keyHeld(): boolean {
+    return (this.bits & KEY_HELD) !== 0;
+  }
+
+  set keyHeld(value: boolean) {
+    this.bits = value ? this.bits | KEY_HELD : this.bits & ~KEY_HELD;
+  }
+
+  /** Its first attempt's instance token was taken when the gate admitted it. */
+  get tokenTaken(): boolean {
+    return (this.bits & TOKEN_TAKEN) !== 0;
+  }
+
+  set tokenTaken(value: boolean) {
+    this.bits = value ? this.bits | TOKEN_TAKEN : this.bits & ~TOKEN_TAKEN;
+  }
+
+  /** How its work is called. */
+  get kind(): Kind {
+    return (this.bits >> KIND_SHIFT) as Kind;
   }
 
   /** The execution id: the same string as `Task.id` and the payloads' `executionId`. */
@@ -130,6 +171,11 @@ export abstract class TaskRecord {
   /** The task's function; undefined for a promise handed over as it is. */
   get fn(): AnyFunction | undefined {
     return this.kind === Kind.PROMISE ? undefined : (this.work as AnyFunction);
+  }
+
+  /** Higher starts first (its policy's). */
+  get priority(): number {
+    return this.policy.priority;
   }
 
   /** Rate-limit tokens each attempt takes (its policy's). */
