@@ -12,13 +12,24 @@ import { createTask, type Task } from './task-promise.js';
 let sequence = 0;
 
 // The layout of `TaskRecord.bits`: the phase (0-4), where the task is counted (0-2), two flags,
-// then the kind (0-5).
+// the kind (0-5), then the API method (an index into METHODS).
 const PHASE_MASK = 0b111;
 const COUNTED_SHIFT = 3;
 const COUNTED_MASK = 0b11 << COUNTED_SHIFT;
 const KEY_HELD = 1 << 5;
 const TOKEN_TAKEN = 1 << 6;
 const KIND_SHIFT = 7;
+const KIND_MASK = 0b111 << KIND_SHIFT;
+const METHOD_SHIFT = 10;
+const METHODS: readonly MethodName[] = [
+  'schedule',
+  'toThread',
+  'map',
+  'mapIterable',
+  'fromCallback',
+  'promisify',
+  'wrap',
+];
 
 /** The next task number of the process (tasks and refused tasks share the sequence). */
 export const nextSeq = (): number => ++sequence;
@@ -39,7 +50,6 @@ export abstract class TaskRecord {
   declare readonly seq: number;
   declare readonly core: Core;
   declare readonly policy: ResolvedPolicy;
-  declare readonly method: MethodName;
   declare readonly work: unknown;
   /** The arguments: an array, or for `Kind.CALL_ONE` the one argument itself. */
   declare readonly input: unknown;
@@ -52,8 +62,9 @@ export abstract class TaskRecord {
   /** What it holds only while something needs it; made on first use. */
   declare holdings: Holdings | undefined;
   /**
-   * Its phase, where the accounting counts it, its two flags and its kind, packed in one small
-   * integer (see the accessors below): five fields were 40 bytes of every queued task, one is 8.
+   * Its phase, where the accounting counts it, its two flags, its kind and its API method, packed
+   * in one small integer (see the accessors below): six fields were 48 bytes of every queued task,
+   * one is 8.
    */
   declare bits: number;
   /**
@@ -97,7 +108,6 @@ export abstract class TaskRecord {
     this.seq = nextSeq();
     this.core = core;
     this.policy = policy;
-    this.method = method;
     this.work = work;
     this.input = input;
     this.sink = sink;
@@ -105,7 +115,7 @@ export abstract class TaskRecord {
     this.attempt = 0;
     this.holdings = undefined;
     // Phase.QUEUED, Counted.NOWHERE, neither flag.
-    this.bits = kind << KIND_SHIFT;
+    this.bits = (kind << KIND_SHIFT) | (METHODS.indexOf(method) << METHOD_SHIFT);
     this.startedAt = undefined;
     this.releaseSlot = undefined;
     this.livePrev = undefined;
@@ -160,7 +170,12 @@ export abstract class TaskRecord {
 
   /** How its work is called. */
   get kind(): Kind {
-    return (this.bits >> KIND_SHIFT) as Kind;
+    return ((this.bits & KIND_MASK) >> KIND_SHIFT) as Kind;
+  }
+
+  /** The API method that made it. */
+  get method(): MethodName {
+    return METHODS[this.bits >> METHOD_SHIFT] as MethodName;
   }
 
   /** The execution id: the same string as `Task.id` and the payloads' `executionId`. */
